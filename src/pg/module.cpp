@@ -1,0 +1,56 @@
+// Library entry: settings, shared memory and the listener workers. Kept tiny on purpose.
+#include "pg/gucs.hpp"
+#include "pg/worker_stats.hpp"
+#include "pg/server_headers.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+PGDLLEXPORT void _PG_init(void);
+}
+
+namespace {
+
+bool loaded_via_preload = false;
+shmem_request_hook_type prev_shmem_request_hook = nullptr;
+shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
+
+void request_shmem() {
+    if (prev_shmem_request_hook) prev_shmem_request_hook();
+    rproxy::pg::request_worker_stats_shmem();
+}
+
+void startup_shmem() {
+    if (prev_shmem_startup_hook) prev_shmem_startup_hook();
+    rproxy::pg::init_worker_stats_shmem();
+}
+
+void register_workers() {
+    for (int i = 0; i < rproxy::pg::guc_workers(); ++i) {
+        BackgroundWorker worker;
+        memset(&worker, 0, sizeof worker);
+        worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+        worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+        worker.bgw_restart_time = 5;
+        snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_rproxy");
+        snprintf(worker.bgw_function_name, BGW_MAXLEN, "pg_rproxy_worker_main");
+        snprintf(worker.bgw_name, BGW_MAXLEN, "pg_rproxy listener %d", i);
+        snprintf(worker.bgw_type, BGW_MAXLEN, "pg_rproxy listener");
+        worker.bgw_main_arg = Int32GetDatum(i);
+        RegisterBackgroundWorker(&worker);
+    }
+}
+
+}  // namespace
+
+bool pg_rproxy_loaded_via_preload() { return loaded_via_preload; }
+
+void _PG_init(void) {
+    rproxy::pg::define_gucs();
+    if (!process_shared_preload_libraries_in_progress) return;
+    loaded_via_preload = true;
+    prev_shmem_request_hook = shmem_request_hook;
+    shmem_request_hook = request_shmem;
+    prev_shmem_startup_hook = shmem_startup_hook;
+    shmem_startup_hook = startup_shmem;
+    register_workers();
+}

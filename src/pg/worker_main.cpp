@@ -1,0 +1,144 @@
+// Entry point of a listener background worker: PostgreSQL-side setup, then the pure event loop
+// (proxy::Worker) runs on this, the main thread, with this file's WorkerHost answering its calls.
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "proxy/worker.hpp"
+#include "pg/gucs.hpp"
+#include "pg/statement_classifier.hpp"
+#include "pg/worker_stats.hpp"
+#include "pg/pg_guard.hpp"
+
+namespace rproxy::pg {
+
+namespace {
+
+volatile sig_atomic_t got_sigterm = 0;
+volatile sig_atomic_t got_sighup = 0;
+int wake_fd = -1;
+
+// Signal handlers only set flags and poke the eventfd the loop waits on: PG15's latch cannot
+// wake an epoll that Asio owns.
+void wake_loop() {
+    int save_errno = errno;
+    uint64_t one = 1;
+    if (wake_fd >= 0) (void)!write(wake_fd, &one, sizeof one);
+    errno = save_errno;
+}
+
+void handle_sigterm(SIGNAL_ARGS) {
+    got_sigterm = 1;
+    wake_loop();
+}
+
+void handle_sighup(SIGNAL_ARGS) {
+    got_sighup = 1;
+    wake_loop();
+}
+
+void handle_sigusr1(SIGNAL_ARGS) {
+    // ProcSignal barriers (DROP DATABASE and others) wait for every backend to absorb them.
+    procsignal_sigusr1_handler(postgres_signal_arg);
+    wake_loop();
+}
+
+class PgWorkerHost final : public WorkerHost {
+public:
+    explicit PgWorkerHost(int slot) : slot_(slot) {}
+
+    Verdict classify(std::string_view sql) override { return classify_statement(std::string(sql)); }
+
+    UpstreamConfig upstream_config() override { return rproxy::pg::upstream_config(); }
+
+    WakeEvents take_wake_events() override {
+        WakeEvents ev;
+        pg_call([] {
+            if (ProcSignalBarrierPending) ProcessProcSignalBarrier();
+        });
+        if (got_sighup) {
+            got_sighup = 0;
+            pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
+            ev.reload = true;
+        }
+        if (got_sigterm) ev.terminate = true;
+        return ev;
+    }
+
+    void log(LogLevel level, const std::string& message) override {
+        const char* msg = message.c_str();
+        int elevel = level == LogLevel::Warning ? WARNING : level == LogLevel::Debug ? DEBUG1 : LOG;
+        pg_call([&] { ereport(elevel, (errmsg_internal("%s", msg))); });
+    }
+
+    void publish(const WorkerCounters& counters) override { worker_stats_publish(slot_, counters); }
+
+private:
+    int slot_;
+};
+
+void detach_stats(int, Datum arg) { worker_stats_detach(DatumGetInt32(arg)); }
+
+enum class RunResult { Terminated, PostmasterDied, Failed };
+
+// Everything with C++ lifetimes lives in here; the caller reports and exits afterwards.
+RunResult run_loop(int slot, char* error, size_t error_size) {
+    try {
+        PgWorkerHost host(slot);
+        SessionLimits limits;
+        // The helper thread starts inside Worker's constructor, while signals are still blocked,
+        // so it never runs a PostgreSQL signal handler.
+        Worker worker(host, listen_config(), limits, wake_fd, postmaster_alive_fds[POSTMASTER_FD_WATCH]);
+        BackgroundWorkerUnblockSignals();
+        return worker.run() == Worker::Exit::PostmasterDied ? RunResult::PostmasterDied : RunResult::Terminated;
+    } catch (const std::exception& e) {
+        strlcpy(error, e.what(), error_size);
+    } catch (...) {
+        strlcpy(error, "unknown C++ exception", error_size);
+    }
+    return RunResult::Failed;
+}
+
+}  // namespace
+
+}  // namespace rproxy::pg
+
+extern "C" PGDLLEXPORT void pg_rproxy_worker_main(Datum main_arg);
+
+void pg_rproxy_worker_main(Datum main_arg) {
+    using namespace rproxy::pg;
+    int slot = DatumGetInt32(main_arg);
+
+    pqsignal(SIGTERM, handle_sigterm);
+    pqsignal(SIGHUP, handle_sighup);
+    pqsignal(SIGUSR1, handle_sigusr1);
+    pqsignal(SIGPIPE, SIG_IGN);
+
+    wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd < 0) ereport(FATAL, (errmsg("pg_rproxy: could not create eventfd: %m")));
+
+    BackgroundWorkerInitializeConnection(guc_database(), nullptr, 0);
+    pgstat_report_appname("pg_rproxy listener");
+
+    worker_stats_attach(slot, MyProcPid);
+    on_shmem_exit(detach_stats, Int32GetDatum(slot));
+    ereport(LOG, (errmsg("pg_rproxy worker %d listening on %s port %d", slot, listen_config().listen_addresses.c_str(),
+                         listen_config().port)));
+
+    char error[1024] = {0};
+    RunResult result = run_loop(slot, error, sizeof error);
+    switch (result) {
+        case RunResult::Terminated:
+            ereport(LOG, (errmsg("pg_rproxy worker %d shut down", slot)));
+            proc_exit(0);
+        case RunResult::PostmasterDied:
+            proc_exit(1);
+        case RunResult::Failed:
+            // Exit code 1: the postmaster restarts us after bgw_restart_time (port busy, etc.).
+            ereport(LOG, (errmsg("pg_rproxy worker %d failed: %s", slot, error)));
+            proc_exit(1);
+    }
+}

@@ -1,0 +1,376 @@
+#include "proxy/client_session.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "protocol/backend_messages.hpp"
+#include "proxy/result_relay.hpp"
+#include "proxy/worker.hpp"
+
+namespace asio = boost::asio;
+
+namespace rproxy {
+
+namespace {
+
+constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kFlushThreshold = 64 * 1024;
+
+// What a PostgreSQL 15 server reports at startup (GUC_REPORT settings), in its order.
+constexpr const char* kReportedParameters[] = {
+    "application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+    "in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding",
+    "server_version", "session_authorization", "standard_conforming_strings", "TimeZone",
+};
+
+ErrorFields terminating() {
+    return ErrorFields::make("FATAL", "57P01", "terminating connection due to administrator command");
+}
+
+char status_byte(PGconn* pg) {
+    switch (PQtransactionStatus(pg)) {
+        case PQTRANS_INTRANS: return 'T';
+        case PQTRANS_INERROR: return 'E';
+        default: return 'I';
+    }
+}
+
+}  // namespace
+
+ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
+    : worker_(worker), socket_(std::move(socket)) {}
+
+void ClientSession::request_shutdown() {
+    shutdown_requested_ = true;
+    boost::system::error_code ignored;
+    if (idle_) socket_.cancel(ignored);
+}
+
+void ClientSession::force_close() {
+    shutdown_requested_ = true;
+    client_gone_ = true;
+    if (!socket_.is_open()) return;
+    std::string msg;
+    protocol::append_error(msg, terminating());
+    ::send(socket_.native_handle(), msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (auto c = current_conn_.lock()) c->cancel_wait();
+    boost::system::error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket_.cancel(ignored);
+}
+
+void ClientSession::consume_input(std::size_t n) {
+    in_pos_ += n;
+    if (in_pos_ == in_.size()) {
+        in_.clear();
+        in_pos_ = 0;
+    } else if (in_pos_ > kReadChunk && in_pos_ * 2 > in_.size()) {
+        in_.erase(0, in_pos_);
+        in_pos_ = 0;
+    }
+}
+
+asio::awaitable<bool> ClientSession::read_more() {
+    char chunk[kReadChunk];
+    boost::system::error_code ec;
+    idle_ = true;
+    std::size_t n = co_await socket_.async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+    idle_ = false;
+    if (ec || n == 0) co_return false;
+    in_.append(chunk, n);
+    co_return true;
+}
+
+asio::awaitable<bool> ClientSession::flush() {
+    if (out_.empty()) co_return !client_gone_;
+    if (client_gone_) {
+        out_.clear();
+        co_return false;
+    }
+    boost::system::error_code ec;
+    co_await asio::async_write(socket_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
+    out_.clear();
+    if (ec) client_gone_ = true;
+    co_return !ec;
+}
+
+asio::awaitable<void> ClientSession::fatal(const ErrorFields& e) {
+    ErrorFields f = e;
+    for (auto& [code, value] : f.fields)
+        if (code == 'S' || code == 'V') value = "FATAL";
+    protocol::append_error(out_, f);
+    co_await flush();
+}
+
+asio::awaitable<std::optional<protocol::FrontendMessage>> ClientSession::next_message() {
+    for (;;) {
+        std::size_t used = 0;
+        auto msg = protocol::decode_message(std::string_view(in_).substr(in_pos_),
+                                            worker_.limits().max_message_size, used);
+        if (msg) {
+            consume_input(used);
+            co_return msg;
+        }
+        if (shutdown_requested_ || !co_await read_more()) co_return std::nullopt;
+    }
+}
+
+asio::awaitable<void> ClientSession::run() {
+    auto self = shared_from_this();
+    std::optional<ErrorFields> failure;
+    try {
+        if (!co_await startup()) co_return;
+        for (;;) {
+            if (shutdown_requested_) {
+                co_await fatal(terminating());
+                co_return;
+            }
+            auto msg = co_await next_message();
+            if (!msg) {
+                if (shutdown_requested_ && !client_gone_) co_await fatal(terminating());
+                co_return;
+            }
+            switch (msg->type) {
+                case 'Q': {
+                    // The view points into in_, which the next read may move: keep a copy.
+                    std::string sql(protocol::decode_query(msg->body));
+                    co_await handle_query(sql);
+                    if (client_gone_) co_return;
+                    break;
+                }
+                case 'X':
+                    co_return;
+                case 'S':  // a lone Sync: nothing pending, report the status as the server does
+                    protocol::append_ready_for_query(out_, tx_status_);
+                    co_await flush();
+                    break;
+                case 'H':
+                    co_await flush();
+                    break;
+                case 'd': case 'c': case 'f':
+                    break;  // copy messages outside COPY are ignored, as PostgreSQL does
+                default:
+                    co_await fatal(ErrorFields::make(
+                        "FATAL", "0A000",
+                        std::string("pg_rproxy does not support the extended query protocol yet (message type '") +
+                            msg->type + "')"));
+                    co_return;
+            }
+        }
+    } catch (const protocol::ProtocolError& e) {
+        failure = ErrorFields::make("FATAL", e.sqlstate(), e.what());
+    } catch (const std::exception& e) {
+        worker_.host().log(LogLevel::Warning, std::string("pg_rproxy: client session failed: ") + e.what());
+        failure = ErrorFields::make("FATAL", "XX000", std::string("internal error in pg_rproxy: ") + e.what());
+    }
+    // Bad input ends only this connection, with the reason when the socket still takes it.
+    if (failure) co_await fatal(*failure);
+}
+
+asio::awaitable<bool> ClientSession::startup() {
+    protocol::StartupPacket packet;
+    for (;;) {
+        std::size_t used = 0;
+        auto p = protocol::decode_startup_packet(std::string_view(in_).substr(in_pos_), used);
+        if (!p) {
+            if (!co_await read_more()) co_return false;
+            continue;
+        }
+        consume_input(used);
+        if (p->kind == protocol::StartupPacket::Kind::SslRequest ||
+            p->kind == protocol::StartupPacket::Kind::GssEncRequest) {
+            if (in_pos_ != in_.size())
+                throw protocol::ProtocolError("08P01", "received unencrypted data after SSL request");
+            out_.push_back('N');
+            if (!co_await flush()) co_return false;
+            continue;
+        }
+        if (p->kind == protocol::StartupPacket::Kind::CancelRequest) co_return false;
+        packet = std::move(*p);
+        break;
+    }
+
+    for (const auto& [name, value] : packet.params) {
+        if (name == "user" || name == "database" || name == "options") continue;
+        if (name == "replication") {
+            if (value == "false" || value == "0" || value == "off" || value == "no") continue;
+            co_await fatal(ErrorFields::make("FATAL", "0A000", "replication connections are not supported by pg_rproxy"));
+            co_return false;
+        }
+        if (name.rfind("_pq_.", 0) == 0) continue;  // protocol extensions: none supported
+        settings_.set(name, value);
+    }
+    if (const std::string* options = packet.param("options")) {
+        for (auto& [name, value] : protocol::parse_startup_options(*options)) settings_.set(name, value);
+    }
+    if (!settings_.get("application_name")) settings_.set("application_name", "");
+
+    // The upstream decides the values the client is told (server_version, encodings, DateStyle
+    // after the client's own settings): learn them on a pooled connection.
+    ConnectionPtr conn;
+    std::optional<ErrorFields> unavailable;
+    try {
+        conn = co_await worker_.pool().acquire();
+    } catch (const UpstreamUnavailable& e) {
+        unavailable = e.fields;
+    }
+    if (unavailable) {
+        co_await fatal(*unavailable);
+        co_return false;
+    }
+    auto err = co_await sync_settings(conn);
+    if (err) {
+        worker_.pool().release(conn);
+        co_await fatal(*err);
+        co_return false;
+    }
+    protocol::append_authentication_ok(out_);
+    for (const char* name : kReportedParameters) {
+        if (const char* v = PQparameterStatus(conn->pg(), name)) protocol::append_parameter_status(out_, name, v);
+    }
+    worker_.pool().release(conn);
+    auto [pid, key] = worker_.new_backend_key();
+    protocol::append_backend_key_data(out_, pid, key);
+    protocol::append_ready_for_query(out_, tx_status_);
+    co_return co_await flush();
+}
+
+asio::awaitable<std::optional<ErrorFields>> ClientSession::sync_settings(const ConnectionPtr& conn) {
+    if (conn->applied_settings() == settings_) co_return std::nullopt;
+    std::string sql = settings_sync_sql(conn->applied_settings(), settings_);
+    auto err = co_await conn->run_internal(sql);
+    // A failed sync runs in one implicit transaction, so the connection keeps what it had.
+    if (!err) conn->applied_settings() = settings_;
+    co_return err;
+}
+
+asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
+    Verdict verdict = worker_.host().classify(sql);
+    if (!verdict.allowed) {
+        protocol::append_error(out_, ErrorFields::make("ERROR", verdict.sqlstate, verdict.message, verdict.position));
+        protocol::append_ready_for_query(out_, tx_status_);
+        co_await flush();
+        co_return;
+    }
+    worker_.count_statement();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        ConnectionPtr conn;
+        try {
+            conn = co_await worker_.pool().acquire();
+        } catch (const UpstreamUnavailable& e) {
+            protocol::append_error(out_, e.fields);
+            break;
+        }
+        current_conn_ = conn;
+        Outcome outcome = co_await run_on(conn, sql);
+        tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? status_byte(conn->pg()) : 'I';
+        if (outcome == Outcome::ClientGone) {
+            // Stop the statement upstream without blocking the loop, then drop the connection:
+            // a half-read result cannot be handed to the next client.
+            if (PGcancel* cancel = PQgetCancel(conn->pg())) {
+                worker_.helper().submit([cancel] {
+                    char errbuf[256];
+                    PQcancel(cancel, errbuf, sizeof errbuf);
+                    PQfreeCancel(cancel);
+                });
+            }
+            conn->mark_broken();
+        }
+        worker_.pool().release(conn);
+        current_conn_.reset();
+        if (outcome == Outcome::ClientGone) co_return;
+        if (outcome == Outcome::Retry && attempt == 0) continue;
+        break;
+    }
+    protocol::append_ready_for_query(out_, tx_status_);
+    co_await flush();
+}
+
+void ClientSession::watch_client(const ConnectionPtr& conn) {
+    watching_ = true;
+    std::weak_ptr<UpstreamConnection> weak = conn;
+    socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                       [self = shared_from_this(), weak](boost::system::error_code ec) {
+                           if (ec || !self->watching_) return;
+                           char c;
+                           ssize_t n = ::recv(self->socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                           if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;  // more input: read later
+                           self->client_gone_ = true;
+                           if (auto conn = weak.lock()) conn->cancel_wait();
+                       });
+}
+
+void ClientSession::stop_watching_client() {
+    if (!watching_) return;
+    watching_ = false;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+}
+
+asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPtr& conn, const std::string& sql) {
+    if (auto err = co_await sync_settings(conn)) {
+        if (!conn->healthy()) co_return Outcome::Retry;
+        protocol::append_error(out_, *err);
+        co_return Outcome::Done;
+    }
+    PGconn* pg = conn->pg();
+    conn->set_notice_sink([this](const PGresult* n) { append_notice(out_, n); });
+    if (!PQsendQuery(pg, sql.c_str()) || !co_await conn->flush()) {
+        conn->mark_broken();
+        co_return Outcome::Retry;
+    }
+    PQsetSingleRowMode(pg);  // stream rows as they arrive instead of buffering whole results
+    ResultRelay relay(out_);
+    std::size_t start = out_.size();
+    bool flushed_any = false;
+    watch_client(conn);
+    Outcome outcome = Outcome::Done;
+    for (bool done = false; !done;) {
+        while (!done && !PQisBusy(pg)) {
+            ResultPtr r(PQgetResult(pg));
+            if (!r) {
+                done = true;
+                break;
+            }
+            if (PQstatus(pg) == CONNECTION_BAD) {
+                conn->mark_broken();
+                // Nothing reached the client yet and reads are repeatable: try a fresh connection.
+                if (!flushed_any && relay.results() == 0 && out_.size() == start) {
+                    outcome = Outcome::Retry;
+                    done = true;
+                    break;
+                }
+            }
+            if (!relay.relay(r.get())) {
+                protocol::append_error(out_, ErrorFields::make("ERROR", "0A000", "pg_rproxy cannot relay this kind of result"));
+                conn->mark_broken();
+                done = true;
+                break;
+            }
+            if (out_.size() >= kFlushThreshold) {
+                flushed_any = true;
+                // Awaiting the client here is the back-pressure: upstream is not read meanwhile.
+                if (!co_await flush()) {
+                    outcome = Outcome::ClientGone;
+                    done = true;
+                }
+            }
+        }
+        if (done) break;
+        if (!co_await conn->wait_readable() || client_gone_) {
+            outcome = client_gone_ ? Outcome::ClientGone : Outcome::Done;
+            if (!client_gone_) conn->mark_broken();
+            break;
+        }
+        if (!PQconsumeInput(pg)) {
+            // Let PQgetResult report the failure as an error result on the next pass.
+            conn->mark_broken();
+        }
+    }
+    stop_watching_client();
+    conn->set_notice_sink(nullptr);
+    co_return outcome;
+}
+
+}  // namespace rproxy

@@ -1,0 +1,62 @@
+// One client connection, as a coroutine on the worker's loop: startup, then statements one at a
+// time, each classified by the host, forwarded over a pooled upstream connection and relayed back.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <utility>
+#include <boost/asio.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/error_fields.hpp"
+#include "protocol/frontend_messages.hpp"
+#include "proxy/session_settings.hpp"
+#include "proxy/upstream_pool.hpp"
+
+namespace rproxy {
+
+class Worker;
+
+class ClientSession : public std::enable_shared_from_this<ClientSession> {
+public:
+    ClientSession(Worker& worker, boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<void> run();
+
+    // SIGTERM: an idle client is told 57P01 at once, a busy one after its statement.
+    void request_shutdown();
+    // Grace period over: 57P01 best-effort, then the connection is torn down.
+    void force_close();
+
+private:
+    enum class Outcome { Done, Retry, ClientGone };
+
+    boost::asio::awaitable<bool> startup();
+    boost::asio::awaitable<bool> read_more();
+    boost::asio::awaitable<std::optional<protocol::FrontendMessage>> next_message();
+    boost::asio::awaitable<void> handle_query(const std::string& sql);
+    boost::asio::awaitable<Outcome> run_on(const ConnectionPtr& conn, const std::string& sql);
+    boost::asio::awaitable<std::optional<ErrorFields>> sync_settings(const ConnectionPtr& conn);
+    boost::asio::awaitable<bool> flush();
+    boost::asio::awaitable<void> fatal(const ErrorFields& e);
+    void watch_client(const ConnectionPtr& conn);
+    void stop_watching_client();
+    void consume_input(std::size_t n);
+
+    Worker& worker_;
+    boost::asio::ip::tcp::socket socket_;
+    std::string in_;
+    std::size_t in_pos_ = 0;
+    std::string out_;
+    SessionSettings settings_;
+    std::weak_ptr<UpstreamConnection> current_conn_;
+    char tx_status_ = 'I';
+    bool idle_ = false;
+    bool shutdown_requested_ = false;
+    bool client_gone_ = false;
+    bool watching_ = false;
+};
+
+}  // namespace rproxy

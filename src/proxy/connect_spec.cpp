@@ -1,0 +1,119 @@
+#include "proxy/connect_spec.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <cstdlib>
+#include <libpq-fe.h>
+
+namespace rproxy {
+
+namespace {
+
+std::vector<std::string> split_commas(const std::string& s) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (char c : s) {
+        if (c == ',') {
+            out.push_back(cur);
+            cur.clear();
+        } else {
+            cur.push_back(c);
+        }
+    }
+    out.push_back(cur);
+    return out;
+}
+
+bool is_numeric_address(const std::string& h) {
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+ConnectPlan plan_connection(const UpstreamConfig& cfg) {
+    ConnectPlan plan;
+    plan.spec.timeout = cfg.connect_timeout;
+    if (cfg.conninfo.empty()) {
+        plan.error = "pg_rproxy.upstream is not set; set it to the upstream server's libpq conninfo";
+        return plan;
+    }
+    char* err = nullptr;
+    PQconninfoOption* opts = PQconninfoParse(cfg.conninfo.c_str(), &err);
+    if (!opts) {
+        std::string msg = err ? err : "out of memory";
+        while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+        plan.error = "invalid pg_rproxy.upstream: " + msg;
+        if (err) PQfreemem(err);
+        return plan;
+    }
+    std::string options, host, hostaddr;
+    bool have_app_name = false;
+    for (PQconninfoOption* o = opts; o->keyword; ++o) {
+        if (!o->val) continue;
+        std::string k = o->keyword, v = o->val;
+        if (k == "options") { options = v; continue; }
+        if (k == "host") host = v;
+        if (k == "hostaddr") hostaddr = v;
+        if (k == "application_name" || k == "fallback_application_name") have_app_name = true;
+        if (k == "connect_timeout") {
+            int secs = std::atoi(v.c_str());
+            if (secs > 0) plan.spec.timeout = std::chrono::seconds(secs < 2 ? 2 : secs);
+        }
+        plan.spec.keywords.push_back(k);
+        plan.spec.values.push_back(v);
+    }
+    PQconninfoFree(opts);
+
+    // Defence in depth: even a statement the firewall wrongly let through cannot write.
+    if (!options.empty()) options += " ";
+    options += "-c default_transaction_read_only=on";
+    plan.spec.keywords.push_back("options");
+    plan.spec.values.push_back(options);
+    if (!have_app_name) {
+        plan.spec.keywords.push_back("fallback_application_name");
+        plan.spec.values.push_back("pg_rproxy");
+    }
+
+    if (hostaddr.empty() && !host.empty()) {
+        bool any = false;
+        for (const auto& h : split_commas(host)) {
+            bool lookup = !h.empty() && h[0] != '/' && h[0] != '@' && !is_numeric_address(h);
+            plan.hosts_to_resolve.push_back(lookup ? h : std::string());
+            any = any || lookup;
+        }
+        if (!any) plan.hosts_to_resolve.clear();
+    }
+    return plan;
+}
+
+std::string resolve_hosts(ConnectPlan& plan) {
+    if (plan.hosts_to_resolve.empty()) return "";
+    std::string hostaddrs;
+    for (std::size_t i = 0; i < plan.hosts_to_resolve.size(); ++i) {
+        const std::string& h = plan.hosts_to_resolve[i];
+        if (i) hostaddrs += ",";
+        if (h.empty()) continue;  // socket path or numeric: libpq handles it from host
+        struct addrinfo hints = {}, *res = nullptr;
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        int rc = getaddrinfo(h.c_str(), nullptr, &hints, &res);
+        if (rc != 0 || !res) {
+            return "could not translate host name \"" + h + "\" to address: " + gai_strerror(rc);
+        }
+        char buf[INET6_ADDRSTRLEN] = {0};
+        if (res->ai_family == AF_INET)
+            inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf, sizeof buf);
+        else
+            inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, buf, sizeof buf);
+        freeaddrinfo(res);
+        hostaddrs += buf;
+    }
+    plan.spec.keywords.push_back("hostaddr");
+    plan.spec.values.push_back(hostaddrs);
+    return "";
+}
+
+}  // namespace rproxy

@@ -1,0 +1,79 @@
+#include "proxy/result_relay.hpp"
+
+#include "protocol/backend_messages.hpp"
+#include "protocol/message_writer.hpp"
+#include "proxy/upstream_connection.hpp"
+
+namespace rproxy {
+
+using protocol::MessageWriter;
+
+bool ResultRelay::relay(const PGresult* r) {
+    ++results_;
+    switch (PQresultStatus(r)) {
+        case PGRES_SINGLE_TUPLE:
+            if (!described_) {
+                row_description(r);
+                described_ = true;
+            }
+            data_row(r, 0);
+            return true;
+        case PGRES_TUPLES_OK: {
+            if (!described_) row_description(r);
+            int n = PQntuples(r);
+            for (int i = 0; i < n; ++i) data_row(r, i);
+            protocol::append_command_complete(out_, PQcmdStatus(const_cast<PGresult*>(r)));
+            described_ = false;
+            return true;
+        }
+        case PGRES_COMMAND_OK:
+            protocol::append_command_complete(out_, PQcmdStatus(const_cast<PGresult*>(r)));
+            return true;
+        case PGRES_EMPTY_QUERY:
+            protocol::append_empty_query_response(out_);
+            return true;
+        case PGRES_FATAL_ERROR:
+        case PGRES_NONFATAL_ERROR:
+            saw_error_ = true;
+            described_ = false;
+            protocol::append_error(out_, error_fields_of(r));
+            return true;
+        default:
+            return false;
+    }
+}
+
+void ResultRelay::row_description(const PGresult* r) {
+    int n = PQnfields(r);
+    MessageWriter w(out_, 'T');
+    w.int16(static_cast<int16_t>(n));
+    for (int i = 0; i < n; ++i) {
+        w.cstr(PQfname(r, i))
+            .int32(static_cast<int32_t>(PQftable(r, i)))
+            .int16(static_cast<int16_t>(PQftablecol(r, i)))
+            .int32(static_cast<int32_t>(PQftype(r, i)))
+            .int16(static_cast<int16_t>(PQfsize(r, i)))
+            .int32(PQfmod(r, i))
+            .int16(static_cast<int16_t>(PQfformat(r, i)));
+    }
+}
+
+void ResultRelay::data_row(const PGresult* r, int row) {
+    int n = PQnfields(r);
+    MessageWriter w(out_, 'D');
+    w.int16(static_cast<int16_t>(n));
+    for (int i = 0; i < n; ++i) {
+        if (PQgetisnull(r, row, i)) {
+            w.int32(-1);
+        } else {
+            int len = PQgetlength(r, row, i);
+            w.int32(len).bytes(PQgetvalue(r, row, i), static_cast<std::size_t>(len));
+        }
+    }
+}
+
+void append_notice(std::string& out, const PGresult* notice) {
+    protocol::append_error(out, error_fields_of(notice), true);
+}
+
+}  // namespace rproxy

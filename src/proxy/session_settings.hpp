@@ -1,0 +1,34 @@
+// A client's session settings (from its startup packet) and the SQL that brings an upstream
+// connection from the settings it carries to the ones the client needs. Connections are shared, so
+// only the difference is sent, and only when a connection changes hands.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace rproxy {
+
+class SessionSettings {
+public:
+    // Names are case-insensitive, as GUC names are.
+    void set(std::string_view name, std::string value);
+    const std::string* get(std::string_view name) const;
+    bool operator==(const SessionSettings& o) const { return values_ == o.values_; }
+    bool empty() const { return values_.empty(); }
+    const std::map<std::string, std::string>& values() const { return values_; }
+
+private:
+    std::map<std::string, std::string> values_;  // lower-case name -> value
+};
+
+// SQL that turns `have` into `want` on a connection (RESET for settings the connection carries
+// but the client does not, set_config for the rest), or "" when nothing differs. Values are sent as
+// E'' literals so the text is right whatever standard_conforming_strings is upstream.
+std::string settings_sync_sql(const SessionSettings& have, const SessionSettings& want);
+
+std::string quote_literal(std::string_view s);
+std::string quote_identifier(std::string_view s);
+
+}  // namespace rproxy

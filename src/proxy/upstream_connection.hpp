@@ -1,0 +1,88 @@
+// One libpq connection to the upstream, driven only through libpq's asynchronous API with its
+// socket watched by Asio. The socket belongs to libpq: Asio only borrows it (release, never close).
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <utility>
+#include <boost/asio.hpp>
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error_fields.hpp"
+#include "proxy/session_settings.hpp"
+
+namespace rproxy {
+
+// Keyword/value pairs for PQconnectStartParams, ready to use (host names already resolved).
+struct ConnectSpec {
+    std::vector<std::string> keywords;
+    std::vector<std::string> values;
+    std::chrono::milliseconds timeout{10000};
+};
+
+struct PGresultDeleter {
+    void operator()(PGresult* r) const { PQclear(r); }
+};
+using ResultPtr = std::unique_ptr<PGresult, PGresultDeleter>;
+
+// Copies every diagnostic field of a libpq error result; adds SQLSTATE 08006 when libpq itself
+// produced the error (connection lost) and therefore sent none.
+ErrorFields error_fields_of(const PGresult* r);
+
+class UpstreamConnection {
+public:
+    UpstreamConnection(boost::asio::any_io_executor ex, uint64_t generation);
+    ~UpstreamConnection();
+    UpstreamConnection(const UpstreamConnection&) = delete;
+    UpstreamConnection& operator=(const UpstreamConnection&) = delete;
+
+    // Returns "" once connected, otherwise libpq's reason.
+    boost::asio::awaitable<std::string> connect(const ConnectSpec& spec);
+
+    // Waits until the socket is readable/writable. False when cancelled (cancel_wait).
+    boost::asio::awaitable<bool> wait_readable();
+    boost::asio::awaitable<bool> wait_writable();
+    void cancel_wait();
+
+    // Sends everything libpq has buffered. False if the connection broke.
+    boost::asio::awaitable<bool> flush();
+
+    // Runs an internal statement (settings sync) and returns its first error, if any.
+    boost::asio::awaitable<std::optional<ErrorFields>> run_internal(const std::string& sql);
+
+    // While idle in the pool: notice the server closing the connection (upstream restart).
+    void watch_idle(std::function<void()> on_broken);
+    void stop_idle_watch();
+
+    PGconn* pg() const { return conn_; }
+    bool healthy() const;
+    void mark_broken() { broken_ = true; }
+    uint64_t generation() const { return generation_; }
+    SessionSettings& applied_settings() { return applied_; }
+
+    // Where NoticeResponses go while a client's statement runs; null discards them.
+    void set_notice_sink(std::function<void(const PGresult*)> sink) { notice_sink_ = std::move(sink); }
+
+private:
+    boost::asio::awaitable<bool> wait(boost::asio::posix::descriptor_base::wait_type type);
+    void bind_socket();
+    static void on_notice(void* arg, const PGresult* r);
+
+    boost::asio::any_io_executor ex_;
+    boost::asio::posix::stream_descriptor sock_;
+    PGconn* conn_ = nullptr;
+    uint64_t generation_;
+    bool broken_ = false;
+    bool idle_watch_ = false;
+    SessionSettings applied_;
+    std::function<void(const PGresult*)> notice_sink_;
+};
+
+}  // namespace rproxy

@@ -1,0 +1,164 @@
+#include "proxy/upstream_pool.hpp"
+
+#include <algorithm>
+
+#include "proxy/connect_spec.hpp"
+
+namespace asio = boost::asio;
+
+namespace rproxy {
+
+UpstreamPool::UpstreamPool(asio::any_io_executor ex, BlockingHelper& helper, std::function<void()> on_change)
+    : ex_(ex), helper_(helper), on_change_(std::move(on_change)) {}
+
+UpstreamPool::~UpstreamPool() { *alive_ = false; }
+
+void UpstreamPool::configure(const UpstreamConfig& cfg) {
+    bool target_changed = cfg.conninfo != cfg_.conninfo || cfg.connect_timeout != cfg_.connect_timeout;
+    cfg_ = cfg;
+    if (target_changed) {
+        ++generation_;
+        close_idle();  // busy ones are dropped when they come back
+    }
+    while (idle_.size() > 0 && idle_.size() + busy_ + connecting_ > std::size_t(std::max(cfg_.pool_size, 1))) {
+        drop(idle_.front());
+        idle_.pop_front();
+    }
+    start_connects();
+    on_change_();
+}
+
+void UpstreamPool::close_idle() {
+    for (auto& c : idle_) drop(c);
+    idle_.clear();
+    on_change_();
+}
+
+void UpstreamPool::drop(const ConnectionPtr& conn) {
+    conn->stop_idle_watch();
+    conn->mark_broken();
+}
+
+asio::awaitable<ConnectionPtr> UpstreamPool::acquire() {
+    while (!idle_.empty()) {
+        ConnectionPtr c = idle_.front();
+        idle_.pop_front();
+        c->stop_idle_watch();
+        if (c->healthy() && c->generation() == generation_) {
+            ++busy_;
+            on_change_();
+            co_return c;
+        }
+        drop(c);
+    }
+    auto w = std::make_shared<Waiter>(ex_);
+    waiters_.push_back(w);
+    start_connects();
+    w->wake.expires_after(cfg_.pool_timeout);
+    boost::system::error_code ec;
+    co_await w->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (w->conn) co_return w->conn;  // busy_ was counted by hand_over
+    waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), w), waiters_.end());
+    if (w->error) throw UpstreamUnavailable(*w->error);
+    throw UpstreamUnavailable(ErrorFields::make(
+        "ERROR", "57014",
+        "canceling statement: no upstream connection became free within pg_rproxy.pool_timeout (" +
+            std::to_string(cfg_.pool_timeout.count()) + " ms)"));
+}
+
+void UpstreamPool::release(ConnectionPtr conn) {
+    --busy_;
+    conn->set_notice_sink(nullptr);
+    if (!conn->healthy() || conn->generation() != generation_ ||
+        idle_.size() + busy_ + connecting_ >= std::size_t(std::max(cfg_.pool_size, 1))) {
+        if (!waiters_.empty() && conn->healthy() && conn->generation() == generation_) {
+            hand_over(std::move(conn));  // over the size after a reload: serve a waiter first
+            return;
+        }
+        drop(conn);
+        start_connects();
+        on_change_();
+        return;
+    }
+    hand_over(std::move(conn));
+}
+
+void UpstreamPool::hand_over(ConnectionPtr conn) {
+    while (!waiters_.empty()) {
+        auto w = waiters_.front();
+        waiters_.pop_front();
+        if (w->conn || w->error) continue;
+        w->conn = std::move(conn);
+        ++busy_;
+        w->wake.cancel();
+        on_change_();
+        return;
+    }
+    make_idle(std::move(conn));
+}
+
+void UpstreamPool::make_idle(ConnectionPtr conn) {
+    std::weak_ptr<UpstreamConnection> weak = conn;
+    std::weak_ptr<bool> alive = alive_;
+    conn->watch_idle([this, weak, alive] {
+        if (alive.expired()) return;
+        auto c = weak.lock();
+        if (!c) return;
+        idle_.erase(std::remove(idle_.begin(), idle_.end(), c), idle_.end());
+        on_change_();
+    });
+    idle_.push_back(std::move(conn));
+    on_change_();
+}
+
+void UpstreamPool::fail_first_waiter(ErrorFields e) {
+    while (!waiters_.empty()) {
+        auto w = waiters_.front();
+        waiters_.pop_front();
+        if (w->conn || w->error) continue;
+        w->error = std::move(e);
+        w->wake.cancel();
+        return;
+    }
+}
+
+void UpstreamPool::start_connects() {
+    std::size_t limit = std::size_t(std::max(cfg_.pool_size, 1));
+    while (waiters_.size() > connecting_ && idle_.size() + busy_ + connecting_ < limit) {
+        ++connecting_;
+        asio::co_spawn(ex_, connect_one(generation_, cfg_), asio::detached);
+    }
+}
+
+asio::awaitable<void> UpstreamPool::connect_one(uint64_t generation, UpstreamConfig cfg) {
+    std::weak_ptr<bool> alive = alive_;
+    ConnectPlan plan = plan_connection(cfg);
+    std::string error = plan.error;
+    if (error.empty() && !plan.hosts_to_resolve.empty()) {
+        auto resolved = co_await helper_.run([plan]() mutable {
+            std::string e = resolve_hosts(plan);
+            return std::make_pair(e, plan.spec);
+        });
+        if (alive.expired()) co_return;
+        error = resolved.first;
+        plan.spec = resolved.second;
+    }
+    auto conn = std::make_shared<UpstreamConnection>(ex_, generation);
+    if (error.empty()) error = co_await conn->connect(plan.spec);
+    if (alive.expired()) co_return;
+    --connecting_;
+    if (!error.empty()) {
+        fail_first_waiter(ErrorFields::make("ERROR", "08001", "could not connect to the upstream server: " + error));
+        start_connects();
+        on_change_();
+        co_return;
+    }
+    if (generation != generation_) {
+        drop(conn);
+        start_connects();
+        co_return;
+    }
+    hand_over(std::move(conn));
+}
+
+}  // namespace rproxy

@@ -1,0 +1,76 @@
+// The worker's pool of upstream connections, shared by its clients at statement boundaries.
+// Clients queue for a free connection up to pool_timeout; connections are opened on demand up to
+// pool_size, broken ones are dropped and replaced, and a reload applies to new connections (idle
+// ones made with an older upstream setting are closed).
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <utility>
+#include <boost/asio.hpp>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "core/config.hpp"
+#include "core/error_fields.hpp"
+#include "proxy/blocking_helper.hpp"
+#include "proxy/upstream_connection.hpp"
+
+namespace rproxy {
+
+// No connection could be had: the fields say why (08001 unreachable, 57014 pool timeout).
+class UpstreamUnavailable : public std::runtime_error {
+public:
+    explicit UpstreamUnavailable(ErrorFields e)
+        : std::runtime_error(e.find('M') ? *e.find('M') : "upstream unavailable"), fields(std::move(e)) {}
+    ErrorFields fields;
+};
+
+using ConnectionPtr = std::shared_ptr<UpstreamConnection>;
+
+class UpstreamPool {
+public:
+    UpstreamPool(boost::asio::any_io_executor ex, BlockingHelper& helper, std::function<void()> on_change);
+    ~UpstreamPool();
+
+    void configure(const UpstreamConfig& cfg);
+    boost::asio::awaitable<ConnectionPtr> acquire();  // throws UpstreamUnavailable
+    void release(ConnectionPtr conn);
+    void close_idle();
+
+    std::size_t busy() const { return busy_; }
+    std::size_t idle() const { return idle_.size(); }
+
+private:
+    struct Waiter {
+        explicit Waiter(boost::asio::any_io_executor ex)
+            : wake(ex, boost::asio::steady_timer::time_point::max()) {}
+        boost::asio::steady_timer wake;
+        ConnectionPtr conn;
+        std::optional<ErrorFields> error;
+    };
+
+    void start_connects();
+    boost::asio::awaitable<void> connect_one(uint64_t generation, UpstreamConfig cfg);
+    void hand_over(ConnectionPtr conn);
+    void fail_first_waiter(ErrorFields e);
+    void make_idle(ConnectionPtr conn);
+    void drop(const ConnectionPtr& conn);
+
+    boost::asio::any_io_executor ex_;
+    BlockingHelper& helper_;
+    std::function<void()> on_change_;
+    UpstreamConfig cfg_;
+    uint64_t generation_ = 0;
+    std::deque<ConnectionPtr> idle_;
+    std::deque<std::shared_ptr<Waiter>> waiters_;
+    std::size_t busy_ = 0;
+    std::size_t connecting_ = 0;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace rproxy

@@ -1,0 +1,142 @@
+#include "proxy/worker.hpp"
+
+#include <unistd.h>
+
+#include "proxy/client_session.hpp"
+#include "proxy/listener.hpp"
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace rproxy {
+
+Worker::Worker(WorkerHost& host, ListenConfig listen, SessionLimits limits, int wake_fd, int postmaster_fd)
+    : host_(host),
+      listen_(std::move(listen)),
+      limits_(limits),
+      wake_(io_),
+      postmaster_(io_),
+      grace_(io_),
+      rng_(std::random_device{}()) {
+    pool_ = std::make_unique<UpstreamPool>(io_.get_executor(), helper_, [this] { publish(); });
+    wake_.assign(wake_fd);
+    if (postmaster_fd >= 0) postmaster_.assign(postmaster_fd);
+}
+
+Worker::~Worker() {
+    // Both descriptors belong to the caller.
+    if (wake_.is_open()) wake_.release();
+    if (postmaster_.is_open()) postmaster_.release();
+}
+
+std::pair<int32_t, int32_t> Worker::new_backend_key() {
+    std::uniform_int_distribution<int32_t> pid(1, 0x3fffffff), key(INT32_MIN, INT32_MAX);
+    return {pid(rng_), key(rng_)};
+}
+
+void Worker::count_statement() {
+    ++counters_.statements;
+    publish();
+}
+
+void Worker::publish() {
+    counters_.clients = static_cast<uint32_t>(sessions_.size());
+    counters_.upstream_busy = static_cast<uint32_t>(pool_ ? pool_->busy() : 0);
+    counters_.upstream_idle = static_cast<uint32_t>(pool_ ? pool_->idle() : 0);
+    host_.publish(counters_);
+}
+
+Worker::Exit Worker::run() {
+    for (const auto& ep : listen_endpoints(listen_.listen_addresses, listen_.port))
+        acceptors_.push_back(open_listener(io_, ep));
+    if (acceptors_.empty()) throw std::runtime_error("pg_rproxy.listen_addresses names no address to listen on");
+    pool_->configure(host_.upstream_config());
+    for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
+    arm_wake();
+    arm_postmaster();
+    publish();
+    io_.run();
+    sessions_.clear();
+    return exit_;
+}
+
+asio::awaitable<void> Worker::accept_loop(tcp::acceptor& acc) {
+    for (;;) {
+        boost::system::error_code ec;
+        tcp::socket sock = co_await acc.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        if (shutting_down_ || ec == asio::error::operation_aborted) co_return;
+        if (ec) {
+            // Out of descriptors and the like: log, back off briefly, keep serving the others.
+            host_.log(LogLevel::Warning, "pg_rproxy: accept failed: " + ec.message());
+            asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+            co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            continue;
+        }
+        sock.set_option(tcp::no_delay(true), ec);
+        auto session = std::make_shared<ClientSession>(*this, std::move(sock));
+        sessions_.insert(session);
+        publish();
+        asio::co_spawn(io_, session->run(), [this, session](std::exception_ptr) { session_ended(session.get()); });
+    }
+}
+
+void Worker::session_ended(ClientSession* s) {
+    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+        if (it->get() == s) {
+            sessions_.erase(it);
+            break;
+        }
+    }
+    publish();
+    if (shutting_down_ && sessions_.empty()) io_.stop();
+}
+
+void Worker::arm_wake() {
+    wake_.async_wait(asio::posix::descriptor_base::wait_read, [this](boost::system::error_code ec) {
+        if (ec) return;
+        uint64_t v;
+        while (::read(wake_.native_handle(), &v, sizeof v) > 0) {
+        }
+        on_wake();
+        arm_wake();
+    });
+}
+
+void Worker::arm_postmaster() {
+    if (!postmaster_.is_open()) return;
+    postmaster_.async_wait(asio::posix::descriptor_base::wait_read, [this](boost::system::error_code ec) {
+        if (ec) return;
+        host_.log(LogLevel::Log, "pg_rproxy: postmaster died, worker exiting");
+        exit_ = Exit::PostmasterDied;
+        io_.stop();
+    });
+}
+
+void Worker::on_wake() {
+    WakeEvents ev = host_.take_wake_events();
+    if (ev.reload) pool_->configure(host_.upstream_config());
+    if (ev.terminate && !shutting_down_) begin_shutdown();
+}
+
+void Worker::begin_shutdown() {
+    shutting_down_ = true;
+    boost::system::error_code ignored;
+    for (auto& acc : acceptors_) acc.close(ignored);
+    pool_->close_idle();
+    if (sessions_.empty()) {
+        io_.stop();
+        return;
+    }
+    for (auto& s : sessions_) s->request_shutdown();
+    grace_.expires_after(limits_.shutdown_grace);
+    grace_.async_wait([this](boost::system::error_code ec) {
+        if (ec) return;
+        host_.log(LogLevel::Log, "pg_rproxy: shutdown grace period over, closing remaining clients");
+        for (auto& s : sessions_) s->force_close();
+        // Give the sessions one turn of the loop to unwind, then stop regardless.
+        grace_.expires_after(std::chrono::milliseconds(200));
+        grace_.async_wait([this](boost::system::error_code) { io_.stop(); });
+    });
+}
+
+}  // namespace rproxy

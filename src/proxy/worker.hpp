@@ -1,0 +1,69 @@
+// One listener worker's event loop: accepts clients, owns the upstream pool, reacts to the wake
+// eventfd (signals) and to postmaster death. Runs on the process's main thread.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <utility>
+#include <boost/asio.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "core/config.hpp"
+#include "proxy/blocking_helper.hpp"
+#include "proxy/upstream_pool.hpp"
+#include "proxy/worker_host.hpp"
+
+namespace rproxy {
+
+class ClientSession;
+
+class Worker {
+public:
+    enum class Exit { Terminated, PostmasterDied };
+
+    // wake_fd: eventfd written by the signal handlers. postmaster_fd: readable when the postmaster
+    // dies (-1 when there is none, as in tests). Creates the helper thread: construct the worker
+    // before signals are unblocked.
+    Worker(WorkerHost& host, ListenConfig listen, SessionLimits limits, int wake_fd, int postmaster_fd);
+    ~Worker();
+
+    Exit run();  // throws std::runtime_error if the listeners cannot be opened
+
+    WorkerHost& host() { return host_; }
+    UpstreamPool& pool() { return *pool_; }
+    BlockingHelper& helper() { return helper_; }
+    const SessionLimits& limits() const { return limits_; }
+    std::pair<int32_t, int32_t> new_backend_key();
+    void count_statement();
+
+private:
+    boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acc);
+    void arm_wake();
+    void arm_postmaster();
+    void on_wake();
+    void begin_shutdown();
+    void session_ended(ClientSession* s);
+    void publish();
+
+    WorkerHost& host_;
+    ListenConfig listen_;
+    SessionLimits limits_;
+    boost::asio::io_context io_;
+    BlockingHelper helper_;  // after io_: destroyed (joined) first
+    std::unique_ptr<UpstreamPool> pool_;
+    std::vector<boost::asio::ip::tcp::acceptor> acceptors_;
+    boost::asio::posix::stream_descriptor wake_;
+    boost::asio::posix::stream_descriptor postmaster_;
+    boost::asio::steady_timer grace_;
+    std::set<std::shared_ptr<ClientSession>> sessions_;
+    std::mt19937 rng_;
+    WorkerCounters counters_;
+    bool shutting_down_ = false;
+    Exit exit_ = Exit::Terminated;
+};
+
+}  // namespace rproxy

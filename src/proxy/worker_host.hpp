@@ -1,0 +1,42 @@
+// What the event loop needs from PostgreSQL, as an interface: the pg layer implements it in the
+// worker process (raw_parser, GUCs, signals, shared-memory statistics). Every method is called on
+// the loop's thread, which is the process's main thread.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/config.hpp"
+#include "core/verdict.hpp"
+
+namespace rproxy {
+
+struct WakeEvents {
+    bool terminate = false;  // SIGTERM: drain and exit
+    bool reload = false;     // SIGHUP: configuration was re-read, fetch upstream_config() again
+};
+
+struct WorkerCounters {
+    uint32_t clients = 0;
+    uint32_t upstream_busy = 0;
+    uint32_t upstream_idle = 0;
+    uint64_t statements = 0;
+};
+
+enum class LogLevel { Debug, Log, Warning };
+
+class WorkerHost {
+public:
+    virtual ~WorkerHost() = default;
+    virtual Verdict classify(std::string_view sql) = 0;
+    virtual UpstreamConfig upstream_config() = 0;
+    // Called after the wake eventfd fired: handles PostgreSQL-side interrupts (ProcSignal
+    // barriers, config reload) and reports what the loop has to act on.
+    virtual WakeEvents take_wake_events() = 0;
+    virtual void log(LogLevel level, const std::string& message) = 0;
+    virtual void publish(const WorkerCounters& counters) = 0;
+};
+
+}  // namespace rproxy
