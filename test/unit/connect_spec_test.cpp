@@ -1,0 +1,51 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "proxy/connect_spec.hpp"
+
+using namespace rproxy;
+
+namespace {
+std::string value_of(const ConnectSpec& s, const std::string& k) {
+    for (std::size_t i = 0; i < s.keywords.size(); ++i)
+        if (s.keywords[i] == k) return s.values[i];
+    return "<none>";
+}
+}  // namespace
+
+TEST(ConnectPlan, EmptyAndInvalidConninfoAreReported) {
+    UpstreamConfig cfg;
+    EXPECT_NE(plan_connection(cfg).error.find("pg_rproxy.upstream is not set"), std::string::npos);
+    cfg.conninfo = "host=x bogus_key=1";
+    EXPECT_NE(plan_connection(cfg).error.find("invalid pg_rproxy.upstream"), std::string::npos);
+}
+
+TEST(ConnectPlan, ForcesReadOnlySessionsAndKeepsUserOptions) {
+    UpstreamConfig cfg;
+    cfg.conninfo = "host=127.0.0.1 port=5999 user=u options='-c work_mem=8MB' connect_timeout=3";
+    auto plan = plan_connection(cfg);
+    ASSERT_TRUE(plan.error.empty());
+    EXPECT_EQ(value_of(plan.spec, "options"), "-c work_mem=8MB -c default_transaction_read_only=on");
+    EXPECT_EQ(value_of(plan.spec, "fallback_application_name"), "pg_rproxy");
+    EXPECT_EQ(value_of(plan.spec, "port"), "5999");
+    EXPECT_EQ(plan.spec.timeout, std::chrono::seconds(3));
+    EXPECT_TRUE(plan.hosts_to_resolve.empty());  // numeric: no lookup
+}
+
+TEST(ConnectPlan, NamesAreResolvedOffTheLoop) {
+    UpstreamConfig cfg;
+    cfg.conninfo = "postgresql://u@localhost,/var/run/postgresql:5432/db";
+    auto plan = plan_connection(cfg);
+    ASSERT_TRUE(plan.error.empty()) << plan.error;
+    ASSERT_EQ(plan.hosts_to_resolve.size(), 2u);
+    EXPECT_EQ(plan.hosts_to_resolve[0], "localhost");
+    EXPECT_EQ(plan.hosts_to_resolve[1], "");
+    EXPECT_EQ(resolve_hosts(plan), "");
+    std::string addrs = value_of(plan.spec, "hostaddr");
+    EXPECT_TRUE(addrs == "127.0.0.1," || addrs == "::1,") << addrs;
+
+    cfg.conninfo = "host=no-such-host.invalid";
+    plan = plan_connection(cfg);
+    EXPECT_NE(resolve_hosts(plan).find("could not translate host name"), std::string::npos);
+}
