@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# pg_rproxy gateway entrypoint. Maps the environment variables users know from other read-only
+# proxies to pg_rproxy GUCs. The same mapping serves the Docker image and scripts/run.sh:
+#
+#   entrypoint.sh write-config FILE   append the pg_rproxy settings for the environment to FILE
+#   entrypoint.sh [postgres args]     (in the image) init the gateway cluster if needed, configure, run
+#
+# UPSTREAM_HOST, UPSTREAM_PORT (5432), UPSTREAM_USER, UPSTREAM_PASSWORD, UPSTREAM_DATABASE,
+# UPSTREAM_SSLMODE, UPSTREAM_CONNINFO (a full libpq conninfo instead of the UPSTREAM_* parts),
+# LISTEN_HOST (localhost; '0.0.0.0' or '*' for all), LISTEN_PORT (5433), POOL_SIZE (5),
+# POOL_TIMEOUT_SECONDS (30), PROXY_WORKERS (2).
+set -euo pipefail
+
+die() { echo "pg_rproxy entrypoint: $*" >&2; exit 1; }
+
+# A libpq conninfo value: single-quoted, with \ and ' escaped.
+conninfo_value() {
+    local v=${1//\\/\\\\}
+    printf "'%s'" "${v//\'/\\\'}"
+}
+
+# A postgresql.conf string: single-quoted, \ doubled (the file parser unescapes), ' doubled.
+conf_string() {
+    local v=${1//\\/\\\\}
+    printf "'%s'" "${v//\'/\'\'}"
+}
+
+require_int() {
+    local name=$1 value=$2 min=$3 max=$4
+    [[ $value =~ ^[0-9]+$ ]] && ((value >= min && value <= max)) || die "$name must be an integer from $min to $max, got '$value'"
+}
+
+upstream_conninfo() {
+    if [ -n "${UPSTREAM_CONNINFO:-}" ]; then
+        printf '%s' "$UPSTREAM_CONNINFO"
+        return
+    fi
+    [ -n "${UPSTREAM_HOST:-}" ] || return 0
+    local port=${UPSTREAM_PORT:-5432}
+    require_int UPSTREAM_PORT "$port" 1 65535
+    local ci="host=$(conninfo_value "$UPSTREAM_HOST") port=$port"
+    [ -n "${UPSTREAM_USER:-}" ] && ci+=" user=$(conninfo_value "$UPSTREAM_USER")"
+    [ -n "${UPSTREAM_PASSWORD:-}" ] && ci+=" password=$(conninfo_value "$UPSTREAM_PASSWORD")"
+    [ -n "${UPSTREAM_DATABASE:-}" ] && ci+=" dbname=$(conninfo_value "$UPSTREAM_DATABASE")"
+    [ -n "${UPSTREAM_SSLMODE:-}" ] && ci+=" sslmode=$(conninfo_value "$UPSTREAM_SSLMODE")"
+    printf '%s' "$ci"
+}
+
+write_config() {
+    local file=$1
+    local listen=${LISTEN_HOST:-localhost} port=${LISTEN_PORT:-5433} pool=${POOL_SIZE:-5}
+    local timeout=${POOL_TIMEOUT_SECONDS:-30} workers=${PROXY_WORKERS:-2}
+    [ "$listen" = "0.0.0.0" ] && listen='*'
+    require_int LISTEN_PORT "$port" 1 65535
+    require_int POOL_SIZE "$pool" 1 10000
+    require_int POOL_TIMEOUT_SECONDS "$timeout" 1 86400
+    require_int PROXY_WORKERS "$workers" 0 64
+    {
+        echo ""
+        echo "# --- pg_rproxy (written by docker/entrypoint.sh from the environment) ---"
+        echo "shared_preload_libraries = 'pg_rproxy'"
+        echo "pg_rproxy.listen_addresses = $(conf_string "$listen")"
+        echo "pg_rproxy.port = $port"
+        echo "pg_rproxy.workers = $workers"
+        echo "pg_rproxy.pool_size = $pool"
+        echo "pg_rproxy.pool_timeout = '${timeout}s'"
+        echo "pg_rproxy.upstream = $(conf_string "$(upstream_conninfo)")"
+    } >>"$file"
+}
+
+container_main() {
+    local data=${PGDATA:-/var/lib/postgresql/gateway}
+    if [ ! -s "$data/PG_VERSION" ]; then
+        initdb -D "$data" -U postgres -A peer -E UTF8 --locale=C.UTF-8 >/dev/null
+        echo "listen_addresses = ''" >>"$data/postgresql.conf"
+        # In a container the proxy port is published explicitly; listen on all interfaces.
+        LISTEN_HOST=${LISTEN_HOST:-*} write_config "$data/postgresql.conf"
+        postgres -D "$data" --single postgres <<<"CREATE EXTENSION pg_rproxy;" >/dev/null 2>&1 || true
+    fi
+    exec postgres -D "$data" "$@"
+}
+
+case "${1:-}" in
+    write-config)
+        [ $# -eq 2 ] || die "usage: entrypoint.sh write-config FILE"
+        write_config "$2"
+        ;;
+    conninfo)
+        upstream_conninfo
+        echo
+        ;;
+    *)
+        container_main "$@"
+        ;;
+esac

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pg_rproxy needs to build, run and test, when missing.
+# Usage: scripts/install-deps.sh [run|test]   (test adds the test tools)
+set -euo pipefail
+
+want=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libboost-dev g++ make)
+if [ "${1:-run}" = test ]; then
+    want+=(cmake libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "pg_rproxy: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+fi
+echo "pg_rproxy: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# Debian's postgresql-common would create and start a default cluster on 5432: we manage our own.
+mkdir -p /etc/postgresql-common
+if [ ! -f /etc/postgresql-common/createcluster.conf ] || ! grep -q '^create_main_cluster *= *false' /etc/postgresql-common/createcluster.conf; then
+    echo "create_main_cluster = false" >> /etc/postgresql-common/createcluster.conf
+fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

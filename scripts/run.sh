@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs pg_rproxy: installs what is missing, builds, installs, creates a gateway cluster in
+# .pg_rproxy/ and starts it with the proxy on LISTEN_PORT (5433). Without UPSTREAM_HOST (or
+# UPSTREAM_CONNINFO) it also starts an embedded demo upstream with sample data.
+#
+#   sudo scripts/run.sh          start (idempotent: restarts with the current environment)
+#   sudo scripts/run.sh stop     stop the gateway and the demo upstream
+#   sudo scripts/run.sh status
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+STATE=${PG_RPROXY_STATE_DIR:-$ROOT/.pg_rproxy}
+GATEWAY=$STATE/gateway
+DEMO=$STATE/demo-upstream
+
+# shellcheck source=lib/clusters.sh
+source "$ROOT/scripts/lib/clusters.sh"
+
+stop_all() {
+    cluster_stop "$GATEWAY"
+    cluster_stop "$DEMO"
+}
+
+case "${1:-start}" in
+    stop)
+        stop_all
+        echo "pg_rproxy stopped."
+        exit 0
+        ;;
+    status)
+        for c in "$GATEWAY" "$DEMO"; do
+            [ -d "$c/data" ] && as_pg "$PG_BINDIR/pg_ctl" -D "$c/data" status | head -1 | sed "s|^|$(basename "$c"): |"
+        done
+        exit 0
+        ;;
+    start) ;;
+    *)
+        echo "usage: $0 [start|stop|status]" >&2
+        exit 2
+        ;;
+esac
+
+"$ROOT/scripts/install-deps.sh" run
+make -s -j"$(nproc)" >/dev/null
+make -s install >/dev/null
+
+mkdir -p "$STATE"
+if [ "$(id -u)" -eq 0 ]; then
+    chown postgres: "$STATE"
+    if ! runuser -u postgres -- test -w "$STATE"; then
+        echo "pg_rproxy: the postgres user cannot write $STATE (a parent directory is private);" >&2
+        echo "set PG_RPROXY_STATE_DIR to a directory it can reach, e.g. /var/lib/pg_rproxy" >&2
+        exit 1
+    fi
+fi
+stop_all
+
+if [ -z "${UPSTREAM_HOST:-}" ] && [ -z "${UPSTREAM_CONNINFO:-}" ]; then
+    demo_port=${DEMO_UPSTREAM_PORT:-5434}
+    if [ ! -d "$DEMO/data" ]; then
+        echo "pg_rproxy: no UPSTREAM_HOST set; creating the embedded demo upstream on port $demo_port"
+        cluster_init "$DEMO" "$demo_port"
+        cluster_start "$DEMO"
+        as_pg psql -X -q -h "$DEMO" -p "$demo_port" -U postgres -d postgres -c "CREATE DATABASE demo" >/dev/null
+        as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$DEMO" -p "$demo_port" -U postgres -d demo \
+            -f "$ROOT/scripts/demo-data.sql" >/dev/null
+    else
+        demo_port=$(sed -n 's/^port = \([0-9]*\)$/\1/p' "$DEMO/data/postgresql.conf" | tail -1)
+        cluster_start "$DEMO"
+    fi
+    export UPSTREAM_HOST=127.0.0.1 UPSTREAM_PORT=$demo_port UPSTREAM_USER=postgres UPSTREAM_DATABASE=demo
+    demo=1
+fi
+
+listen_port=${LISTEN_PORT:-5433}
+rm -rf "$GATEWAY"
+gateway_port=$(free_port)
+cluster_init "$GATEWAY" "$gateway_port"
+# The gateway's own server listens only on its socket; clients use the proxy port.
+echo "listen_addresses = ''" >>"$GATEWAY/data/postgresql.conf"
+"$ROOT/docker/entrypoint.sh" write-config "$GATEWAY/data/postgresql.conf"
+cluster_start "$GATEWAY"
+as_pg psql -X -q -h "$GATEWAY" -p "$gateway_port" -U postgres -d postgres -c "CREATE EXTENSION pg_rproxy" >/dev/null
+
+user=${UPSTREAM_USER:-postgres}
+db=${UPSTREAM_DATABASE:-postgres}
+if ! wait_for_proxy localhost "$listen_port" "$user" "$db" 30; then
+    echo "pg_rproxy: the proxy did not answer on port $listen_port; gateway log:" >&2
+    tail -20 "$GATEWAY/server.log" >&2
+    exit 1
+fi
+
+cat <<MSG
+
+pg_rproxy is running.
+  proxy:     psql -h localhost -p $listen_port -U $user -d $db
+  upstream:  $(if [ -n "${demo:-}" ]; then echo "embedded demo cluster on 127.0.0.1:$UPSTREAM_PORT (tables customers, orders)"; else echo "${UPSTREAM_HOST:-conninfo from UPSTREAM_CONNINFO}"; fi)
+  admin:     psql -h $GATEWAY -p $gateway_port -U postgres -d postgres   (SELECT * FROM pg_rproxy_workers)
+  logs:      $GATEWAY/server.log
+  stop:      sudo scripts/run.sh stop
+MSG
