@@ -207,29 +207,27 @@ asio::awaitable<bool> ClientSession::startup() {
     if (!settings_.get("application_name")) settings_.set("application_name", "");
 
     // The upstream decides the values the client is told (server_version, encodings, DateStyle
-    // after the client's own settings): learn them on a pooled connection.
-    ConnectionPtr conn;
-    std::optional<ErrorFields> unavailable;
-    try {
-        conn = co_await worker_.pool().acquire();
-    } catch (const UpstreamUnavailable& e) {
-        unavailable = e.fields;
-    }
-    if (unavailable) {
-        co_await fatal(*unavailable);
-        co_return false;
-    }
-    auto err = co_await sync_settings(conn);
-    if (err) {
-        worker_.pool().release(conn);
-        co_await fatal(*err);
-        co_return false;
+    // after the client's own settings). Learned once per distinct set of client settings.
+    if (!worker_.pool().reported_parameters(settings_)) {
+        ConnectionPtr conn;
+        std::optional<ErrorFields> failure;
+        try {
+            conn = co_await worker_.pool().acquire();
+        } catch (const UpstreamUnavailable& e) {
+            failure = e.fields;
+        }
+        if (!failure) {
+            failure = co_await sync_settings(conn);
+            worker_.pool().release(conn);
+        }
+        if (failure) {
+            co_await fatal(*failure);
+            co_return false;
+        }
     }
     protocol::append_authentication_ok(out_);
-    for (const char* name : kReportedParameters) {
-        if (const char* v = PQparameterStatus(conn->pg(), name)) protocol::append_parameter_status(out_, name, v);
-    }
-    worker_.pool().release(conn);
+    for (const auto& [name, value] : *worker_.pool().reported_parameters(settings_))
+        protocol::append_parameter_status(out_, name, value);
     auto [pid, key] = worker_.new_backend_key();
     protocol::append_backend_key_data(out_, pid, key);
     protocol::append_ready_for_query(out_, tx_status_);
@@ -237,12 +235,19 @@ asio::awaitable<bool> ClientSession::startup() {
 }
 
 asio::awaitable<std::optional<ErrorFields>> ClientSession::sync_settings(const ConnectionPtr& conn) {
-    if (conn->applied_settings() == settings_) co_return std::nullopt;
+    if (conn->applied_settings() == settings_ && worker_.pool().reported_parameters(settings_)) co_return std::nullopt;
     std::string sql = settings_sync_sql(conn->applied_settings(), settings_);
-    auto err = co_await conn->run_internal(sql);
-    // A failed sync runs in one implicit transaction, so the connection keeps what it had.
-    if (!err) conn->applied_settings() = settings_;
-    co_return err;
+    if (!sql.empty()) {
+        // A failed sync runs in one implicit transaction, so the connection keeps what it had.
+        if (auto err = co_await conn->run_internal(sql)) co_return err;
+    }
+    conn->applied_settings() = settings_;
+    UpstreamPool::ReportedParameters reported;
+    for (const char* name : kReportedParameters) {
+        if (const char* v = PQparameterStatus(conn->pg(), name)) reported.emplace_back(name, v);
+    }
+    worker_.pool().remember_parameters(settings_, std::move(reported));
+    co_return std::nullopt;
 }
 
 asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {

@@ -18,6 +18,7 @@ void UpstreamPool::configure(const UpstreamConfig& cfg) {
     cfg_ = cfg;
     if (target_changed) {
         ++generation_;
+        reported_.clear();
         close_idle();  // busy ones are dropped when they come back
     }
     while (idle_.size() > 0 && idle_.size() + busy_ + connecting_ > std::size_t(std::max(cfg_.pool_size, 1))) {
@@ -26,6 +27,17 @@ void UpstreamPool::configure(const UpstreamConfig& cfg) {
     }
     start_connects();
     on_change_();
+}
+
+const UpstreamPool::ReportedParameters* UpstreamPool::reported_parameters(const SessionSettings& settings) const {
+    auto it = reported_.find(settings.values());
+    return it == reported_.end() ? nullptr : &it->second;
+}
+
+void UpstreamPool::remember_parameters(const SessionSettings& settings, ReportedParameters params) {
+    constexpr std::size_t kMaxDistinctSettings = 256;  // distinct client setting sets are few
+    if (reported_.size() >= kMaxDistinctSettings && !reported_.count(settings.values())) reported_.clear();
+    reported_[settings.values()] = std::move(params);
 }
 
 void UpstreamPool::close_idle() {

@@ -10,6 +10,8 @@
 
 #include <deque>
 #include <functional>
+#include <map>
+#include <vector>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -42,6 +44,12 @@ public:
     void release(ConnectionPtr conn);
     void close_idle();
 
+    // What the upstream reported (ParameterStatus) on a connection carrying exactly these client
+    // settings, so that new clients with the same settings log in without an upstream round trip.
+    using ReportedParameters = std::vector<std::pair<std::string, std::string>>;
+    const ReportedParameters* reported_parameters(const SessionSettings& settings) const;
+    void remember_parameters(const SessionSettings& settings, ReportedParameters params);
+
     std::size_t busy() const { return busy_; }
     std::size_t idle() const { return idle_.size(); }
 
@@ -70,6 +78,7 @@ private:
     std::deque<std::shared_ptr<Waiter>> waiters_;
     std::size_t busy_ = 0;
     std::size_t connecting_ = 0;
+    std::map<std::map<std::string, std::string>, ReportedParameters> reported_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs every test suite of pg_rproxy: installs what is missing (Debian packages only), builds,
+# then unit tests (CTest/GoogleTest), pg_regress (make installcheck) and pgTAP against a temporary
+# gateway instance, and the end-to-end tests with real upstream and gateway clusters.
+#
+#   sudo scripts/test.sh            everything
+#   sudo scripts/test.sh unit|regress|e2e
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=lib/clusters.sh
+source "$ROOT/scripts/lib/clusters.sh"
+what=${1:-all}
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
+unset PGHOST PGPORT PGUSER PGDATABASE PGOPTIONS PGPASSWORD PGSERVICE
+
+"$ROOT/scripts/install-deps.sh" test
+make -s -j"$(nproc)" 2>&1 | grep -v '^g++\|^gcc' || true
+make -s install >/dev/null
+
+failed=()
+
+if [ "$what" = all ] || [ "$what" = unit ]; then
+    echo "== unit tests (CTest/GoogleTest)"
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build build -j"$(nproc)" >/dev/null
+    (cd build && ctest --output-on-failure) || failed+=(unit)
+fi
+
+WORK=$(mktemp -d /tmp/pg_rproxy_test.XXXXXX)
+chmod 755 "$WORK"
+[ "$(id -u)" -eq 0 ] && chown postgres: "$WORK"
+cleanup() {
+    cluster_stop "$WORK/regress-gateway" immediate
+    cluster_stop "$WORK/regress-upstream" immediate
+    if [ -n "${KEEP_TEST_DIR:-}" ]; then echo "test clusters kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+if [ "$what" = all ] || [ "$what" = regress ]; then
+    echo "== pg_regress and pgTAP (temporary gateway instance)"
+    up_port=$(free_port)
+    gw_port=$(free_port)
+    proxy_port=$(free_port)
+    cluster_init "$WORK/regress-upstream" "$up_port"
+    cluster_start "$WORK/regress-upstream"
+    cluster_init "$WORK/regress-gateway" "$gw_port"
+    UPSTREAM_HOST=127.0.0.1 UPSTREAM_PORT=$up_port UPSTREAM_USER=postgres UPSTREAM_DATABASE=postgres \
+        LISTEN_PORT=$proxy_port "$ROOT/docker/entrypoint.sh" write-config "$WORK/regress-gateway/data/postgresql.conf"
+    cluster_start "$WORK/regress-gateway"
+    wait_for_proxy 127.0.0.1 "$proxy_port" postgres postgres 30 || { tail -20 "$WORK/regress-gateway/server.log"; failed+=(proxy-start); }
+    rm -rf results regression.diffs regression.out
+    if ! make -s installcheck PGHOST="$WORK/regress-gateway" PGPORT="$gw_port" PGUSER=postgres; then
+        [ -f regression.diffs ] && cat regression.diffs
+        failed+=(pg_regress)
+    fi
+    as_pg psql -X -q -h "$WORK/regress-gateway" -p "$gw_port" -U postgres -d postgres -c "CREATE DATABASE pgtap" >/dev/null
+    pg_prove -h "$WORK/regress-gateway" -p "$gw_port" -U postgres -d pgtap test/pgtap/*.sql || failed+=(pgtap)
+    cluster_stop "$WORK/regress-gateway"
+    cluster_stop "$WORK/regress-upstream"
+fi
+
+if [ "$what" = all ] || [ "$what" = e2e ]; then
+    echo "== end-to-end tests (real upstream and gateway clusters, psql and raw protocol clients)"
+    /usr/bin/python3 "$ROOT/test/e2e/run_e2e.py" --work "$WORK/e2e" || failed+=(e2e)
+fi
+
+if [ ${#failed[@]} -ne 0 ]; then
+    echo "FAILED suites: ${failed[*]}"
+    exit 1
+fi
+echo "all suites passed"

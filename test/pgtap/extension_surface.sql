@@ -1,0 +1,37 @@
+-- pgTAP: the SQL surface of pg_rproxy in the gateway.
+\set ON_ERROR_STOP 1
+\set QUIET 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS pg_rproxy;
+BEGIN;
+SELECT plan(17);
+
+SELECT has_function('pg_rproxy_classify', ARRAY['text'], 'pg_rproxy_classify(text) exists');
+SELECT function_returns('pg_rproxy_classify', ARRAY['text'], 'record', 'it returns a record');
+SELECT has_view('pg_rproxy_workers', 'the pg_rproxy_workers view exists');
+SELECT columns_are('pg_rproxy_workers',
+    ARRAY['worker', 'pid', 'clients', 'upstream_busy', 'upstream_idle', 'statements'],
+    'pg_rproxy_workers has the documented columns');
+SELECT col_type_is('pg_rproxy_workers', 'statements', 'bigint', 'statements is a bigint counter');
+
+SELECT is((SELECT count(*)::int FROM pg_rproxy_workers), current_setting('pg_rproxy.workers')::int,
+          'one row per configured worker');
+
+-- Table-driven: what passes and what is refused, with the exact message
+SELECT is((pg_rproxy_classify(q)).allowed, true, 'allowed: ' || q)
+FROM unnest(ARRAY['SELECT 1', 'VALUES (1)', 'TABLE pg_class', 'SHOW search_path',
+                  'EXPLAIN DELETE FROM t']) AS q;
+SELECT is((pg_rproxy_classify(q)).reason, 'Write operations are not permitted: ' || k || ' statements are not allowed',
+          'rejected: ' || q)
+FROM (VALUES ('INSERT INTO t VALUES (1)', 'INSERT'),
+             ('CREATE INDEX ON t (a)', 'CREATE INDEX'),
+             ('DROP SCHEMA s CASCADE', 'DROP SCHEMA'),
+             ('TRUNCATE t', 'TRUNCATE TABLE')) AS v(q, k);
+SELECT is((pg_rproxy_classify('REFRESH MATERIALIZED VIEW mv')).sqlstate, '25006', 'rejections carry SQLSTATE 25006');
+SELECT is((pg_rproxy_classify('SELECT (')).sqlstate, '42601', 'syntax errors carry SQLSTATE 42601');
+
+SELECT * FROM finish();
+ROLLBACK;
