@@ -91,28 +91,60 @@ ConnectPlan plan_connection(const UpstreamConfig& cfg) {
 
 std::string resolve_hosts(ConnectPlan& plan) {
     if (plan.hosts_to_resolve.empty()) return "";
-    std::string hostaddrs;
-    for (std::size_t i = 0; i < plan.hosts_to_resolve.size(); ++i) {
-        const std::string& h = plan.hosts_to_resolve[i];
-        if (i) hostaddrs += ",";
-        if (h.empty()) continue;  // socket path or numeric: libpq handles it from host
+    auto slot = [&](const char* keyword) -> std::string* {
+        for (std::size_t i = 0; i < plan.spec.keywords.size(); ++i)
+            if (plan.spec.keywords[i] == keyword) return &plan.spec.values[i];
+        plan.spec.keywords.push_back(keyword);
+        plan.spec.values.push_back("");
+        return &plan.spec.values.back();
+    };
+    std::vector<std::string> hosts = split_commas(*slot("host"));
+    std::string* port_value = slot("port");
+    std::vector<std::string> ports = split_commas(*port_value);
+    bool per_host_ports = ports.size() > 1;
+
+    // Every address of a name becomes its own entry (host repeated, hostaddr set), so libpq tries
+    // them in order exactly as it would have after its own lookup.
+    std::string out_hosts, out_addrs, out_ports;
+    auto add = [&](const std::string& host, const std::string& addr, const std::string& port) {
+        if (!out_hosts.empty() || !out_addrs.empty() || !out_ports.empty()) {
+            out_hosts += ",";
+            out_addrs += ",";
+            out_ports += ",";
+        }
+        out_hosts += host;
+        out_addrs += addr;
+        out_ports += port;
+    };
+    for (std::size_t i = 0; i < hosts.size(); ++i) {
+        const std::string& port = per_host_ports && i < ports.size() ? ports[i] : std::string();
+        const std::string& name = i < plan.hosts_to_resolve.size() ? plan.hosts_to_resolve[i] : std::string();
+        if (name.empty()) {  // socket path or numeric: libpq needs no lookup
+            add(hosts[i], "", port);
+            continue;
+        }
         struct addrinfo hints = {}, *res = nullptr;
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
-        int rc = getaddrinfo(h.c_str(), nullptr, &hints, &res);
+        int rc = getaddrinfo(name.c_str(), nullptr, &hints, &res);
         if (rc != 0 || !res) {
-            return "could not translate host name \"" + h + "\" to address: " + gai_strerror(rc);
+            return "could not translate host name \"" + name + "\" to address: " + gai_strerror(rc);
         }
-        char buf[INET6_ADDRSTRLEN] = {0};
-        if (res->ai_family == AF_INET)
-            inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf, sizeof buf);
-        else
-            inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, buf, sizeof buf);
+        for (auto* ai = res; ai; ai = ai->ai_next) {
+            char buf[INET6_ADDRSTRLEN] = {0};
+            if (ai->ai_family == AF_INET)
+                inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr, buf, sizeof buf);
+            else if (ai->ai_family == AF_INET6)
+                inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr, buf, sizeof buf);
+            else
+                continue;
+            add(hosts[i], buf, port);
+        }
         freeaddrinfo(res);
-        hostaddrs += buf;
     }
-    plan.spec.keywords.push_back("hostaddr");
-    plan.spec.values.push_back(hostaddrs);
+    *slot("host") = out_hosts;
+    *slot("hostaddr") = out_addrs;
+    if (per_host_ports) *slot("port") = out_ports;
     return "";
 }
 

@@ -35,15 +35,27 @@ TEST(ConnectPlan, ForcesReadOnlySessionsAndKeepsUserOptions) {
 
 TEST(ConnectPlan, NamesAreResolvedOffTheLoop) {
     UpstreamConfig cfg;
-    cfg.conninfo = "postgresql://u@localhost,/var/run/postgresql:5432/db";
+    cfg.conninfo = "host=localhost,/var/run/postgresql port=5432 user=u dbname=db";
     auto plan = plan_connection(cfg);
     ASSERT_TRUE(plan.error.empty()) << plan.error;
     ASSERT_EQ(plan.hosts_to_resolve.size(), 2u);
     EXPECT_EQ(plan.hosts_to_resolve[0], "localhost");
     EXPECT_EQ(plan.hosts_to_resolve[1], "");
     EXPECT_EQ(resolve_hosts(plan), "");
+    // Every address of localhost gets its own entry; the socket path keeps an empty hostaddr.
     std::string addrs = value_of(plan.spec, "hostaddr");
-    EXPECT_TRUE(addrs == "127.0.0.1," || addrs == "::1,") << addrs;
+    std::string hosts = value_of(plan.spec, "host");
+    EXPECT_NE(addrs.find("127.0.0.1"), std::string::npos) << addrs;
+    EXPECT_EQ(addrs.back(), ',') << addrs;
+    EXPECT_EQ(std::count(addrs.begin(), addrs.end(), ','), std::count(hosts.begin(), hosts.end(), ','));
+    EXPECT_EQ(hosts.substr(hosts.rfind(',') + 1), "/var/run/postgresql");
+
+    cfg.conninfo = "host=localhost,127.0.0.1 port=5001,5002";
+    plan = plan_connection(cfg);
+    ASSERT_EQ(resolve_hosts(plan), "");
+    std::string ports = value_of(plan.spec, "port");
+    EXPECT_EQ(ports.substr(ports.rfind(',') + 1), "5002");
+    EXPECT_EQ(ports.substr(0, 4), "5001");
 
     cfg.conninfo = "host=no-such-host.invalid";
     plan = plan_connection(cfg);
