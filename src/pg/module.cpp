@@ -45,9 +45,11 @@ void register_workers() {
 bool pg_rproxy_loaded_via_preload() { return loaded_via_preload; }
 
 void _PG_init(void) {
-    rproxy::pg::define_gucs();
+    // Loaded later (CREATE EXTENSION without preloading): postmaster-level settings can no longer
+    // be defined; the install script reports what to do instead.
     if (!process_shared_preload_libraries_in_progress) return;
     loaded_via_preload = true;
+    rproxy::pg::define_gucs();
     prev_shmem_request_hook = shmem_request_hook;
     shmem_request_hook = request_shmem;
     prev_shmem_startup_hook = shmem_startup_hook;

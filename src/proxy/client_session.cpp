@@ -123,13 +123,13 @@ asio::awaitable<void> ClientSession::run() {
         if (!co_await startup()) co_return;
         for (;;) {
             if (shutdown_requested_) {
-                co_await fatal(terminating());
-                co_return;
+                failure = terminating();
+                break;
             }
             auto msg = co_await next_message();
             if (!msg) {
-                if (shutdown_requested_ && !client_gone_) co_await fatal(terminating());
-                co_return;
+                if (shutdown_requested_ && !client_gone_) failure = terminating();
+                break;
             }
             switch (msg->type) {
                 case 'Q': {
@@ -151,12 +151,13 @@ asio::awaitable<void> ClientSession::run() {
                 case 'd': case 'c': case 'f':
                     break;  // copy messages outside COPY are ignored, as PostgreSQL does
                 default:
-                    co_await fatal(ErrorFields::make(
+                    failure = ErrorFields::make(
                         "FATAL", "0A000",
                         std::string("pg_rproxy does not support the extended query protocol yet (message type '") +
-                            msg->type + "')"));
-                    co_return;
+                            msg->type + "')");
+                    break;
             }
+            if (failure) break;
         }
     } catch (const protocol::ProtocolError& e) {
         failure = ErrorFields::make("FATAL", e.sqlstate(), e.what());
@@ -195,7 +196,8 @@ asio::awaitable<bool> ClientSession::startup() {
         if (name == "user" || name == "database" || name == "options") continue;
         if (name == "replication") {
             if (value == "false" || value == "0" || value == "off" || value == "no") continue;
-            co_await fatal(ErrorFields::make("FATAL", "0A000", "replication connections are not supported by pg_rproxy"));
+            ErrorFields e = ErrorFields::make("FATAL", "0A000", "replication connections are not supported by pg_rproxy");
+            co_await fatal(e);
             co_return false;
         }
         if (name.rfind("_pq_.", 0) == 0) continue;  // protocol extensions: none supported

@@ -147,13 +147,29 @@ asio::awaitable<void> UpstreamPool::connect_one(uint64_t generation, UpstreamCon
     ConnectPlan plan = plan_connection(cfg);
     std::string error = plan.error;
     if (error.empty() && !plan.hosts_to_resolve.empty()) {
-        auto resolved = co_await helper_.run([plan]() mutable {
-            std::string e = resolve_hosts(plan);
-            return std::make_pair(e, plan.spec);
+        // getaddrinfo blocks: run it on the helper thread and wait for its answer on a timer.
+        struct Lookup {
+            explicit Lookup(asio::any_io_executor ex) : done(ex, asio::steady_timer::time_point::max()) {}
+            asio::steady_timer done;
+            bool finished = false;
+            std::string error;
+            ConnectPlan plan;
+        };
+        auto lookup = std::make_shared<Lookup>(ex_);
+        lookup->plan = plan;
+        helper_.submit([lookup, ex = ex_] {
+            std::string e = resolve_hosts(lookup->plan);
+            asio::post(ex, [lookup, e] {
+                lookup->error = e;
+                lookup->finished = true;
+                lookup->done.cancel();
+            });
         });
+        boost::system::error_code ec;
+        while (!lookup->finished) co_await lookup->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (alive.expired()) co_return;
-        error = resolved.first;
-        plan.spec = resolved.second;
+        error = lookup->error;
+        plan.spec = lookup->plan.spec;
     }
     auto conn = std::make_shared<UpstreamConnection>(ex_, generation);
     if (error.empty()) error = co_await conn->connect(plan.spec);

@@ -1,0 +1,214 @@
+"""Concurrency, pool limits, reloads, bad input and upstream failures: the worker keeps serving."""
+import socket
+import struct
+import threading
+import time
+
+from harness import check, test
+from pgwire import Closed, Wire, errors, rows
+
+
+def run_parallel(n, fn):
+    results = [None] * n
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, fn(i))) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@test
+def fifty_concurrent_clients_with_pool_size_two():
+    check(env.gw.sql("SHOW pg_rproxy.pool_size") == "2", "suite runs with pool_size 2")
+
+    def client(i):
+        r = env.psql(f"SELECT {i} AS n, md5('{i}') AS h, pg_sleep(0.02)", args=("-A", "-t"))
+        return r.returncode, r.stdout.decode()
+
+    results = run_parallel(50, client)
+    import hashlib
+    for i, (rc, out) in enumerate(results):
+        check(rc == 0, f"client {i} failed")
+        check(out.startswith(f"{i}|{hashlib.md5(str(i).encode()).hexdigest()}|"), f"client {i}: {out!r}")
+    workers = int(env.gw.sql("SHOW pg_rproxy.workers"))
+    check(env.upstream_conns() <= 2 * workers, "never more than pool_size per worker upstream")
+
+
+def max_upstream_conns_during(n_clients, sleep):
+    peak = [0]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], env.upstream_conns())
+            time.sleep(0.05)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    res = run_parallel(n_clients, lambda i: env.psql(f"SELECT pg_sleep({sleep})").returncode)
+    stop.set()
+    t.join()
+    check(all(rc == 0 for rc in res), f"all clients served: {res}")
+    return peak[0]
+
+
+@test
+def sighup_changes_pool_size():
+    workers = int(env.gw.sql("SHOW pg_rproxy.workers"))
+    try:
+        env.gw.reload_with(pool_size=1)
+        time.sleep(0.5)
+        peak = max_upstream_conns_during(12, 0.3)
+        check(1 <= peak <= workers, f"pool_size=1: peak {peak} upstream connections with {workers} workers")
+        env.gw.reload_with(pool_size=4)
+        peak = max_upstream_conns_during(16, 0.4)
+        check(peak > workers, f"pool_size=4: peak {peak} should exceed {workers}")
+    finally:
+        env.gw.reload_with(pool_size=None)
+
+
+@test
+def clients_wait_for_the_pool_then_get_57014():
+    try:
+        env.gw.reload_with(pool_size=1, pool_timeout="300ms")
+
+        def client(i):
+            w = Wire(env.proxy_port)
+            w.startup(user="rproxy_up")
+            msgs = w.query("SELECT pg_sleep(1.5)")
+            w.close()
+            return errors(msgs)
+
+        # 6 clients over the workers' single connections: some must time out waiting.
+        results = run_parallel(6, client)
+        timeouts = [e[0] for e in results if e]
+        check(timeouts, "at least one client timed out waiting for the pool")
+        for e in timeouts:
+            check(e["C"] == "57014" and "pool_timeout" in e["M"], f"{e}")
+        check(len(timeouts) < 6, "clients that got a connection were served")
+    finally:
+        env.gw.reload_with(pool_size=None, pool_timeout=None)
+    env.wait_proxy()
+
+
+def expect_rejected(data, code, fragment=None, startup=True):
+    w = Wire(env.proxy_port)
+    if startup:
+        w.startup(user="rproxy_up")
+    w.send(data)
+    msgs = w.read_until_closed()
+    w.close()
+    e = errors(msgs)
+    check(e, f"ErrorResponse expected for {data[:20]!r}, got {msgs}")
+    check(e[-1]["C"] == code and e[-1]["S"] == "FATAL", f"{data[:20]!r}: {e}")
+    if fragment:
+        check(fragment in e[-1]["M"], f"{fragment!r} not in {e[-1]['M']!r}")
+
+
+@test
+def malformed_input_gets_08p01_and_the_worker_keeps_serving():
+    pids = env.worker_pids()
+    # garbage before the startup packet
+    expect_rejected(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "08P01", "invalid length of startup packet", startup=False)
+    # a startup length of 2^31-1, then nothing
+    expect_rejected(struct.pack("!I", 0x7FFFFFFF), "08P01", "invalid length", startup=False)
+    # protocol 2.0
+    expect_rejected(Wire.startup_packet(version=2 << 16), "08P01", "unsupported frontend protocol 2.0",
+                    startup=False)
+    # no user
+    body = struct.pack("!I", 196608) + b"database\0x\0\0"
+    expect_rejected(struct.pack("!I", len(body) + 4) + body, "08P01", "no PostgreSQL user name", startup=False)
+    # after startup: unknown type, short length, huge length, query without its terminator
+    expect_rejected(b"\x01\0\0\0\x04", "08P01", "invalid frontend message type 1")
+    expect_rejected(b"Q\0\0\0\x02", "08P01", "invalid message length")
+    expect_rejected(b"Q" + struct.pack("!I", 0x7FFFFFFF), "54000", "exceeds the maximum")
+    expect_rejected(b"Q\0\0\0\x08abcd", "08P01", "invalid string")
+    # SSL and GSS encryption requests are declined with 'N', then startup proceeds
+    w = Wire(env.proxy_port)
+    w.send(struct.pack("!II", 8, 80877103))
+    check(w.read_byte() == b"N", "SSLRequest answered N")
+    w.send(struct.pack("!II", 8, 80877104))
+    check(w.read_byte() == b"N", "GSSENCRequest answered N")
+    w.startup(user="rproxy_up")
+    check(rows(w.query("SELECT 'after N'")) == [["after N"]], "session works")
+    w.close()
+    # a client that sends half a message and vanishes
+    w = Wire(env.proxy_port)
+    w.startup(user="rproxy_up")
+    w.send(b"Q\0\0\0\xff" + b"SEL")
+    w.close()
+    check(env.worker_pids() == pids, f"workers were not restarted: {pids} -> {env.worker_pids()}")
+    env.same_as_direct("SELECT * FROM kinds ORDER BY id")
+
+
+def sleeping_upstream_backends():
+    return int(env.up.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' "
+                          "AND state = 'active' AND pid <> pg_backend_pid()"))
+
+
+@test
+def abrupt_disconnect_mid_statement_frees_the_upstream_connection():
+    for _ in range(3):  # more than pool_size: a leaked slot would show
+        w = Wire(env.proxy_port)
+        w.startup(user="rproxy_up")
+        w.send(Wire.query_msg("SELECT pg_sleep(30)"))
+        time.sleep(0.3)
+        check(sleeping_upstream_backends() >= 1, "statement running upstream")
+        w.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+        w.close()
+        deadline = time.time() + 5
+        while time.time() < deadline and sleeping_upstream_backends():
+            time.sleep(0.1)
+        check(sleeping_upstream_backends() == 0, "the upstream statement was cancelled")
+    res = run_parallel(4, lambda i: env.psql("SELECT 1", timeout=20).returncode)
+    check(res == [0, 0, 0, 0], f"pool still serves: {res}")
+    # a client that stops reading a large result and disconnects
+    w = Wire(env.proxy_port)
+    w.startup(user="rproxy_up")
+    w.send(Wire.query_msg("SELECT * FROM big ORDER BY id"))
+    w.read_msg()
+    w.close()
+    env.same_as_direct("SELECT count(*) FROM big")
+
+
+@test
+def unreachable_or_unset_upstream_gives_08001():
+    pids = env.worker_pids()
+    closed_port = env.up.port + 1 if env.up.port < 65535 else env.up.port - 1
+    try:
+        env.gw.reload_with(upstream=f"host=127.0.0.1 port={closed_port} user=rproxy_up dbname=e2e connect_timeout=3")
+        r = env.psql("SELECT 1")
+        err = r.stderr.decode()
+        check(r.returncode != 0 and "could not connect to the upstream server" in err and "refused" in err, err)
+        w = Wire(env.proxy_port)
+        w.send(Wire.startup_packet(user="rproxy_up"))
+        e = errors(w.read_until_closed())
+        check(e and e[0]["C"] == "08001" and e[0]["S"] == "FATAL", f"{e}")
+        env.gw.reload_with(upstream="")
+        r = env.psql("SELECT 1")
+        check(r.returncode != 0 and "pg_rproxy.upstream is not set" in r.stderr.decode(), r.stderr)
+        env.gw.reload_with(upstream="host=127.0.0.1 bogus_option=1")
+        r = env.psql("SELECT 1")
+        check(r.returncode != 0 and "invalid pg_rproxy.upstream" in r.stderr.decode(), r.stderr)
+    finally:
+        env.gw.reload_with(upstream=None)
+    env.wait_proxy()
+    check(env.worker_pids() == pids, "no worker restarted")
+
+
+@test
+def upstream_restart_needs_no_gateway_restart():
+    pids = env.worker_pids()
+    w = Wire(env.proxy_port)
+    w.startup(user="rproxy_up")
+    check(rows(w.query("SELECT 1")) == [["1"]], "before restart")
+    env.psql("SELECT 1")  # leave idle pooled connections behind
+    env.up.restart()
+    # The very first statement after the restart works: dead idle connections are replaced.
+    for i in range(3):
+        r = env.psql(f"SELECT {i} + 1")
+        check(r.returncode == 0, f"query {i} after upstream restart: {r.stderr!r}")
+    check(rows(w.query("SELECT 2")) == [["2"]], "an existing client session continues too")
+    w.close()
+    check(env.worker_pids() == pids, "no worker restarted")
