@@ -75,7 +75,10 @@ container_main() {
         echo "listen_addresses = ''" >>"$data/postgresql.conf"
         # In a container the proxy port is published explicitly; listen on all interfaces.
         LISTEN_HOST=${LISTEN_HOST:-*} write_config "$data/postgresql.conf"
-        postgres -D "$data" --single postgres <<<"CREATE EXTENSION pg_rproxy;" >/dev/null 2>&1 || true
+        local out
+        out=$(postgres --single -D "$data" postgres <<<"CREATE EXTENSION pg_rproxy;" 2>&1) ||
+            die "CREATE EXTENSION pg_rproxy failed: $out"
+        if grep -q "ERROR" <<<"$out"; then die "CREATE EXTENSION pg_rproxy failed: $out"; fi
     fi
     exec postgres -D "$data" "$@"
 }
