@@ -91,8 +91,11 @@ RunResult run_loop(int slot, char* error, size_t error_size) {
         SessionLimits limits;
         // The helper thread starts inside Worker's constructor, while signals are still blocked,
         // so it never runs a PostgreSQL signal handler.
-        Worker worker(host, listen_config(), limits, wake_fd, postmaster_alive_fds[POSTMASTER_FD_WATCH]);
+        ListenConfig listen = listen_config();
+        Worker worker(host, listen, limits, wake_fd, postmaster_alive_fds[POSTMASTER_FD_WATCH]);
         BackgroundWorkerUnblockSignals();
+        host.log(LogLevel::Log, "pg_rproxy worker " + std::to_string(slot) + " listening on " +
+                                    listen.listen_addresses + " port " + std::to_string(listen.port));
         return worker.run() == Worker::Exit::PostmasterDied ? RunResult::PostmasterDied : RunResult::Terminated;
     } catch (const std::exception& e) {
         strlcpy(error, e.what(), error_size);
@@ -125,8 +128,7 @@ void pg_rproxy_worker_main(Datum main_arg) {
 
     worker_stats_attach(slot, MyProcPid);
     on_shmem_exit(detach_stats, Int32GetDatum(slot));
-    ereport(LOG, (errmsg("pg_rproxy worker %d listening on %s port %d", slot, listen_config().listen_addresses.c_str(),
-                         listen_config().port)));
+    ereport(LOG, (errmsg("pg_rproxy worker %d starting", slot)));
 
     char error[1024] = {0};
     RunResult result = run_loop(slot, error, sizeof error);

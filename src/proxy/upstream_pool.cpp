@@ -95,18 +95,25 @@ void UpstreamPool::release(ConnectionPtr conn) {
     hand_over(std::move(conn));
 }
 
-void UpstreamPool::hand_over(ConnectionPtr conn) {
+std::shared_ptr<UpstreamPool::Waiter> UpstreamPool::next_waiter() {
     while (!waiters_.empty()) {
         auto w = waiters_.front();
         waiters_.pop_front();
-        if (w->conn || w->error) continue;
-        w->conn = std::move(conn);
-        ++busy_;
-        w->wake.cancel();
-        on_change_();
+        if (!w->conn && !w->error) return w;
+    }
+    return nullptr;
+}
+
+void UpstreamPool::hand_over(ConnectionPtr conn) {
+    auto w = next_waiter();
+    if (!w) {
+        make_idle(std::move(conn));
         return;
     }
-    make_idle(std::move(conn));
+    w->conn = std::move(conn);
+    ++busy_;
+    w->wake.cancel();
+    on_change_();
 }
 
 void UpstreamPool::make_idle(ConnectionPtr conn) {
@@ -124,13 +131,9 @@ void UpstreamPool::make_idle(ConnectionPtr conn) {
 }
 
 void UpstreamPool::fail_first_waiter(ErrorFields e) {
-    while (!waiters_.empty()) {
-        auto w = waiters_.front();
-        waiters_.pop_front();
-        if (w->conn || w->error) continue;
+    if (auto w = next_waiter()) {
         w->error = std::move(e);
         w->wake.cancel();
-        return;
     }
 }
 

@@ -62,6 +62,7 @@ private:
         std::optional<ErrorFields> error;
     };
 
+    std::shared_ptr<Waiter> next_waiter();  // oldest waiter still waiting, removed from the queue
     void start_connects();
     boost::asio::awaitable<void> connect_one(uint64_t generation, UpstreamConfig cfg);
     void hand_over(ConnectionPtr conn);

@@ -49,6 +49,13 @@ class Env:
         check(via.stderr == direct.stderr, f"{sql!r}: stderr differs\nproxy:  {via.stderr!r}\ndirect: {direct.stderr!r}")
         return via
 
+    def wire(self, **startup):
+        """A raw protocol client through the proxy, logged in as the upstream role."""
+        from pgwire import Wire
+        w = Wire(self.proxy_port)
+        w.startup(user=self.upstream_user, **startup)
+        return w
+
     def wait_proxy(self, seconds=30):
         deadline = time.time() + seconds
         last = None

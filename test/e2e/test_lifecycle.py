@@ -129,10 +129,8 @@ def free_port_():
 
 @test
 def sigterm_finishes_in_flight_statements_then_closes_clients_with_57p01():
-    idle = Wire(env.proxy_port)
-    idle.startup(user="rproxy_up")
-    busy = Wire(env.proxy_port)
-    busy.startup(user="rproxy_up")
+    idle = env.wire()
+    busy = env.wire()
     busy_msgs = []
 
     def run_busy():

@@ -51,8 +51,7 @@ def upstream_errors_relayed_with_every_field():
     for q in ["SELECT 1/0", "SELECT * FROM no_such_table", "SELECT id FROM kinds WHERE nope = 1",
               "SELECT 1; SELECT 1/0; SELECT 3"]:
         env.same_as_direct(q, args=("-v", "VERBOSITY=verbose"))
-    w = Wire(env.proxy_port)
-    w.startup(user="rproxy_up")
+    w = env.wire()
     e = errors(w.query("SELECT 1/0"))
     check(e and e[0]["C"] == "22012" and e[0]["M"] == "division by zero", f"{e}")
     msgs = w.query("SELECT *\nFROM no_such_table")
@@ -64,8 +63,7 @@ def upstream_errors_relayed_with_every_field():
 
 @test
 def notices_relayed_with_detail_and_hint():
-    w = Wire(env.proxy_port)
-    w.startup(user="rproxy_up")
+    w = env.wire()
     msgs = w.query("SELECT notice_me('x')")
     notices = [m for m in msgs if m[0] == "N"]
     check(len(notices) == 1, f"one NoticeResponse: {msgs}")
@@ -78,8 +76,7 @@ def notices_relayed_with_detail_and_hint():
 
 @test
 def empty_query_and_multi_statement_messages():
-    w = Wire(env.proxy_port)
-    w.startup(user="rproxy_up")
+    w = env.wire()
     msgs = w.query("")
     check([t for t, _ in msgs] == ["I", "Z"], f"EmptyQueryResponse: {msgs}")
     msgs = w.query("SELECT 1 AS a; SELECT 'x' AS b, NULL AS c")
@@ -113,8 +110,7 @@ def writes_rejected_with_25006_and_never_reach_upstream():
         r = env.psql(q)
         expected = f"ERROR:  Write operations are not permitted: {kind} statements are not allowed"
         check(r.returncode != 0 and expected in r.stderr.decode(), f"{q}: {r.stderr!r}")
-        w = Wire(env.proxy_port)
-        w.startup(user="rproxy_up")
+        w = env.wire()
         msgs = w.query(q)
         e = errors(msgs)
         check(e and e[0]["C"] == "25006" and e[0]["S"] == "ERROR", f"{q}: {e}")
@@ -140,8 +136,7 @@ def syntax_errors_answered_by_gateway_with_position():
     r = env.psql("SELEC 777201")
     direct = env.psql("SELEC 777201", direct=True)
     check(r.stderr == direct.stderr, f"same text as the server's: {r.stderr!r} vs {direct.stderr!r}")
-    w = Wire(env.proxy_port)
-    w.startup(user="rproxy_up")
+    w = env.wire()
     e = errors(w.query("SELECT 1 FROM kinds WHERE 777202 ="))
     check(e and e[0]["C"] == "42601" and e[0]["P"] == "35", f"{e}")
     w.close()
@@ -150,8 +145,7 @@ def syntax_errors_answered_by_gateway_with_position():
 
 @test
 def parameter_status_and_per_client_settings():
-    w = Wire(env.proxy_port)
-    w.startup(user="rproxy_up", application_name="e2e-app", client_encoding="LATIN1",
+    w = env.wire(application_name="e2e-app", client_encoding="LATIN1",
               options="-c DateStyle=SQL,DMY --extra-float-digits=1")
     version = env.up.sql("SHOW server_version")
     p = w.params
@@ -166,8 +160,7 @@ def parameter_status_and_per_client_settings():
     check(rows(w.query("SHOW DateStyle")) == [["SQL, DMY"]], "client's own DateStyle in force")
     check(rows(w.query("SELECT current_setting('extra_float_digits')")) == [["1"]], "options applied")
     # Another client on the same pooled connections sees none of it.
-    other = Wire(env.proxy_port)
-    other.startup(user="rproxy_up")
+    other = env.wire()
     check(other.params.get("DateStyle") == "ISO, MDY", f"{other.params}")
     check(rows(other.query("SHOW DateStyle")) == [["ISO, MDY"]], "no leak between clients")
     check(rows(other.query("SELECT current_setting('application_name')")) == [[""]], "no leak of application_name")
@@ -185,8 +178,7 @@ def parameter_status_and_per_client_settings():
 @test
 def workers_view_counts_clients_and_statements():
     before = int(env.gw.sql("SELECT sum(statements) FROM pg_rproxy_workers"))
-    w = Wire(env.proxy_port)
-    w.startup(user="rproxy_up")
+    w = env.wire()
     for _ in range(5):
         w.query("SELECT 1")
     check(int(env.gw.sql("SELECT sum(clients) FROM pg_rproxy_workers")) >= 1, "connected client counted")

@@ -74,8 +74,7 @@ def clients_wait_for_the_pool_then_get_57014():
         env.gw.reload_with(pool_size=1, pool_timeout="300ms")
 
         def client(i):
-            w = Wire(env.proxy_port)
-            w.startup(user="rproxy_up")
+            w = env.wire()
             msgs = w.query("SELECT pg_sleep(1.5)")
             w.close()
             return errors(msgs)
@@ -134,8 +133,7 @@ def malformed_input_gets_08p01_and_the_worker_keeps_serving():
     check(rows(w.query("SELECT 'after N'")) == [["after N"]], "session works")
     w.close()
     # a client that sends half a message and vanishes
-    w = Wire(env.proxy_port)
-    w.startup(user="rproxy_up")
+    w = env.wire()
     w.send(b"Q\0\0\0\xff" + b"SEL")
     w.close()
     check(env.worker_pids() == pids, f"workers were not restarted: {pids} -> {env.worker_pids()}")
@@ -150,8 +148,7 @@ def sleeping_upstream_backends():
 @test
 def abrupt_disconnect_mid_statement_frees_the_upstream_connection():
     for _ in range(3):  # more than pool_size: a leaked slot would show
-        w = Wire(env.proxy_port)
-        w.startup(user="rproxy_up")
+        w = env.wire()
         w.send(Wire.query_msg("SELECT pg_sleep(30)"))
         time.sleep(0.3)
         check(sleeping_upstream_backends() >= 1, "statement running upstream")
@@ -164,8 +161,7 @@ def abrupt_disconnect_mid_statement_frees_the_upstream_connection():
     res = run_parallel(4, lambda i: env.psql("SELECT 1", timeout=20).returncode)
     check(res == [0, 0, 0, 0], f"pool still serves: {res}")
     # a client that stops reading a large result and disconnects
-    w = Wire(env.proxy_port)
-    w.startup(user="rproxy_up")
+    w = env.wire()
     w.send(Wire.query_msg("SELECT * FROM big ORDER BY id"))
     w.read_msg()
     w.close()
@@ -200,8 +196,7 @@ def unreachable_or_unset_upstream_gives_08001():
 @test
 def upstream_restart_needs_no_gateway_restart():
     pids = env.worker_pids()
-    w = Wire(env.proxy_port)
-    w.startup(user="rproxy_up")
+    w = env.wire()
     check(rows(w.query("SELECT 1")) == [["1"]], "before restart")
     env.psql("SELECT 1")  # leave idle pooled connections behind
     env.up.restart()
