@@ -94,8 +94,6 @@ RunResult run_loop(int slot, char* error, size_t error_size) {
         ListenConfig listen = listen_config();
         Worker worker(host, listen, limits, wake_fd, postmaster_alive_fds[POSTMASTER_FD_WATCH]);
         BackgroundWorkerUnblockSignals();
-        host.log(LogLevel::Log, "pg_rproxy worker " + std::to_string(slot) + " listening on " +
-                                    listen.listen_addresses + " port " + std::to_string(listen.port));
         return worker.run() == Worker::Exit::PostmasterDied ? RunResult::PostmasterDied : RunResult::Terminated;
     } catch (const std::exception& e) {
         strlcpy(error, e.what(), error_size);

@@ -50,6 +50,7 @@ Worker::Exit Worker::run() {
     for (const auto& ep : listen_endpoints(listen_.listen_addresses, listen_.port))
         acceptors_.push_back(open_listener(io_, ep));
     if (acceptors_.empty()) throw std::runtime_error("pg_rproxy.listen_addresses names no address to listen on");
+    host_.log(LogLevel::Log, "pg_rproxy listening on " + listen_.listen_addresses + " port " + std::to_string(listen_.port));
     pool_->configure(host_.upstream_config());
     for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
     arm_wake();
