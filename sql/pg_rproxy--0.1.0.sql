@@ -18,16 +18,18 @@ $$;
 
 CREATE FUNCTION pg_rproxy_classify(
     sql text,
+    OUT statement integer,
+    OUT kind text,
     OUT allowed boolean,
-    OUT kinds text[],
+    OUT cacheable boolean,
     OUT sqlstate text,
     OUT reason text,
     OUT error_position integer)
-RETURNS record
+RETURNS SETOF record
 AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE;
 
 COMMENT ON FUNCTION pg_rproxy_classify(text) IS
-    'The verdict the pg_rproxy workers give a query string: allowed or not, statement kinds, reason';
+    'The firewall verdict per statement, as the pg_rproxy workers give it (functions that are not gateway built-ins count as unknown here; the workers ask the upstream)';
 
 CREATE FUNCTION pg_rproxy_worker_stats(
     OUT worker integer,
@@ -45,3 +47,13 @@ CREATE VIEW pg_rproxy_workers AS
 
 COMMENT ON VIEW pg_rproxy_workers IS
     'One row per running pg_rproxy listener worker: clients, upstream connections busy/idle, statements served';
+
+CREATE FUNCTION pg_rproxy_rejection_stats(OUT reason text, OUT rejections bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW pg_rproxy_rejections AS
+    SELECT reason, rejections FROM pg_rproxy_rejection_stats();
+
+COMMENT ON VIEW pg_rproxy_rejections IS
+    'Statements the pg_rproxy workers refused, by reason, since the gateway started';

@@ -11,7 +11,8 @@ FROM pg_stat_activity a JOIN pg_rproxy_workers w USING (pid)
 WHERE a.backend_type = 'pg_rproxy listener';
 
 -- defaults and contexts of the settings
-SELECT name, boot_val, unit, context FROM pg_settings WHERE name LIKE 'pg_rproxy.%' ORDER BY name;
+SELECT name, CASE WHEN length(boot_val) > 40 THEN left(boot_val, 37) || '...' ELSE boot_val END AS boot_val, unit, context
+FROM pg_settings WHERE name LIKE 'pg_rproxy.%' ORDER BY name;
 
 -- the upstream conninfo holds a password: hidden from non-superusers
 CREATE ROLE rproxy_regress_reader;

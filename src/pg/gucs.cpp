@@ -12,6 +12,30 @@ char* upstream = nullptr;
 int pool_size = 5;
 int pool_timeout_ms = 30000;
 char* database = nullptr;
+char* allowed_functions = nullptr;
+char* denied_functions = nullptr;
+char* denied_settings = nullptr;
+int unknown_functions = 0;
+
+// Volatile (or stable) built-ins that cannot change data, another session or the server: time,
+// randomness, identity, sizes and monitoring that BI tools and dashboards call.
+constexpr const char* kDefaultAllowedFunctions =
+    "random, clock_timestamp, timeofday, statement_timestamp, gen_random_uuid, pg_backend_pid, version, "
+    "current_setting, pg_is_in_recovery, pg_sleep, pg_sleep_for, pg_sleep_until, pg_database_size, "
+    "pg_relation_size, pg_table_size, pg_indexes_size, pg_total_relation_size, pg_tablespace_size, "
+    "pg_jit_available, pg_notification_queue_usage, pg_current_wal_lsn, pg_current_wal_insert_lsn, "
+    "pg_current_wal_flush_lsn, pg_last_wal_receive_lsn, pg_last_wal_replay_lsn, "
+    "pg_last_xact_replay_timestamp, pg_is_wal_replay_paused, pg_get_wal_replay_pause_state, "
+    "pg_blocking_pids, pg_safe_snapshot_blocking_pids, pg_lock_status, pg_partition_tree, "
+    "pg_partition_ancestors, pg_sequence_last_value, currval, lastval, txid_status, pg_xact_status, "
+    "pg_stat_have_stats, pg_stat_get_xact_numscans, pg_stat_get_xact_tuples_returned, "
+    "pg_stat_get_xact_tuples_fetched, pg_stat_get_xact_tuples_inserted, pg_stat_get_xact_tuples_updated, "
+    "pg_stat_get_xact_tuples_deleted, pg_stat_get_xact_tuples_hot_updated, pg_stat_get_xact_blocks_fetched, "
+    "pg_stat_get_xact_blocks_hit, pg_stat_get_xact_function_calls, pg_stat_get_xact_function_total_time, "
+    "pg_stat_get_xact_function_self_time, pg_collation_actual_version, pg_database_collation_actual_version";
+
+const struct config_enum_entry unknown_function_options[] = {
+    {"reject", 0, false}, {"allow", 1, false}, {nullptr, 0, false}};
 }  // namespace
 
 void define_gucs() {
@@ -33,6 +57,19 @@ void define_gucs() {
                             nullptr, nullptr);
     DefineCustomStringVariable("pg_rproxy.database", "Local database the workers attach to for catalog access.",
                                nullptr, &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("pg_rproxy.allowed_functions",
+                               "Volatile functions allowed by name (comma list, name or schema.name).", nullptr,
+                               &allowed_functions, kDefaultAllowedFunctions, PGC_SIGHUP, 0, nullptr, nullptr,
+                               nullptr);
+    DefineCustomStringVariable("pg_rproxy.denied_functions", "Functions rejected whatever their volatility.",
+                               nullptr, &denied_functions, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("pg_rproxy.denied_settings",
+                               "Settings clients may not change (in addition to the read-only and role ones).",
+                               nullptr, &denied_settings, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomEnumVariable("pg_rproxy.unknown_functions",
+                             "What to do with a function neither the gateway nor the upstream knows.", nullptr,
+                             &unknown_functions, 0, unknown_function_options, PGC_SIGHUP, 0, nullptr, nullptr,
+                             nullptr);
     MarkGUCPrefixReserved("pg_rproxy");
 }
 
@@ -51,6 +88,19 @@ UpstreamConfig upstream_config() {
     c.conninfo = upstream ? upstream : "";
     c.pool_size = pool_size;
     c.pool_timeout = std::chrono::milliseconds(pool_timeout_ms);
+    return c;
+}
+
+}  // namespace rproxy::pg
+
+namespace rproxy::pg {
+
+FirewallConfig firewall_config() {
+    FirewallConfig c;
+    c.allowed_functions = parse_name_list(allowed_functions ? allowed_functions : "");
+    c.denied_functions = parse_name_list(denied_functions ? denied_functions : "");
+    c.denied_settings = parse_name_list(denied_settings ? denied_settings : "");
+    c.allow_unknown_functions = unknown_functions == 1;
     return c;
 }
 

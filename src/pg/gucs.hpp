@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/config.hpp"
+#include "core/firewall_policy.hpp"
 
 namespace rproxy::pg {
 
@@ -11,5 +12,6 @@ int guc_workers();
 const char* guc_database();
 ListenConfig listen_config();
 UpstreamConfig upstream_config();
+FirewallConfig firewall_config();
 
 }  // namespace rproxy::pg

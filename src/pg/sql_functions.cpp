@@ -3,9 +3,11 @@
 #include <string>
 #include <vector>
 
-#include "pg/pg_guard.hpp"
-#include "pg/statement_classifier.hpp"
+#include "core/firewall_policy.hpp"
+#include "pg/gucs.hpp"
+#include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
+#include "pg/pg_guard.hpp"
 
 bool pg_rproxy_loaded_via_preload();
 
@@ -13,6 +15,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(pg_rproxy_is_preloaded);
 PG_FUNCTION_INFO_V1(pg_rproxy_classify);
 PG_FUNCTION_INFO_V1(pg_rproxy_worker_stats);
+PG_FUNCTION_INFO_V1(pg_rproxy_rejection_stats);
 }
 
 using rproxy::pg::invoke_cpp;
@@ -20,8 +23,8 @@ using rproxy::pg::pg_call;
 
 extern "C" Datum pg_rproxy_is_preloaded(PG_FUNCTION_ARGS) { PG_RETURN_BOOL(pg_rproxy_loaded_via_preload()); }
 
-// pg_rproxy_classify(sql text, OUT allowed bool, OUT kinds text[], OUT sqlstate text,
-//                    OUT reason text, OUT error_position int)
+// pg_rproxy_classify(sql text) -> one row per statement (statement, kind, allowed, cacheable,
+// sqlstate, reason, error_position); a parser error gives one row with statement NULL.
 extern "C" Datum pg_rproxy_classify(PG_FUNCTION_ARGS) {
     return invoke_cpp([&]() -> Datum {
         std::string sql;
@@ -29,32 +32,64 @@ extern "C" Datum pg_rproxy_classify(PG_FUNCTION_ARGS) {
             char* s = text_to_cstring(PG_GETARG_TEXT_PP(0));
             sql.assign(s);
         });
-        rproxy::Verdict v = rproxy::pg::classify_statement(sql);
-
-        std::vector<const char*> kinds;
-        for (const auto& k : v.kinds) kinds.push_back(k.c_str());
-        Datum result = 0;
+        rproxy::ParsedQuery parsed = rproxy::pg::parse_statements(sql);
+        rproxy::Verdict v = rproxy::evaluate(parsed, rproxy::pg::firewall_config(), nullptr);
         pg_call([&] {
-            TupleDesc tupdesc;
-            if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
-                elog(ERROR, "return type must be a row type");
-            tupdesc = BlessTupleDesc(tupdesc);
-            Datum values[5];
-            bool nulls[5] = {false, false, false, false, false};
-            values[0] = BoolGetDatum(v.allowed);
-            Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (kinds.size() + 1)));
-            for (size_t i = 0; i < kinds.size(); ++i) elems[i] = CStringGetTextDatum(kinds[i]);
-            values[1] = PointerGetDatum(construct_array(elems, static_cast<int>(kinds.size()), TEXTOID, -1, false, TYPALIGN_INT));
-            if (v.sqlstate.empty()) nulls[2] = nulls[3] = true;
-            else {
-                values[2] = CStringGetTextDatum(v.sqlstate.c_str());
-                values[3] = CStringGetTextDatum(v.message.c_str());
+            InitMaterializedSRF(fcinfo, 0);
+            ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+            Datum values[7];
+            bool nulls[7];
+            if (v.reason == rproxy::RejectReason::SyntaxError) {
+                memset(nulls, true, sizeof nulls);
+                nulls[2] = nulls[3] = nulls[4] = nulls[5] = false;
+                values[2] = BoolGetDatum(false);
+                values[3] = BoolGetDatum(false);
+                values[4] = CStringGetTextDatum(v.sqlstate.c_str());
+                values[5] = CStringGetTextDatum(v.message.c_str());
+                if (v.position > 0) {
+                    nulls[6] = false;
+                    values[6] = Int32GetDatum(v.position);
+                }
+                tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+                return;
             }
-            if (v.position > 0) values[4] = Int32GetDatum(v.position);
-            else nulls[4] = true;
-            result = HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+            for (size_t i = 0; i < v.statements.size(); ++i) {
+                const rproxy::StatementVerdict& st = v.statements[i];
+                memset(nulls, false, sizeof nulls);
+                values[0] = Int32GetDatum(static_cast<int32>(i + 1));
+                values[1] = CStringGetTextDatum(st.kind.c_str());
+                values[2] = BoolGetDatum(st.allowed);
+                values[3] = BoolGetDatum(st.cacheable);
+                if (st.allowed) {
+                    nulls[4] = nulls[5] = true;
+                } else {
+                    values[4] = CStringGetTextDatum("25006");
+                    values[5] = CStringGetTextDatum(st.reason.c_str());
+                }
+                nulls[6] = true;
+                tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+            }
         });
-        return result;
+        return Datum(0);
+    });
+}
+
+// Rejections by reason over all workers, for the pg_rproxy_rejections view.
+extern "C" Datum pg_rproxy_rejection_stats(PG_FUNCTION_ARGS) {
+    return invoke_cpp([&]() -> Datum {
+        uint64_t counts[rproxy::kRejectReasonCount];
+        rproxy::pg::worker_stats_rejections(counts);
+        pg_call([&] {
+            InitMaterializedSRF(fcinfo, 0);
+            ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+            for (int r = 1; r < rproxy::kRejectReasonCount; ++r) {
+                Datum values[2] = {CStringGetTextDatum(rproxy::reject_reason_name(static_cast<rproxy::RejectReason>(r))),
+                                   Int64GetDatum(static_cast<int64>(counts[r]))};
+                bool nulls[2] = {false, false};
+                tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+            }
+        });
+        return Datum(0);
     });
 }
 

@@ -9,7 +9,7 @@
 
 #include "proxy/worker.hpp"
 #include "pg/gucs.hpp"
-#include "pg/statement_classifier.hpp"
+#include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/pg_guard.hpp"
 
@@ -50,7 +50,11 @@ class PgWorkerHost final : public WorkerHost {
 public:
     explicit PgWorkerHost(int slot) : slot_(slot) {}
 
-    Verdict classify(std::string_view sql) override { return classify_statement(std::string(sql)); }
+    ParsedQuery parse(std::string_view sql) override { return parse_statements(std::string(sql)); }
+
+    FirewallConfig firewall_config() override { return rproxy::pg::firewall_config(); }
+
+    void count_rejection(RejectReason reason) override { worker_stats_count_rejection(slot_, reason); }
 
     UpstreamConfig upstream_config() override { return rproxy::pg::upstream_config(); }
 
@@ -62,6 +66,7 @@ public:
         if (got_sighup) {
             got_sighup = 0;
             pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
+            forget_builtin_functions();
             ev.reload = true;
         }
         if (got_sigterm) ev.terminate = true;

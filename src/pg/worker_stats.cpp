@@ -13,6 +13,7 @@ struct Slot {
     pg_atomic_uint32 upstream_busy;
     pg_atomic_uint32 upstream_idle;
     pg_atomic_uint64 statements;
+    pg_atomic_uint64 rejections[kRejectReasonCount];  // survive worker restarts: cumulative
 };
 
 struct StatsShmem {
@@ -46,6 +47,7 @@ void init_worker_stats_shmem() {
             pg_atomic_init_u32(&s->upstream_busy, 0);
             pg_atomic_init_u32(&s->upstream_idle, 0);
             pg_atomic_init_u64(&s->statements, 0);
+            for (int r = 0; r < kRejectReasonCount; ++r) pg_atomic_init_u64(&s->rejections[r], 0);
         }
     }
     LWLockRelease(AddinShmemInitLock);
@@ -72,6 +74,16 @@ void worker_stats_publish(int slot, const WorkerCounters& c) {
 
 void worker_stats_detach(int slot) {
     if (Slot* s = slot_at(slot)) pg_atomic_write_u32(&s->pid, 0);
+}
+
+void worker_stats_count_rejection(int slot, RejectReason reason) {
+    if (Slot* s = slot_at(slot)) pg_atomic_fetch_add_u64(&s->rejections[static_cast<int>(reason)], 1);
+}
+
+void worker_stats_rejections(uint64_t out[kRejectReasonCount]) {
+    for (int r = 0; r < kRejectReasonCount; ++r) out[r] = 0;
+    for (int i = 0; stats && i < stats->nslots; ++i)
+        for (int r = 0; r < kRejectReasonCount; ++r) out[r] += pg_atomic_read_u64(&stats->slots[i].rejections[r]);
 }
 
 int worker_stats_slots() { return stats ? stats->nslots : 0; }

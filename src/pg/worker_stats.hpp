@@ -14,6 +14,9 @@ void init_worker_stats_shmem();     // from shmem_startup_hook
 void worker_stats_attach(int slot, int pid);
 void worker_stats_publish(int slot, const WorkerCounters& c);
 void worker_stats_detach(int slot);
+void worker_stats_count_rejection(int slot, RejectReason reason);
+// Rejections by reason summed over all workers, indexed by RejectReason.
+void worker_stats_rejections(uint64_t out[kRejectReasonCount]);
 
 struct WorkerStatsRow {
     int slot;

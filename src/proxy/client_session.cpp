@@ -118,6 +118,11 @@ asio::awaitable<std::optional<protocol::FrontendMessage>> ClientSession::next_me
 
 asio::awaitable<void> ClientSession::run() {
     auto self = shared_from_this();
+    co_await serve();
+    release_pinned();
+}
+
+asio::awaitable<void> ClientSession::serve() {
     std::optional<ErrorFields> failure;
     try {
         if (!co_await startup()) co_return;
@@ -150,6 +155,11 @@ asio::awaitable<void> ClientSession::run() {
                     break;
                 case 'd': case 'c': case 'f':
                     break;  // copy messages outside COPY are ignored, as PostgreSQL does
+                case 'F':  // fast-path function call: an unchecked way to run any function
+                    worker_.host().count_rejection(RejectReason::FastPath);
+                    reject(ErrorFields::make("ERROR", "25006", "fast-path function calls are not allowed through pg_rproxy"));
+                    co_await flush();
+                    break;
                 default:
                     failure = ErrorFields::make(
                         "FATAL", "0A000",
@@ -241,7 +251,8 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::sync_settings(const C
     std::string sql = settings_sync_sql(conn->applied_settings(), settings_);
     if (!sql.empty()) {
         // A failed sync runs in one implicit transaction, so the connection keeps what it had.
-        if (auto err = co_await conn->run_internal(sql)) co_return err;
+        auto result = co_await conn->run_internal(sql);
+        if (result.error) co_return result.error;
     }
     conn->applied_settings() = settings_;
     UpstreamPool::ReportedParameters reported;
@@ -252,25 +263,82 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::sync_settings(const C
     co_return std::nullopt;
 }
 
-asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
-    Verdict verdict = worker_.host().classify(sql);
+void ClientSession::reject(const ErrorFields& e) {
+    protocol::append_error(out_, e);
+    protocol::append_ready_for_query(out_, tx_status_);
+}
+
+asio::awaitable<Verdict> ClientSession::judge(const std::string& sql, ParsedQuery& parsed, ConnectionPtr& conn,
+                                              std::optional<ErrorFields>& failure) {
+    parsed = worker_.host().parse(sql);
+    UpstreamFunctions& functions = worker_.upstream_functions();
+    UpstreamVolatility lookup = [&functions](const FunctionRef& f) { return functions.lookup(f); };
+    Verdict verdict = evaluate(parsed, worker_.firewall(), lookup);
+    if (!verdict.pending_functions.empty()) {
+        // Functions the gateway does not know: ask the upstream's pg_proc, then judge again.
+        if (!conn) {
+            try {
+                conn = co_await worker_.pool().acquire();
+            } catch (const UpstreamUnavailable& e) {
+                failure = e.fields;
+            }
+        }
+        if (!failure) failure = co_await functions.resolve(*conn, verdict.pending_functions);
+        if (failure) co_return verdict;
+        verdict = evaluate(parsed, worker_.firewall(), lookup);
+    }
     if (!verdict.allowed) {
-        protocol::append_error(out_, ErrorFields::make("ERROR", verdict.sqlstate, verdict.message, verdict.position));
-        protocol::append_ready_for_query(out_, tx_status_);
+        worker_.host().count_rejection(verdict.reason);
+        failure = ErrorFields::make("ERROR", verdict.sqlstate, verdict.message, verdict.position);
+        co_return verdict;
+    }
+    failure = track_prepared(parsed);
+    co_return verdict;
+}
+
+std::optional<ErrorFields> ClientSession::track_prepared(const ParsedQuery& parsed) {
+    // EXECUTE may only run what this client PREPAREd through the firewall (in string order).
+    std::set<std::string> known = prepared_;
+    for (const StatementFacts& st : parsed.statements) {
+        if (st.deallocate_all) known.clear();
+        if (!st.prepare_name.empty()) known.insert(st.prepare_name);
+        if (!st.deallocate_name.empty()) known.erase(st.deallocate_name);
+        if (!st.execute_name.empty() && !known.count(st.execute_name)) {
+            worker_.host().count_rejection(RejectReason::UnknownPreparedStatement);
+            return ErrorFields::make("ERROR", "26000", "prepared statement \"" + st.execute_name + "\" does not exist");
+        }
+    }
+    prepared_ = std::move(known);
+    return std::nullopt;
+}
+
+asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
+    ParsedQuery parsed;
+    ConnectionPtr conn = pinned_;
+    std::optional<ErrorFields> failure;
+    Verdict verdict = co_await judge(sql, parsed, conn, failure);
+    if (failure) {
+        if (conn && conn != pinned_) worker_.pool().release(conn);
+        reject(*failure);
         co_await flush();
         co_return;
     }
     worker_.count_statement();
     for (int attempt = 0; attempt < 2; ++attempt) {
-        ConnectionPtr conn;
-        try {
-            conn = co_await worker_.pool().acquire();
-        } catch (const UpstreamUnavailable& e) {
-            protocol::append_error(out_, e.fields);
-            break;
+        if (!conn) {
+            try {
+                conn = co_await worker_.pool().acquire();
+            } catch (const UpstreamUnavailable& e) {
+                failure = e.fields;
+            }
+            if (failure) {
+                protocol::append_error(out_, *failure);
+                break;
+            }
         }
         current_conn_ = conn;
         Outcome outcome = co_await run_on(conn, sql);
+        current_conn_.reset();
         tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? status_byte(conn->pg()) : 'I';
         if (outcome == Outcome::ClientGone) {
             // Stop the statement upstream without blocking the loop, then drop the connection:
@@ -283,15 +351,48 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
                 });
             }
             conn->mark_broken();
+            keep_or_release(conn, false);
+            co_return;
         }
-        worker_.pool().release(conn);
-        current_conn_.reset();
-        if (outcome == Outcome::ClientGone) co_return;
-        if (outcome == Outcome::Retry && attempt == 0) continue;
+        if (outcome == Outcome::Retry) {
+            bool was_pinned = conn == pinned_;
+            keep_or_release(conn, false);
+            conn.reset();
+            // Nothing reached the client yet and reads are repeatable: once more on a fresh
+            // connection, unless the client's transaction or session state lived on the lost one.
+            if (attempt == 0 && !was_pinned) continue;
+            protocol::append_error(out_, ErrorFields::make("ERROR", "08006", "upstream connection lost"));
+            break;
+        }
+        keep_or_release(conn, verdict.session_state);
         break;
     }
     protocol::append_ready_for_query(out_, tx_status_);
     co_await flush();
+}
+
+void ClientSession::keep_or_release(ConnectionPtr conn, bool session_state) {
+    if (!conn) return;
+    session_dirty_ = session_dirty_ || session_state;
+    bool alive = !conn->broken() && PQstatus(conn->pg()) == CONNECTION_OK;
+    if (alive && (session_dirty_ || PQtransactionStatus(conn->pg()) != PQTRANS_IDLE)) {
+        pinned_ = std::move(conn);
+        return;
+    }
+    if (conn == pinned_) pinned_.reset();
+    if (!alive) {
+        // The session's state went with the connection; the next statement starts clean.
+        session_dirty_ = false;
+        prepared_.clear();
+        tx_status_ = 'I';
+    }
+    worker_.pool().release(std::move(conn));
+}
+
+void ClientSession::release_pinned() {
+    if (!pinned_) return;
+    if (session_dirty_) pinned_->mark_broken();  // carries this client's settings: never reused
+    worker_.pool().release(std::move(pinned_));
 }
 
 void ClientSession::watch_client(const ConnectionPtr& conn) {
@@ -315,9 +416,31 @@ void ClientSession::stop_watching_client() {
     socket_.cancel(ignored);
 }
 
+asio::awaitable<ClientSession::Outcome> ClientSession::relay_copy_out(const ConnectionPtr& conn, ResultRelay& relay) {
+    PGconn* pg = conn->pg();
+    for (;;) {
+        char* buf = nullptr;
+        int n = PQgetCopyData(pg, &buf, 1);
+        if (n > 0) {
+            relay.copy_data(buf, n);
+            PQfreemem(buf);
+            if (out_.size() >= kFlushThreshold && !co_await flush()) co_return Outcome::ClientGone;
+        } else if (n == 0) {
+            if (!co_await conn->wait_readable() || client_gone_) co_return client_gone_ ? Outcome::ClientGone : Outcome::Done;
+            if (!PQconsumeInput(pg)) {
+                conn->mark_broken();
+                co_return Outcome::Done;  // PQgetResult reports the failure
+            }
+        } else {
+            if (n == -1) relay.copy_done();  // -2: the error follows as a result
+            co_return Outcome::Done;
+        }
+    }
+}
+
 asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPtr& conn, const std::string& sql) {
     if (auto err = co_await sync_settings(conn)) {
-        if (!conn->healthy()) co_return Outcome::Retry;
+        if (conn->broken() || PQstatus(conn->pg()) != CONNECTION_OK) co_return Outcome::Retry;
         protocol::append_error(out_, *err);
         co_return Outcome::Done;
     }
@@ -349,7 +472,18 @@ asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPt
                     break;
                 }
             }
-            if (!relay.relay(r.get())) {
+            ResultRelay::Step step = relay.relay(r.get());
+            if (step == ResultRelay::Step::CopyOut) {
+                r.reset();
+                Outcome o = co_await relay_copy_out(conn, relay);
+                if (o != Outcome::Done) {
+                    outcome = o;
+                    done = true;
+                    break;
+                }
+                continue;
+            }
+            if (step == ResultRelay::Step::Unsupported) {
                 protocol::append_error(out_, ErrorFields::make("ERROR", "0A000", "pg_rproxy cannot relay this kind of result"));
                 conn->mark_broken();
                 done = true;

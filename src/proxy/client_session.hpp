@@ -8,10 +8,13 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
 #include "core/error_fields.hpp"
+#include "core/statement_facts.hpp"
+#include "core/verdict.hpp"
 #include "protocol/frontend_messages.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -19,6 +22,7 @@
 namespace rproxy {
 
 class Worker;
+class ResultRelay;
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
 public:
@@ -33,11 +37,19 @@ public:
 private:
     enum class Outcome { Done, Retry, ClientGone };
 
+    boost::asio::awaitable<void> serve();
     boost::asio::awaitable<bool> startup();
     boost::asio::awaitable<bool> read_more();
     boost::asio::awaitable<std::optional<protocol::FrontendMessage>> next_message();
     boost::asio::awaitable<void> handle_query(const std::string& sql);
+    boost::asio::awaitable<Verdict> judge(const std::string& sql, ParsedQuery& parsed, ConnectionPtr& conn,
+                                          std::optional<ErrorFields>& failure);
+    std::optional<ErrorFields> track_prepared(const ParsedQuery& parsed);
     boost::asio::awaitable<Outcome> run_on(const ConnectionPtr& conn, const std::string& sql);
+    boost::asio::awaitable<Outcome> relay_copy_out(const ConnectionPtr& conn, ResultRelay& relay);
+    void keep_or_release(ConnectionPtr conn, bool session_state);
+    void release_pinned();
+    void reject(const ErrorFields& e);
     boost::asio::awaitable<std::optional<ErrorFields>> sync_settings(const ConnectionPtr& conn);
     boost::asio::awaitable<bool> flush();
     boost::asio::awaitable<void> fatal(const ErrorFields& e);
@@ -52,6 +64,12 @@ private:
     std::string out_;
     SessionSettings settings_;
     std::weak_ptr<UpstreamConnection> current_conn_;
+    // The client's own upstream connection while it is in a transaction or has changed session
+    // state (SET, PREPARE, WITH HOLD cursors, LISTEN); a connection that carried session state is
+    // closed, never pooled again, when the client leaves.
+    ConnectionPtr pinned_;
+    bool session_dirty_ = false;
+    std::set<std::string> prepared_;  // statements this client PREPAREd (allowed by the firewall)
     char tx_status_ = 'I';
     bool idle_ = false;
     bool shutdown_requested_ = false;

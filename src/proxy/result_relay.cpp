@@ -8,7 +8,7 @@ namespace rproxy {
 
 using protocol::MessageWriter;
 
-bool ResultRelay::relay(const PGresult* r) {
+ResultRelay::Step ResultRelay::relay(const PGresult* r) {
     ++results_;
     switch (PQresultStatus(r)) {
         case PGRES_SINGLE_TUPLE:
@@ -17,31 +17,44 @@ bool ResultRelay::relay(const PGresult* r) {
                 described_ = true;
             }
             data_row(r, 0);
-            return true;
+            return Step::Next;
         case PGRES_TUPLES_OK: {
             if (!described_) row_description(r);
             int n = PQntuples(r);
             for (int i = 0; i < n; ++i) data_row(r, i);
             protocol::append_command_complete(out_, PQcmdStatus(const_cast<PGresult*>(r)));
             described_ = false;
-            return true;
+            return Step::Next;
         }
         case PGRES_COMMAND_OK:
             protocol::append_command_complete(out_, PQcmdStatus(const_cast<PGresult*>(r)));
-            return true;
+            return Step::Next;
         case PGRES_EMPTY_QUERY:
             protocol::append_empty_query_response(out_);
-            return true;
+            return Step::Next;
+        case PGRES_COPY_OUT: {
+            int n = PQnfields(r);
+            MessageWriter w(out_, 'H');
+            w.int8(static_cast<uint8_t>(PQbinaryTuples(r))).int16(static_cast<int16_t>(n));
+            for (int i = 0; i < n; ++i) w.int16(static_cast<int16_t>(PQfformat(r, i)));
+            return Step::CopyOut;
+        }
         case PGRES_FATAL_ERROR:
         case PGRES_NONFATAL_ERROR:
             saw_error_ = true;
             described_ = false;
             protocol::append_error(out_, error_fields_of(r));
-            return true;
+            return Step::Next;
         default:
-            return false;
+            return Step::Unsupported;
     }
 }
+
+void ResultRelay::copy_data(const char* data, int len) {
+    MessageWriter(out_, 'd').bytes(data, static_cast<std::size_t>(len));
+}
+
+void ResultRelay::copy_done() { MessageWriter(out_, 'c'); }
 
 void ResultRelay::row_description(const PGresult* r) {
     int n = PQnfields(r);

@@ -15,9 +15,15 @@ class ResultRelay {
 public:
     explicit ResultRelay(std::string& out) : out_(out) {}
 
-    // Appends the messages for r. Returns false for a result kind the gateway does not relay
-    // (COPY, pipeline states): the caller reports that and discards the connection.
-    bool relay(const PGresult* r);
+    enum class Step {
+        Next,         // take the next result
+        CopyOut,      // CopyOutResponse sent: relay PQgetCopyData chunks, then copy_done()
+        Unsupported,  // a result kind the gateway does not relay (COPY IN, pipeline states)
+    };
+    // Appends the messages for r.
+    Step relay(const PGresult* r);
+    void copy_data(const char* data, int len);
+    void copy_done();
 
     bool saw_error() const { return saw_error_; }
     uint64_t results() const { return results_; }

@@ -143,25 +143,33 @@ asio::awaitable<bool> UpstreamConnection::flush() {
     }
 }
 
-asio::awaitable<std::optional<ErrorFields>> UpstreamConnection::run_internal(const std::string& sql) {
-    std::optional<ErrorFields> first_error;
-    if (!PQsendQuery(conn_, sql.c_str()) || !co_await flush()) {
+asio::awaitable<UpstreamConnection::InternalResult> UpstreamConnection::run_internal(
+    const std::string& sql, const std::vector<std::string>& params) {
+    InternalResult out;
+    std::vector<const char*> values;
+    for (const auto& p : params) values.push_back(p.c_str());
+    int sent = params.empty() ? PQsendQuery(conn_, sql.c_str())
+                              : PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                                  values.data(), nullptr, nullptr, 0);
+    if (!sent || !co_await flush()) {
         broken_ = true;
-        co_return ErrorFields::make("ERROR", "08006", "upstream connection failure: " +
-                                                          trim_newlines(PQerrorMessage(conn_)));
+        out.error = ErrorFields::make("ERROR", "08006", "upstream connection failure: " +
+                                                            trim_newlines(PQerrorMessage(conn_)));
+        co_return out;
     }
     for (;;) {
         while (!PQisBusy(conn_)) {
             ResultPtr r(PQgetResult(conn_));
-            if (!r) co_return first_error;
+            if (!r) co_return out;
             auto s = PQresultStatus(r.get());
-            if ((s == PGRES_FATAL_ERROR || s == PGRES_NONFATAL_ERROR) && !first_error)
-                first_error = error_fields_of(r.get());
+            if ((s == PGRES_FATAL_ERROR || s == PGRES_NONFATAL_ERROR) && !out.error) out.error = error_fields_of(r.get());
+            if (s == PGRES_TUPLES_OK) out.rows = std::move(r);
         }
         if (!co_await wait_readable() || !PQconsumeInput(conn_)) {
             broken_ = true;
-            co_return ErrorFields::make("ERROR", "08006", "upstream connection failure: " +
-                                                              trim_newlines(PQerrorMessage(conn_)));
+            out.error = ErrorFields::make("ERROR", "08006", "upstream connection failure: " +
+                                                                trim_newlines(PQerrorMessage(conn_)));
+            co_return out;
         }
     }
 }

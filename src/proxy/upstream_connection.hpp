@@ -54,8 +54,18 @@ public:
     // Sends everything libpq has buffered. False if the connection broke.
     boost::asio::awaitable<bool> flush();
 
-    // Runs an internal statement (settings sync) and returns its first error, if any.
-    boost::asio::awaitable<std::optional<ErrorFields>> run_internal(const std::string& sql);
+    // Runs an internal statement (settings sync, catalog lookups). rows holds the last row result.
+    struct InternalResult {
+        std::optional<ErrorFields> error;
+        ResultPtr rows;
+    };
+    boost::asio::awaitable<InternalResult> run_internal(const std::string& sql,
+                                                        const std::vector<std::string>& params);
+    // (No defaulted or braced arguments in co_await expressions: GCC 12 mishandles temporaries there.)
+    boost::asio::awaitable<InternalResult> run_internal(const std::string& sql) {
+        static const std::vector<std::string> none;
+        return run_internal(sql, none);
+    }
 
     // While idle in the pool: notice the server closing the connection (upstream restart).
     void watch_idle(std::function<void()> on_broken);
@@ -64,6 +74,7 @@ public:
     PGconn* pg() const { return conn_; }
     bool healthy() const;
     void mark_broken() { broken_ = true; }
+    bool broken() const { return broken_; }
     uint64_t generation() const { return generation_; }
     SessionSettings& applied_settings() { return applied_; }
 

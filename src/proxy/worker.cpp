@@ -52,6 +52,7 @@ Worker::Exit Worker::run() {
     if (acceptors_.empty()) throw std::runtime_error("pg_rproxy.listen_addresses names no address to listen on");
     host_.log(LogLevel::Log, "pg_rproxy listening on " + listen_.listen_addresses + " port " + std::to_string(listen_.port));
     pool_->configure(host_.upstream_config());
+    firewall_ = host_.firewall_config();
     for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
     arm_wake();
     arm_postmaster();
@@ -115,7 +116,11 @@ void Worker::arm_postmaster() {
 
 void Worker::on_wake() {
     WakeEvents ev = host_.take_wake_events();
-    if (ev.reload) pool_->configure(host_.upstream_config());
+    if (ev.reload) {
+        pool_->configure(host_.upstream_config());
+        firewall_ = host_.firewall_config();
+        functions_.clear();
+    }
     if (ev.terminate && !shutting_down_) begin_shutdown();
 }
 

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "core/config.hpp"
+#include "core/firewall_policy.hpp"
 #include "proxy/blocking_helper.hpp"
+#include "proxy/upstream_functions.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "proxy/worker_host.hpp"
 
@@ -37,6 +39,8 @@ public:
     UpstreamPool& pool() { return *pool_; }
     BlockingHelper& helper() { return helper_; }
     const SessionLimits& limits() const { return limits_; }
+    const FirewallConfig& firewall() const { return firewall_; }
+    UpstreamFunctions& upstream_functions() { return functions_; }
     std::pair<int32_t, int32_t> new_backend_key();
     void count_statement();
 
@@ -62,6 +66,8 @@ private:
     std::set<std::shared_ptr<ClientSession>> sessions_;
     std::mt19937 rng_;
     WorkerCounters counters_;
+    FirewallConfig firewall_;
+    UpstreamFunctions functions_;
     bool shutting_down_ = false;
     Exit exit_ = Exit::Terminated;
 };

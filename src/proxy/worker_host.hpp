@@ -9,6 +9,8 @@
 #include <string_view>
 
 #include "core/config.hpp"
+#include "core/firewall_policy.hpp"
+#include "core/statement_facts.hpp"
 #include "core/verdict.hpp"
 
 namespace rproxy {
@@ -30,7 +32,10 @@ enum class LogLevel { Debug, Log, Warning };
 class WorkerHost {
 public:
     virtual ~WorkerHost() = default;
-    virtual Verdict classify(std::string_view sql) = 0;
+    // Layer 1: raw_parser and the tree walk, built-in volatilities from the gateway's catalog.
+    virtual ParsedQuery parse(std::string_view sql) = 0;
+    virtual FirewallConfig firewall_config() = 0;
+    virtual void count_rejection(RejectReason reason) = 0;
     virtual UpstreamConfig upstream_config() = 0;
     // Called after the wake eventfd fired: handles PostgreSQL-side interrupts (ProcSignal
     // barriers, config reload) and reports what the loop has to act on.

@@ -7,10 +7,10 @@
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_rproxy;
 BEGIN;
-SELECT plan(17);
+SELECT plan(21);
 
 SELECT has_function('pg_rproxy_classify', ARRAY['text'], 'pg_rproxy_classify(text) exists');
-SELECT function_returns('pg_rproxy_classify', ARRAY['text'], 'record', 'it returns a record');
+SELECT function_returns('pg_rproxy_classify', ARRAY['text'], 'setof record', 'it returns a row per statement');
 SELECT has_view('pg_rproxy_workers', 'the pg_rproxy_workers view exists');
 SELECT columns_are('pg_rproxy_workers',
     ARRAY['worker', 'pid', 'clients', 'upstream_busy', 'upstream_idle', 'statements'],
@@ -21,17 +21,27 @@ SELECT is((SELECT count(*)::int FROM pg_rproxy_workers), current_setting('pg_rpr
           'one row per configured worker');
 
 -- Table-driven: what passes and what is refused, with the exact message
-SELECT is((pg_rproxy_classify(q)).allowed, true, 'allowed: ' || q)
+SELECT is(c.allowed, true, 'allowed: ' || q)
 FROM unnest(ARRAY['SELECT 1', 'VALUES (1)', 'TABLE pg_class', 'SHOW search_path',
-                  'EXPLAIN DELETE FROM t']) AS q;
-SELECT is((pg_rproxy_classify(q)).reason, 'Write operations are not permitted: ' || k || ' statements are not allowed',
+                  'EXPLAIN DELETE FROM t']) AS q, LATERAL pg_rproxy_classify(q) c;
+SELECT is(c.reason, 'Write operations are not permitted: ' || k || ' statements are not allowed',
           'rejected: ' || q)
 FROM (VALUES ('INSERT INTO t VALUES (1)', 'INSERT'),
              ('CREATE INDEX ON t (a)', 'CREATE INDEX'),
              ('DROP SCHEMA s CASCADE', 'DROP SCHEMA'),
-             ('TRUNCATE t', 'TRUNCATE TABLE')) AS v(q, k);
-SELECT is((pg_rproxy_classify('REFRESH MATERIALIZED VIEW mv')).sqlstate, '25006', 'rejections carry SQLSTATE 25006');
-SELECT is((pg_rproxy_classify('SELECT (')).sqlstate, '42601', 'syntax errors carry SQLSTATE 42601');
+             ('TRUNCATE t', 'TRUNCATE TABLE')) AS v(q, k), LATERAL pg_rproxy_classify(q) c;
+SELECT is((SELECT sqlstate FROM pg_rproxy_classify('REFRESH MATERIALIZED VIEW mv')), '25006',
+          'rejections carry SQLSTATE 25006');
+SELECT is((SELECT sqlstate FROM pg_rproxy_classify('SELECT (')), '42601', 'syntax errors carry SQLSTATE 42601');
+SELECT is((SELECT reason FROM pg_rproxy_classify('SELECT pg_terminate_backend(1)')),
+          'function pg_terminate_backend() is not allowed: it is volatile', 'volatile functions are named');
+SELECT is((SELECT reason FROM pg_rproxy_classify('SET default_transaction_read_only = off')),
+          'setting default_transaction_read_only cannot be changed through pg_rproxy', 'protected settings are named');
+SELECT has_view('pg_rproxy_rejections', 'the pg_rproxy_rejections view exists');
+SELECT set_eq('SELECT reason FROM pg_rproxy_rejections',
+              ARRAY['statement_kind', 'setting', 'volatile_function', 'denied_function', 'unknown_function',
+                    'syntax_error', 'fast_path_call', 'unknown_prepared_statement'],
+              'rejections are counted by reason');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -43,7 +43,7 @@ TEST(ResultRelay, RowsWithNull) {
     std::string out;
     ResultRelay relay(out);
     auto r = make_rows(false);
-    ASSERT_TRUE(relay.relay(r.get()));
+    ASSERT_EQ(relay.relay(r.get()), ResultRelay::Step::Next);
     std::string expected = kRowDescription + kDataRow;
     EXPECT_EQ(out.substr(0, expected.size()), expected);
     EXPECT_EQ(out[expected.size()], 'C');  // CommandComplete follows
@@ -53,8 +53,8 @@ TEST(ResultRelay, SingleRowModeDescribesOnce) {
     std::string out;
     ResultRelay relay(out);
     auto a = make_rows(true), b = make_rows(true);
-    ASSERT_TRUE(relay.relay(a.get()));
-    ASSERT_TRUE(relay.relay(b.get()));
+    ASSERT_EQ(relay.relay(a.get()), ResultRelay::Step::Next);
+    ASSERT_EQ(relay.relay(b.get()), ResultRelay::Step::Next);
     EXPECT_EQ(out, kRowDescription + kDataRow + kDataRow);
 }
 
@@ -62,13 +62,25 @@ TEST(ResultRelay, EmptyQueryAndErrorsWithoutSqlstate) {
     std::string out;
     ResultRelay relay(out);
     ResultPtr empty(PQmakeEmptyPGresult(nullptr, PGRES_EMPTY_QUERY));
-    ASSERT_TRUE(relay.relay(empty.get()));
+    ASSERT_EQ(relay.relay(empty.get()), ResultRelay::Step::Next);
     EXPECT_EQ(out, std::string("I\0\0\0\x04", 5));
     // libpq-made error (lost connection): relayed with SQLSTATE 08006.
     ResultPtr err(PQmakeEmptyPGresult(nullptr, PGRES_FATAL_ERROR));
     ErrorFields f = error_fields_of(err.get());
     ASSERT_NE(f.find('C'), nullptr);
     EXPECT_EQ(*f.find('C'), "08006");
+    ResultPtr copy_in(PQmakeEmptyPGresult(nullptr, PGRES_COPY_IN));
+    EXPECT_EQ(relay.relay(copy_in.get()), ResultRelay::Step::Unsupported);
+}
+
+TEST(ResultRelay, CopyOutFraming) {
+    std::string out;
+    ResultRelay relay(out);
     ResultPtr copy(PQmakeEmptyPGresult(nullptr, PGRES_COPY_OUT));
-    EXPECT_FALSE(relay.relay(copy.get()));
+    EXPECT_EQ(relay.relay(copy.get()), ResultRelay::Step::CopyOut);
+    EXPECT_EQ(out, std::string("H\0\0\0\x07\0\0\0", 8));  // text, zero columns
+    out.clear();
+    relay.copy_data("1\tx\n", 4);
+    relay.copy_done();
+    EXPECT_EQ(out, std::string("d\0\0\0\x08" "1\tx\n" "c\0\0\0\x04", 14));
 }

@@ -1,0 +1,124 @@
+#include "core/firewall_policy.hpp"
+
+#include <cctype>
+
+namespace rproxy {
+
+const char* reject_reason_name(RejectReason r) {
+    switch (r) {
+        case RejectReason::None: return "none";
+        case RejectReason::StatementKind: return "statement_kind";
+        case RejectReason::Setting: return "setting";
+        case RejectReason::VolatileFunction: return "volatile_function";
+        case RejectReason::DeniedFunction: return "denied_function";
+        case RejectReason::UnknownFunction: return "unknown_function";
+        case RejectReason::SyntaxError: return "syntax_error";
+        case RejectReason::FastPath: return "fast_path_call";
+        case RejectReason::UnknownPreparedStatement: return "unknown_prepared_statement";
+    }
+    return "none";
+}
+
+std::set<std::string> parse_name_list(const std::string& value) {
+    std::set<std::string> out;
+    std::string cur;
+    auto flush = [&] {
+        auto b = cur.find_first_not_of(" \t\n"), e = cur.find_last_not_of(" \t\n");
+        if (b != std::string::npos) out.insert(cur.substr(b, e - b + 1));
+        cur.clear();
+    };
+    for (char c : value) {
+        if (c == ',') flush();
+        else cur.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+    flush();
+    return out;
+}
+
+bool setting_always_denied(const std::string& name) {
+    return name == "default_transaction_read_only" || name == "transaction_read_only" ||
+           name == "session_authorization" || name == "role";
+}
+
+namespace {
+
+bool listed(const std::set<std::string>& list, const FunctionRef& f) {
+    if (list.count(f.name)) return true;
+    return !f.schema.empty() && list.count(f.schema + "." + f.name);
+}
+
+}  // namespace
+
+Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const UpstreamVolatility& lookup) {
+    Verdict v;
+    if (parsed.error_sqlstate) {
+        v.sqlstate = *parsed.error_sqlstate;
+        v.message = parsed.error_message;
+        v.position = parsed.error_position;
+        v.reason = RejectReason::SyntaxError;
+        return v;
+    }
+    v.allowed = true;
+    v.cacheable = !parsed.statements.empty();
+    auto reject = [&](StatementVerdict& sv, RejectReason r, std::string msg) {
+        sv.allowed = false;
+        sv.reason = msg;
+        if (v.allowed) {
+            v.allowed = false;
+            v.reason = r;
+            v.sqlstate = "25006";
+            v.message = std::move(msg);
+        }
+    };
+
+    for (const StatementFacts& st : parsed.statements) {
+        StatementVerdict sv{st.kind, true, false, ""};
+        bool deterministic = !st.time_dependent;
+        if (!st.write_kind.empty()) {
+            reject(sv, RejectReason::StatementKind,
+                   "Write operations are not permitted: " + st.write_kind + " statements are not allowed");
+        } else if (!st.setting_error.empty()) {
+            reject(sv, RejectReason::Setting, st.setting_error);
+        }
+        for (const std::string& s : st.settings) {
+            if (!sv.allowed) break;
+            if (setting_always_denied(s) || cfg.denied_settings.count(s))
+                reject(sv, RejectReason::Setting, "setting " + s + " cannot be changed through pg_rproxy");
+        }
+        for (const FunctionRef& f : st.functions) {
+            if (!sv.allowed) break;
+            if (listed(cfg.denied_functions, f)) {
+                reject(sv, RejectReason::DeniedFunction,
+                       "function " + f.display() + " is not allowed: it is listed in pg_rproxy.denied_functions");
+                break;
+            }
+            Volatility vol = f.volatility;
+            if (vol == Volatility::NotBuiltin) {
+                std::optional<Volatility> up = lookup ? lookup(f) : std::optional<Volatility>(Volatility::Missing);
+                if (!up) {
+                    v.pending_functions.push_back(f.key());
+                    deterministic = false;
+                    continue;
+                }
+                vol = *up;
+            }
+            if (vol != Volatility::Immutable) deterministic = false;
+            if (listed(cfg.allowed_functions, f)) continue;
+            if (vol == Volatility::Volatile) {
+                reject(sv, RejectReason::VolatileFunction, "function " + f.display() + " is not allowed: it is volatile");
+            } else if (vol == Volatility::Missing && !cfg.allow_unknown_functions) {
+                reject(sv, RejectReason::UnknownFunction,
+                       "function " + f.display() + " is not allowed: it is unknown to the gateway and the upstream");
+            }
+        }
+        sv.cacheable = sv.allowed && deterministic && st.kind == "SELECT" && !st.session_state;
+        v.cacheable = v.cacheable && sv.cacheable;
+        v.session_state = v.session_state || st.session_state;
+        v.statements.push_back(std::move(sv));
+    }
+    if (!v.allowed) v.pending_functions.clear();  // rejected anyway: nothing to ask the upstream
+    if (!v.pending_functions.empty()) v.cacheable = false;
+    return v;
+}
+
+}  // namespace rproxy

@@ -1,0 +1,47 @@
+// What the parser layer learns about each statement of a query string: everything the firewall
+// policy needs, as plain data. Produced in the pg layer from the raw parse tree; judged by the pure
+// policy (core/firewall_policy), so the decision logic is testable without a server.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rproxy {
+
+// Volatility as in pg_proc.provolatile, plus "not a gateway built-in: ask the upstream".
+enum class Volatility : char { Immutable = 'i', Stable = 's', Volatile = 'v', NotBuiltin = '?', Missing = 'u' };
+
+struct FunctionRef {
+    std::string schema;  // "" when unqualified
+    std::string name;
+    Volatility volatility = Volatility::NotBuiltin;  // worst over all overloads
+    std::string display() const { return (schema.empty() ? name : schema + "." + name) + "()"; }
+    std::string key() const { return schema + "." + name; }
+};
+
+struct StatementFacts {
+    std::string kind;          // command name, e.g. "SELECT", "INSERT", "SET", "BEGIN"
+    std::string write_kind;    // non-empty: a write or unsupported construct, e.g. "SELECT INTO", "DELETE"
+    std::string setting_error; // non-empty: a forbidden setting change, already worded
+    std::vector<FunctionRef> functions;  // functions that would execute
+    std::vector<std::string> settings;   // settings changed (SET, RESET, set_config), lower case
+    bool time_dependent = false;  // CURRENT_TIMESTAMP, CURRENT_USER and the other SQLValueFunctions
+    bool session_state = false;   // leaves state on the upstream session (SET, PREPARE, WITH HOLD, LISTEN)
+    bool transaction_control = false;
+    std::string prepare_name;     // PREPARE name
+    std::string execute_name;     // EXECUTE name
+    std::string deallocate_name;  // DEALLOCATE name
+    bool deallocate_all = false;  // DEALLOCATE ALL, DISCARD ALL
+};
+
+struct ParsedQuery {
+    std::vector<StatementFacts> statements;
+    // A syntax (or other parser) error: answered by the gateway as the server would.
+    std::optional<std::string> error_sqlstate;
+    std::string error_message;
+    int error_position = 0;
+};
+
+}  // namespace rproxy

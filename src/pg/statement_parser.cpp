@@ -1,0 +1,433 @@
+#include "pg/statement_parser.hpp"
+
+#include <unordered_map>
+
+#include "pg/pg_guard.hpp"
+
+namespace rproxy::pg {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Guarded part: plain C data palloc'd in the parser's context, so an ereport inside never skips a
+// C++ destructor. Converted to C++ facts afterwards.
+
+struct FuncInfo {
+    char* schema;  // nullptr when unqualified
+    char* name;
+};
+
+struct StmtInfo {
+    const char* kind;
+    char* write_kind;
+    char* setting_error;
+    List* funcs;     // FuncInfo*
+    List* settings;  // char*, lower case
+    bool time_dependent;
+    bool session_state;
+    bool transaction_control;
+    bool deallocate_all;
+    char* prepare_name;
+    char* execute_name;
+    char* deallocate_name;
+};
+
+StmtInfo* new_info(const char* kind) {
+    auto* st = static_cast<StmtInfo*>(palloc0(sizeof(StmtInfo)));
+    st->kind = kind;
+    return st;
+}
+
+void set_write(StmtInfo* st, const char* kind) {
+    if (!st->write_kind) st->write_kind = pstrdup(kind);
+}
+
+void set_setting_error(StmtInfo* st, const char* message) {
+    if (!st->setting_error) st->setting_error = pstrdup(message);
+}
+
+const char* locking_kind(LockClauseStrength s) {
+    switch (s) {
+        case LCS_FORKEYSHARE: return "SELECT FOR KEY SHARE";
+        case LCS_FORSHARE: return "SELECT FOR SHARE";
+        case LCS_FORNOKEYUPDATE: return "SELECT FOR NO KEY UPDATE";
+        default: return "SELECT FOR UPDATE";
+    }
+}
+
+// A string constant, possibly cast ('x'::text), or nullptr.
+const char* const_string(Node* n) {
+    while (n && IsA(n, TypeCast)) n = reinterpret_cast<TypeCast*>(n)->arg;
+    if (n && IsA(n, A_Const)) {
+        auto* c = reinterpret_cast<A_Const*>(n);
+        if (!c->isnull && IsA(&c->val, String)) return strVal(&c->val);
+    }
+    return nullptr;
+}
+
+// false for READ WRITE (transaction_read_only = false) among BEGIN / SET TRANSACTION options
+bool options_read_only(List* options) {
+    ListCell* lc;
+    foreach (lc, options) {
+        auto* opt = static_cast<DefElem*>(lfirst(lc));
+        if (strcmp(opt->defname, "transaction_read_only") != 0 || !opt->arg) continue;
+        Node* arg = opt->arg;
+        if (IsA(arg, A_Const)) {
+            auto* c = reinterpret_cast<A_Const*>(arg);
+            if (IsA(&c->val, Integer) && intVal(&c->val) == 0) return false;
+            if (IsA(&c->val, Boolean) && !boolVal(&c->val)) return false;
+        }
+    }
+    return true;
+}
+
+void record_setting(StmtInfo* st, const char* name) {
+    char* lower = pstrdup(name);
+    for (char* p = lower; *p; ++p) *p = static_cast<char>(pg_tolower(static_cast<unsigned char>(*p)));
+    st->settings = lappend(st->settings, lower);
+}
+
+void record_function(StmtInfo* st, FuncCall* fc) {
+    int n = list_length(fc->funcname);
+    const char* name = strVal(llast(fc->funcname));
+    const char* schema = n >= 2 ? strVal(list_nth(fc->funcname, n - 2)) : nullptr;
+    bool builtin_schema = schema == nullptr || strcmp(schema, "pg_catalog") == 0;
+    if (builtin_schema && strcmp(name, "set_config") == 0) {
+        // set_config(name, value, is_local) is a SET: judged by the settings policy, not as a function.
+        const char* setting = list_length(fc->args) >= 1 ? const_string(static_cast<Node*>(linitial(fc->args))) : nullptr;
+        if (!setting) {
+            set_setting_error(st, "set_config() with a non-constant setting name is not allowed through pg_rproxy");
+            return;
+        }
+        record_setting(st, setting);
+        st->session_state = true;
+        return;
+    }
+    auto* f = static_cast<FuncInfo*>(palloc0(sizeof(FuncInfo)));
+    f->schema = schema ? pstrdup(schema) : nullptr;
+    f->name = pstrdup(name);
+    st->funcs = lappend(st->funcs, f);
+}
+
+// Expression-level walk of SELECT/DML trees; raw_expression_tree_walker raises an error for any
+// node it does not know, which fails the whole string closed.
+bool tree_walker(Node* node, void* context) {
+    if (node == nullptr) return false;
+    auto* st = static_cast<StmtInfo*>(context);
+    switch (nodeTag(node)) {
+        case T_SelectStmt: {
+            auto* s = reinterpret_cast<SelectStmt*>(node);
+            if (s->intoClause) set_write(st, "SELECT INTO");
+            if (s->lockingClause != NIL)
+                set_write(st, locking_kind(static_cast<LockingClause*>(linitial(s->lockingClause))->strength));
+            break;
+        }
+        case T_InsertStmt:
+        case T_UpdateStmt:
+        case T_DeleteStmt:
+        case T_MergeStmt:
+            set_write(st, CreateCommandName(node));
+            break;
+        case T_FuncCall:
+            record_function(st, reinterpret_cast<FuncCall*>(node));
+            break;
+        case T_SQLValueFunction:
+            st->time_dependent = true;
+            break;
+        default:
+            break;
+    }
+    return raw_expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(tree_walker)), context);
+}
+
+void walk_tree(Node* node, StmtInfo* st) { tree_walker(node, st); }
+
+void merge(StmtInfo* into, StmtInfo* from) {
+    if (from->write_kind) set_write(into, from->write_kind);
+    if (from->setting_error) set_setting_error(into, from->setting_error);
+    into->funcs = list_concat(into->funcs, from->funcs);
+    into->settings = list_concat(into->settings, from->settings);
+    into->time_dependent |= from->time_dependent;
+    into->session_state |= from->session_state;
+    if (from->execute_name && !into->execute_name) into->execute_name = from->execute_name;
+}
+
+void walk_statement(Node* stmt, StmtInfo* st);
+
+// A statement nested in EXPLAIN / DECLARE / PREPARE / COPY: judged like a top-level one, its
+// verdict carried by the outer statement.
+void walk_nested(Node* inner, StmtInfo* outer, bool must_be_query) {
+    StmtInfo* in = new_info(nullptr);
+    walk_statement(inner, in);
+    if (must_be_query && !IsA(inner, SelectStmt)) set_write(in, in->kind);
+    merge(outer, in);
+}
+
+bool explain_analyzes(ExplainStmt* e) {
+    ListCell* lc;
+    foreach (lc, e->options) {
+        auto* opt = static_cast<DefElem*>(lfirst(lc));
+        if (strcmp(opt->defname, "analyze") == 0) return opt->arg == nullptr || defGetBoolean(opt);
+    }
+    return false;
+}
+
+void walk_set(VariableSetStmt* s, StmtInfo* st) {
+    if (s->kind == VAR_SET_MULTI) {
+        // SET TRANSACTION ..., SET SESSION CHARACTERISTICS AS TRANSACTION ..., SET TRANSACTION SNAPSHOT
+        if (!options_read_only(s->args))
+            set_setting_error(st, "Write operations are not permitted: READ WRITE transactions are not allowed");
+        if (strcmp(s->name, "SESSION CHARACTERISTICS") == 0) st->session_state = true;
+        return;
+    }
+    if (s->kind == VAR_RESET_ALL) {
+        st->session_state = true;
+        return;
+    }
+    if (strcmp(s->name, "role") == 0) {
+        // Back to the login role is harmless and what drivers send; any other role is refused.
+        const char* v = s->args != NIL ? const_string(static_cast<Node*>(linitial(s->args))) : nullptr;
+        if (s->kind == VAR_RESET || (s->kind == VAR_SET_VALUE && v && pg_strcasecmp(v, "none") == 0)) {
+            st->session_state = !s->is_local;
+            return;
+        }
+    }
+    record_setting(st, s->name);
+    if (!s->is_local) st->session_state = true;
+}
+
+void walk_statement(Node* stmt, StmtInfo* st) {
+    if (!st->kind) st->kind = CreateCommandName(stmt);
+    switch (nodeTag(stmt)) {
+        case T_SelectStmt:
+            st->kind = "SELECT";
+            walk_tree(stmt, st);
+            break;
+        case T_ExplainStmt: {
+            auto* e = reinterpret_cast<ExplainStmt*>(stmt);
+            if (explain_analyzes(e)) {
+                // EXPLAIN ANALYZE runs the statement: it must be allowed in its own right.
+                StmtInfo* in = new_info(nullptr);
+                walk_statement(e->query, in);
+                if (in->write_kind) in->write_kind = psprintf("EXPLAIN ANALYZE %s", in->write_kind);
+                merge(st, in);
+            }
+            break;  // plain EXPLAIN executes nothing
+        }
+        case T_VariableShowStmt:
+            break;
+        case T_VariableSetStmt:
+            walk_set(reinterpret_cast<VariableSetStmt*>(stmt), st);
+            break;
+        case T_TransactionStmt: {
+            auto* t = reinterpret_cast<TransactionStmt*>(stmt);
+            st->transaction_control = true;
+            switch (t->kind) {
+                case TRANS_STMT_BEGIN:
+                case TRANS_STMT_START:
+                    if (!options_read_only(t->options))
+                        set_setting_error(st, "Write operations are not permitted: READ WRITE transactions are not allowed");
+                    break;
+                case TRANS_STMT_PREPARE:
+                case TRANS_STMT_COMMIT_PREPARED:
+                case TRANS_STMT_ROLLBACK_PREPARED:
+                    set_write(st, st->kind);
+                    break;
+                default:
+                    break;
+            }
+            break;
+        }
+        case T_DeclareCursorStmt: {
+            auto* d = reinterpret_cast<DeclareCursorStmt*>(stmt);
+            walk_nested(d->query, st, true);
+            if (d->options & CURSOR_OPT_HOLD) st->session_state = true;
+            break;
+        }
+        case T_FetchStmt:
+        case T_ClosePortalStmt:
+            break;
+        case T_PrepareStmt: {
+            auto* p = reinterpret_cast<PrepareStmt*>(stmt);
+            walk_nested(p->query, st, false);
+            st->prepare_name = pstrdup(p->name);
+            st->session_state = true;
+            break;
+        }
+        case T_ExecuteStmt: {
+            auto* x = reinterpret_cast<ExecuteStmt*>(stmt);
+            st->execute_name = pstrdup(x->name);
+            walk_tree(reinterpret_cast<Node*>(x->params), st);
+            break;
+        }
+        case T_DeallocateStmt: {
+            auto* d = reinterpret_cast<DeallocateStmt*>(stmt);
+            if (d->name) st->deallocate_name = pstrdup(d->name);
+            else st->deallocate_all = true;
+            break;
+        }
+        case T_DiscardStmt:
+            if (reinterpret_cast<DiscardStmt*>(stmt)->target == DISCARD_ALL) st->deallocate_all = true;
+            break;
+        case T_CopyStmt: {
+            auto* c = reinterpret_cast<CopyStmt*>(stmt);
+            if (c->is_from) set_write(st, "COPY FROM");
+            else if (c->is_program) set_write(st, "COPY TO PROGRAM");
+            else if (c->filename) set_write(st, "COPY TO file");
+            if (c->query) walk_nested(c->query, st, true);
+            break;
+        }
+        case T_ListenStmt:
+            st->session_state = true;
+            break;
+        case T_UnlistenStmt:
+            break;
+        default:
+            // DML, DDL, DO, CALL, LOCK, VACUUM, ... and any node kind not listed: fail closed.
+            set_write(st, st->kind);
+            break;
+    }
+}
+
+struct RawResult {
+    List* stmts;  // StmtInfo*
+    ErrorData* error;
+};
+
+void parse_guarded(const char* sql, RawResult* out) {
+    out->stmts = NIL;
+    out->error = nullptr;
+    MemoryContext ctx = CurrentMemoryContext;
+    PG_TRY();
+    {
+        List* parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
+        ListCell* lc;
+        foreach (lc, parsed) {
+            StmtInfo* st = new_info(nullptr);
+            walk_statement(lfirst_node(RawStmt, lc)->stmt, st);
+            out->stmts = lappend(out->stmts, st);
+        }
+    }
+    PG_CATCH();
+    {
+        out->error = take_error(ctx);
+    }
+    PG_END_TRY();
+}
+
+// pg_proc lookup of a name in pg_catalog: worst volatility over its overloads, 0 if none, or
+// -1 when the catalog could not be read.
+int builtin_volatility_guarded(const char* name) {
+    volatile bool started = false;
+    volatile int worst = 0;
+    MemoryContext ctx = CurrentMemoryContext;
+    PG_TRY();
+    {
+        if (!IsTransactionState()) {
+            StartTransactionCommand();
+            started = true;
+        }
+        CatCList* list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum(name));
+        for (int i = 0; i < list->n_members; i++) {
+            auto* proc = reinterpret_cast<Form_pg_proc>(GETSTRUCT(&list->members[i]->tuple));
+            if (proc->pronamespace != PG_CATALOG_NAMESPACE) continue;
+            char v = proc->provolatile;
+            if (v == PROVOLATILE_VOLATILE || (v == PROVOLATILE_STABLE && worst != PROVOLATILE_VOLATILE) || worst == 0)
+                worst = v;
+        }
+        ReleaseSysCacheList(list);
+        if (started) CommitTransactionCommand();
+        MemoryContextSwitchTo(ctx);
+    }
+    PG_CATCH();
+    {
+        ErrorData* e = take_error(ctx);
+        FreeErrorData(e);
+        if (started) AbortCurrentTransaction();
+        MemoryContextSwitchTo(ctx);
+        worst = -1;
+    }
+    PG_END_TRY();
+    return worst;
+}
+
+MemoryContext parser_context() {
+    static MemoryContext ctx = nullptr;
+    if (!ctx) ctx = AllocSetContextCreate(TopMemoryContext, "pg_rproxy parser", ALLOCSET_DEFAULT_SIZES);
+    return ctx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// C++ side
+
+std::unordered_map<std::string, Volatility>& builtin_cache() {
+    static std::unordered_map<std::string, Volatility> cache;
+    return cache;
+}
+
+Volatility builtin_volatility(const std::string& schema, const std::string& name) {
+    if (!schema.empty() && schema != "pg_catalog") return Volatility::NotBuiltin;
+    auto& cache = builtin_cache();
+    auto it = cache.find(name);
+    if (it != cache.end()) return it->second;
+    int v = builtin_volatility_guarded(name.c_str());
+    if (v < 0) return Volatility::NotBuiltin;  // unreadable now: let the upstream answer, do not cache
+    Volatility vol = v == 0 ? Volatility::NotBuiltin : static_cast<Volatility>(v);
+    cache.emplace(name, vol);
+    return vol;
+}
+
+std::string str_or_empty(const char* s) { return s ? std::string(s) : std::string(); }
+
+}  // namespace
+
+void forget_builtin_functions() { builtin_cache().clear(); }
+
+ParsedQuery parse_statements(const std::string& sql) {
+    MemoryContext ctx = parser_context();
+    MemoryContext old = MemoryContextSwitchTo(ctx);
+    RawResult raw;
+    parse_guarded(sql.c_str(), &raw);
+    MemoryContextSwitchTo(old);
+
+    ParsedQuery out;
+    if (raw.error) {
+        out.error_sqlstate = unpack_sql_state(raw.error->sqlerrcode);
+        out.error_message = str_or_empty(raw.error->message);
+        out.error_position = raw.error->cursorpos;
+    } else {
+        ListCell* lc;
+        foreach (lc, raw.stmts) {
+            auto* st = static_cast<StmtInfo*>(lfirst(lc));
+            StatementFacts f;
+            f.kind = str_or_empty(st->kind);
+            f.write_kind = str_or_empty(st->write_kind);
+            f.setting_error = str_or_empty(st->setting_error);
+            f.time_dependent = st->time_dependent;
+            f.session_state = st->session_state;
+            f.transaction_control = st->transaction_control;
+            f.deallocate_all = st->deallocate_all;
+            f.prepare_name = str_or_empty(st->prepare_name);
+            f.execute_name = str_or_empty(st->execute_name);
+            f.deallocate_name = str_or_empty(st->deallocate_name);
+            ListCell* sc;
+            foreach (sc, st->settings) f.settings.emplace_back(static_cast<const char*>(lfirst(sc)));
+            ListCell* fc;
+            foreach (fc, st->funcs) {
+                auto* fi = static_cast<FuncInfo*>(lfirst(fc));
+                FunctionRef ref;
+                ref.schema = str_or_empty(fi->schema);
+                ref.name = fi->name;
+                f.functions.push_back(std::move(ref));
+            }
+            out.statements.push_back(std::move(f));
+        }
+    }
+    MemoryContextReset(ctx);
+    // Catalog lookups after the parse tree is gone: they may start a transaction of their own.
+    for (auto& st : out.statements)
+        for (auto& f : st.functions) f.volatility = builtin_volatility(f.schema, f.name);
+    return out;
+}
+
+}  // namespace rproxy::pg
