@@ -117,7 +117,11 @@ Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const Ups
         v.statements.push_back(std::move(sv));
     }
     if (!v.allowed) v.pending_functions.clear();  // rejected anyway: nothing to ask the upstream
-    if (!v.pending_functions.empty()) v.cacheable = false;
+    if (!v.pending_functions.empty()) {
+        // Undecided is not allowed: the caller must look the functions up and evaluate again.
+        v.allowed = false;
+        v.cacheable = false;
+    }
     return v;
 }
 
