@@ -30,4 +30,12 @@ BEGIN
     RAISE NOTICE 'notice from upstream: %', msg USING HINT = 'hint text', DETAIL = 'detail text';
     RETURN 1;
 END $$;
+-- objects the firewall corpus names: if a rejected statement ever reached the upstream, it
+-- would change one of these
+CREATE TABLE t (a integer, b integer);
+INSERT INTO t VALUES (1, 1), (2, 2);
+CREATE SEQUENCE s;
+SELECT nextval('s');
+CREATE FUNCTION my_writer() RETURNS integer LANGUAGE sql VOLATILE AS 'INSERT INTO t VALUES (99, 99) RETURNING 1';
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO rproxy_up;
+GRANT USAGE, UPDATE ON SEQUENCE s TO rproxy_up;  -- so only the read-only transaction (layer 3) stops nextval
