@@ -161,6 +161,11 @@ def transactions_are_pinned_and_stay_read_only():
     check(e and e[0]["C"] == "25P02", f"only ROLLBACK now: {e}")
     msgs = w.query("ROLLBACK")
     check(msgs[-1] == ("Z", b"I"), f"idle again: {msgs[-1]}")
+    # layer 3: whatever BEGIN the client sends, the upstream transaction is read-only
+    for begin in ["BEGIN", "BEGIN ISOLATION LEVEL SERIALIZABLE", "START TRANSACTION ISOLATION LEVEL REPEATABLE READ"]:
+        w.query(begin)
+        check(rows(w.query("SHOW transaction_read_only")) == [["on"]], f"{begin} is read-only upstream")
+        w.query("COMMIT")
     # a client that leaves inside a transaction: its connection does not come back dirty
     w.query("BEGIN")
     w.close()
