@@ -16,10 +16,18 @@ enum class Volatility : char { Immutable = 'i', Stable = 's', Volatile = 'v', No
 struct FunctionRef {
     std::string schema;  // "" when unqualified
     std::string name;
+    int nargs = -1;      // arguments at the call site; -1 when unknown
     Volatility volatility = Volatility::NotBuiltin;  // worst over all overloads
     std::string display() const { return (schema.empty() ? name : schema + "." + name) + "()"; }
-    std::string key() const { return schema + "." + name; }
+    std::string key() const { return schema + "." + name + "/" + std::to_string(nargs); }
 };
+
+// Whether a pg_proc candidate can take a call with nargs arguments (defaults, VARIADIC).
+inline bool arity_matches(int nargs, int pronargs, int pronargdefaults, bool variadic) {
+    if (nargs < 0) return true;
+    if (variadic) return nargs >= pronargs - 1 - pronargdefaults;
+    return nargs <= pronargs && nargs >= pronargs - pronargdefaults;
+}
 
 struct StatementFacts {
     std::string kind;          // command name, e.g. "SELECT", "INSERT", "SET", "BEGIN"

@@ -65,7 +65,9 @@ void define_gucs() {
                                nullptr, &denied_functions, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomStringVariable("pg_rproxy.denied_settings",
                                "Settings clients may not change (in addition to the read-only and role ones).",
-                               nullptr, &denied_settings, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+                               // The gateway parses with standard strings: the upstream must too.
+                               nullptr, &denied_settings, "standard_conforming_strings, backslash_quote",
+                               PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomEnumVariable("pg_rproxy.unknown_functions",
                              "What to do with a function neither the gateway nor the upstream knows.", nullptr,
                              &unknown_functions, 0, unknown_function_options, PGC_SIGHUP, 0, nullptr, nullptr,

@@ -15,6 +15,7 @@ namespace {
 struct FuncInfo {
     char* schema;  // nullptr when unqualified
     char* name;
+    int nargs;
 };
 
 struct StmtInfo {
@@ -106,6 +107,7 @@ void record_function(StmtInfo* st, FuncCall* fc) {
     auto* f = static_cast<FuncInfo*>(palloc0(sizeof(FuncInfo)));
     f->schema = schema ? pstrdup(schema) : nullptr;
     f->name = pstrdup(name);
+    f->nargs = list_length(fc->args);
     st->funcs = lappend(st->funcs, f);
 }
 
@@ -315,9 +317,10 @@ void parse_guarded(const char* sql, RawResult* out) {
     PG_END_TRY();
 }
 
-// pg_proc lookup of a name in pg_catalog: worst volatility over its overloads, 0 if none, or
-// -1 when the catalog could not be read.
-int builtin_volatility_guarded(const char* name) {
+// pg_proc lookup of a name in pg_catalog: worst volatility over the overloads that can take nargs
+// arguments (all overloads when none can), 0 if the name is not there, -1 when the catalog could
+// not be read.
+int builtin_volatility_guarded(const char* name, int nargs) {
     volatile bool started = false;
     volatile int worst = 0;
     MemoryContext ctx = CurrentMemoryContext;
@@ -328,12 +331,16 @@ int builtin_volatility_guarded(const char* name) {
             started = true;
         }
         CatCList* list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum(name));
-        for (int i = 0; i < list->n_members; i++) {
-            auto* proc = reinterpret_cast<Form_pg_proc>(GETSTRUCT(&list->members[i]->tuple));
-            if (proc->pronamespace != PG_CATALOG_NAMESPACE) continue;
-            char v = proc->provolatile;
-            if (v == PROVOLATILE_VOLATILE || (v == PROVOLATILE_STABLE && worst != PROVOLATILE_VOLATILE) || worst == 0)
-                worst = v;
+        for (int pass = 0; pass < 2 && worst == 0; pass++) {
+            for (int i = 0; i < list->n_members; i++) {
+                auto* proc = reinterpret_cast<Form_pg_proc>(GETSTRUCT(&list->members[i]->tuple));
+                if (proc->pronamespace != PG_CATALOG_NAMESPACE) continue;
+                if (pass == 0 && !arity_matches(nargs, proc->pronargs, proc->pronargdefaults, proc->provariadic != InvalidOid))
+                    continue;
+                char v = proc->provolatile;
+                if (v == PROVOLATILE_VOLATILE || (v == PROVOLATILE_STABLE && worst != PROVOLATILE_VOLATILE) || worst == 0)
+                    worst = v;
+            }
         }
         ReleaseSysCacheList(list);
         if (started) CommitTransactionCommand();
@@ -365,15 +372,16 @@ std::unordered_map<std::string, Volatility>& builtin_cache() {
     return cache;
 }
 
-Volatility builtin_volatility(const std::string& schema, const std::string& name) {
-    if (!schema.empty() && schema != "pg_catalog") return Volatility::NotBuiltin;
+Volatility builtin_volatility(const FunctionRef& f) {
+    if (!f.schema.empty() && f.schema != "pg_catalog") return Volatility::NotBuiltin;
     auto& cache = builtin_cache();
-    auto it = cache.find(name);
+    std::string key = f.name + "/" + std::to_string(f.nargs);
+    auto it = cache.find(key);
     if (it != cache.end()) return it->second;
-    int v = builtin_volatility_guarded(name.c_str());
+    int v = builtin_volatility_guarded(f.name.c_str(), f.nargs);
     if (v < 0) return Volatility::NotBuiltin;  // unreadable now: let the upstream answer, do not cache
     Volatility vol = v == 0 ? Volatility::NotBuiltin : static_cast<Volatility>(v);
-    cache.emplace(name, vol);
+    cache.emplace(std::move(key), vol);
     return vol;
 }
 
@@ -418,6 +426,7 @@ ParsedQuery parse_statements(const std::string& sql) {
                 FunctionRef ref;
                 ref.schema = str_or_empty(fi->schema);
                 ref.name = fi->name;
+                ref.nargs = fi->nargs;
                 f.functions.push_back(std::move(ref));
             }
             out.statements.push_back(std::move(f));
@@ -426,7 +435,7 @@ ParsedQuery parse_statements(const std::string& sql) {
     MemoryContextReset(ctx);
     // Catalog lookups after the parse tree is gone: they may start a transaction of their own.
     for (auto& st : out.statements)
-        for (auto& f : st.functions) f.volatility = builtin_volatility(f.schema, f.name);
+        for (auto& f : st.functions) f.volatility = builtin_volatility(f);
     return out;
 }
 

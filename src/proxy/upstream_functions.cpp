@@ -1,12 +1,14 @@
 #include "proxy/upstream_functions.hpp"
 
+#include <cstdlib>
 #include <set>
 
 namespace rproxy {
 
 namespace {
 const std::string kLookupSql =
-    "SELECT n.nspname, p.proname, p.provolatile FROM pg_catalog.pg_proc p "
+    "SELECT n.nspname, p.proname, p.provolatile, p.pronargs, p.pronargdefaults, p.provariadic <> 0 "
+    "FROM pg_catalog.pg_proc p "
     "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ANY ($1::pg_catalog.text[])";
 }
 
@@ -44,26 +46,41 @@ Volatility UpstreamFunctions::worst(Volatility a, Volatility b) {
 
 boost::asio::awaitable<std::optional<ErrorFields>> UpstreamFunctions::resolve(UpstreamConnection& conn,
                                                                              const std::vector<std::string>& keys) {
+    // keys are FunctionRef::key(): "schema.name/nargs"
+    struct Want {
+        std::string schema, name;
+        int nargs;
+    };
+    std::vector<Want> wants;
     std::set<std::string> names;
-    for (const auto& k : keys) names.insert(k.substr(k.find('.') + 1));
+    for (const auto& k : keys) {
+        std::size_t dot = k.find('.'), slash = k.rfind('/');
+        Want w{k.substr(0, dot), k.substr(dot + 1, slash - dot - 1), std::stoi(k.substr(slash + 1))};
+        names.insert(w.name);
+        wants.push_back(std::move(w));
+    }
     std::vector<std::string> params{array_literal(std::vector<std::string>(names.begin(), names.end()))};
     auto result = co_await conn.run_internal(kLookupSql, params);
     if (result.error) co_return result.error;
     auto now = std::chrono::steady_clock::now();
-    for (const auto& key : keys) {
-        std::string schema = key.substr(0, key.find('.'));
-        std::string name = key.substr(key.find('.') + 1);
-        // Unqualified: the client's search_path decides which one runs, so any candidate counts.
+    PGresult* rows = result.rows.get();
+    for (std::size_t k = 0; k < keys.size(); ++k) {
+        const Want& w = wants[k];
+        // Unqualified: the client's search_path decides which one runs, so any candidate counts;
+        // among overloads, those that can take this many arguments (all of them if none can).
         Volatility v = Volatility::Missing;
-        bool found = false;
-        for (int i = 0; result.rows && i < PQntuples(result.rows.get()); ++i) {
-            if (name != PQgetvalue(result.rows.get(), i, 1)) continue;
-            if (!schema.empty() && schema != PQgetvalue(result.rows.get(), i, 0)) continue;
-            auto candidate = static_cast<Volatility>(PQgetvalue(result.rows.get(), i, 2)[0]);
-            v = found ? worst(v, candidate) : candidate;
-            found = true;
+        for (int pass = 0; pass < 2 && v == Volatility::Missing; ++pass) {
+            for (int i = 0; rows && i < PQntuples(rows); ++i) {
+                if (w.name != PQgetvalue(rows, i, 1)) continue;
+                if (!w.schema.empty() && w.schema != PQgetvalue(rows, i, 0)) continue;
+                bool fits = arity_matches(w.nargs, std::atoi(PQgetvalue(rows, i, 3)), std::atoi(PQgetvalue(rows, i, 4)),
+                                          PQgetvalue(rows, i, 5)[0] == 't');
+                if (pass == 0 && !fits) continue;
+                auto candidate = static_cast<Volatility>(PQgetvalue(rows, i, 2)[0]);
+                v = v == Volatility::Missing ? candidate : worst(v, candidate);
+            }
         }
-        cache_[key] = Entry{v, now};
+        cache_[keys[k]] = Entry{v, now};
     }
     co_return std::nullopt;
 }

@@ -74,13 +74,13 @@ TEST(FirewallPolicy, UnknownFunctionsAskTheUpstreamThenFollowThePolicy) {
     ParsedQuery p = one(select_calling({fn("my_func", Volatility::NotBuiltin, "app")}));
     std::optional<Volatility> answer;
     UpstreamVolatility lookup = [&](const FunctionRef& f) {
-        EXPECT_EQ(f.key(), "app.my_func");
+        EXPECT_EQ(f.key(), "app.my_func/-1");
         return answer;
     };
     Verdict pending = evaluate(p, {}, lookup);
     EXPECT_FALSE(pending.allowed);
     ASSERT_EQ(pending.pending_functions.size(), 1u);
-    EXPECT_EQ(pending.pending_functions[0], "app.my_func");
+    EXPECT_EQ(pending.pending_functions[0], "app.my_func/-1");
     EXPECT_EQ(pending.reason, RejectReason::None);
 
     answer = Volatility::Volatile;
@@ -144,4 +144,13 @@ TEST(UpstreamFunctions, ArrayLiteralQuotesEveryName) {
     EXPECT_EQ(UpstreamFunctions::array_literal({"a", "we\"ird", "back\\slash"}), "{\"a\",\"we\\\"ird\",\"back\\\\slash\"}");
     EXPECT_EQ(UpstreamFunctions::worst(Volatility::Stable, Volatility::Volatile), Volatility::Volatile);
     EXPECT_EQ(UpstreamFunctions::worst(Volatility::Immutable, Volatility::Stable), Volatility::Stable);
+}
+
+TEST(FirewallPolicy, OverloadsAreJudgedByArity) {
+    EXPECT_TRUE(arity_matches(1, 1, 0, false));
+    EXPECT_FALSE(arity_matches(1, 2, 0, false));  // length(bytea, name) cannot take length(x)
+    EXPECT_TRUE(arity_matches(1, 2, 1, false));   // a defaulted second argument
+    EXPECT_TRUE(arity_matches(5, 1, 0, true));    // VARIADIC
+    EXPECT_TRUE(arity_matches(0, 1, 0, true));    // VARIADIC may take nothing
+    EXPECT_TRUE(arity_matches(-1, 3, 0, false));  // unknown call site: every candidate counts
 }
