@@ -8,7 +8,8 @@
 # UPSTREAM_HOST, UPSTREAM_PORT (5432), UPSTREAM_USER, UPSTREAM_PASSWORD, UPSTREAM_DATABASE,
 # UPSTREAM_SSLMODE, UPSTREAM_CONNINFO (a full libpq conninfo instead of the UPSTREAM_* parts),
 # LISTEN_HOST (localhost; '0.0.0.0' or '*' for all), LISTEN_PORT (5433), POOL_SIZE (5),
-# POOL_TIMEOUT_SECONDS (30), PROXY_WORKERS (2).
+# POOL_TIMEOUT_SECONDS (30), PROXY_WORKERS (2), CACHE_TTL_SECONDS (900), MAX_CACHE_ENTRIES (10000),
+# CACHE_SIZE (64MB).
 set -euo pipefail
 
 die() { echo "pg_rproxy entrypoint: $*" >&2; exit 1; }
@@ -50,11 +51,15 @@ write_config() {
     local file=$1
     local listen=${LISTEN_HOST:-localhost} port=${LISTEN_PORT:-5433} pool=${POOL_SIZE:-5}
     local timeout=${POOL_TIMEOUT_SECONDS:-30} workers=${PROXY_WORKERS:-2}
+    local ttl=${CACHE_TTL_SECONDS:-900} entries=${MAX_CACHE_ENTRIES:-10000} cache_size=${CACHE_SIZE:-64MB}
     [ "$listen" = "0.0.0.0" ] && listen='*'
     require_int LISTEN_PORT "$port" 1 65535
     require_int POOL_SIZE "$pool" 1 10000
     require_int POOL_TIMEOUT_SECONDS "$timeout" 1 86400
     require_int PROXY_WORKERS "$workers" 0 64
+    require_int CACHE_TTL_SECONDS "$ttl" 1 2000000
+    require_int MAX_CACHE_ENTRIES "$entries" 16 10000000
+    [[ $cache_size =~ ^[0-9]+(kB|MB|GB)?$ ]] || die "CACHE_SIZE must look like 64MB, got '$cache_size'"
     {
         echo ""
         echo "# --- pg_rproxy (written by docker/entrypoint.sh from the environment) ---"
@@ -65,6 +70,9 @@ write_config() {
         echo "pg_rproxy.pool_size = $pool"
         echo "pg_rproxy.pool_timeout = '${timeout}s'"
         echo "pg_rproxy.upstream = $(conf_string "$(upstream_conninfo)")"
+        echo "pg_rproxy.cache_ttl = '${ttl}s'"
+        echo "pg_rproxy.cache_max_entries = $entries"
+        echo "pg_rproxy.cache_size = '$cache_size'"
     } >>"$file"
 }
 

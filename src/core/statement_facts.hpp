@@ -46,6 +46,12 @@ struct StatementFacts {
 
 struct ParsedQuery {
     std::vector<StatementFacts> statements;
+    // The whole string as the cache keys it: tokens from the server's scanner, comments and
+    // whitespace dropped, keywords and unquoted identifiers in one case, literals kept.
+    std::string normalized;
+    std::vector<std::string> relations;  // tables/views named, "schema.name" or "name"
+    bool reads_catalog = false;          // names pg_catalog or information_schema relations
+    bool temp_relation = false;          // names pg_temp relations
     // A syntax (or other parser) error: answered by the gateway as the server would.
     std::optional<std::string> error_sqlstate;
     std::string error_message;

@@ -16,6 +16,14 @@ char* allowed_functions = nullptr;
 char* denied_functions = nullptr;
 char* denied_settings = nullptr;
 int unknown_functions = 0;
+bool cache_enabled = true;
+int cache_ttl = 900;
+int cache_ttl_jitter = 0;
+int cache_max_entries = 10000;
+int cache_size_kb = 64 * 1024;
+int cache_max_entry_size_kb = 1024;
+bool cache_catalog_queries = false;
+bool client_cache_reset = true;
 
 // Volatile (or stable) built-ins that cannot change data, another session or the server: time,
 // randomness, identity, sizes and monitoring that BI tools and dashboards call.
@@ -72,6 +80,26 @@ void define_gucs() {
                              "What to do with a function neither the gateway nor the upstream knows.", nullptr,
                              &unknown_functions, 0, unknown_function_options, PGC_SIGHUP, 0, nullptr, nullptr,
                              nullptr);
+    DefineCustomBoolVariable("pg_rproxy.cache_enabled", "Serve repeated deterministic reads from the result cache.",
+                             nullptr, &cache_enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_rproxy.cache_ttl", "How long a cached result is served.", nullptr, &cache_ttl, 900, 1,
+                            INT_MAX / 1000, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_rproxy.cache_ttl_jitter", "Random extra lifetime (0..jitter) per cached result.",
+                            nullptr, &cache_ttl_jitter, 0, 0, INT_MAX / 1000, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable("pg_rproxy.cache_max_entries", "Most results the cache holds.", nullptr,
+                            &cache_max_entries, 10000, 16, 10000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_rproxy.cache_size", "Shared memory budget for cached results.", nullptr,
+                            &cache_size_kb, 64 * 1024, 64, INT_MAX / 2, PGC_POSTMASTER, GUC_UNIT_KB, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable("pg_rproxy.cache_max_entry_size", "Larger results are streamed, not cached.", nullptr,
+                            &cache_max_entry_size_kb, 1024, 1, INT_MAX / 2, PGC_SIGHUP, GUC_UNIT_KB, nullptr, nullptr,
+                            nullptr);
+    DefineCustomBoolVariable("pg_rproxy.cache_catalog_queries", "Cache queries that read pg_catalog / information_schema.",
+                             nullptr, &cache_catalog_queries, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("pg_rproxy.client_cache_reset",
+                             "Let clients of the proxy port run SELECT rustproxy_cache_reset() / pg_rproxy_cache_reset().",
+                             nullptr, &client_cache_reset, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("pg_rproxy");
 }
 
@@ -105,5 +133,23 @@ FirewallConfig firewall_config() {
     c.allow_unknown_functions = unknown_functions == 1;
     return c;
 }
+
+}  // namespace rproxy::pg
+
+namespace rproxy::pg {
+
+CacheConfig cache_config() {
+    CacheConfig c;
+    c.enabled = cache_enabled;
+    c.ttl_seconds = cache_ttl;
+    c.ttl_jitter_seconds = cache_ttl_jitter;
+    c.max_entry_size = static_cast<std::size_t>(cache_max_entry_size_kb) * 1024;
+    c.catalog_queries = cache_catalog_queries;
+    c.client_cache_reset = client_cache_reset;
+    return c;
+}
+
+int guc_cache_max_entries() { return cache_max_entries; }
+uint64_t guc_cache_size() { return static_cast<uint64_t>(cache_size_kb) * 1024; }
 
 }  // namespace rproxy::pg

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/config.hpp"
+#include "core/cache_types.hpp"
 #include "core/firewall_policy.hpp"
 
 namespace rproxy::pg {
@@ -13,5 +14,8 @@ const char* guc_database();
 ListenConfig listen_config();
 UpstreamConfig upstream_config();
 FirewallConfig firewall_config();
+CacheConfig cache_config();
+int guc_cache_max_entries();
+uint64_t guc_cache_size();
 
 }  // namespace rproxy::pg

@@ -1,5 +1,6 @@
 // Library entry: settings, shared memory and the listener workers. Kept tiny on purpose.
 #include "pg/gucs.hpp"
+#include "pg/result_cache.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/server_headers.hpp"
 
@@ -17,11 +18,13 @@ shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 void request_shmem() {
     if (prev_shmem_request_hook) prev_shmem_request_hook();
     rproxy::pg::request_worker_stats_shmem();
+    rproxy::pg::request_cache_shmem();
 }
 
 void startup_shmem() {
     if (prev_shmem_startup_hook) prev_shmem_startup_hook();
     rproxy::pg::init_worker_stats_shmem();
+    rproxy::pg::init_cache_shmem();
 }
 
 void register_workers() {

@@ -5,6 +5,7 @@
 
 #include "core/firewall_policy.hpp"
 #include "pg/gucs.hpp"
+#include "pg/result_cache.hpp"
 #include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/pg_guard.hpp"
@@ -16,6 +17,10 @@ PG_FUNCTION_INFO_V1(pg_rproxy_is_preloaded);
 PG_FUNCTION_INFO_V1(pg_rproxy_classify);
 PG_FUNCTION_INFO_V1(pg_rproxy_worker_stats);
 PG_FUNCTION_INFO_V1(pg_rproxy_rejection_stats);
+PG_FUNCTION_INFO_V1(pg_rproxy_cache_reset);
+PG_FUNCTION_INFO_V1(pg_rproxy_cache_invalidate);
+PG_FUNCTION_INFO_V1(pg_rproxy_cache_entries);
+PG_FUNCTION_INFO_V1(pg_rproxy_cache_stats);
 }
 
 using rproxy::pg::invoke_cpp;
@@ -114,5 +119,86 @@ extern "C" Datum pg_rproxy_worker_stats(PG_FUNCTION_ARGS) {
             }
         });
         return Datum(0);
+    });
+}
+
+extern "C" Datum pg_rproxy_cache_reset(PG_FUNCTION_ARGS) {
+    return invoke_cpp([&]() -> Datum {
+        uint64_t n = 0;
+        pg_call([&] { n = rproxy::pg::cache_reset(); });
+        return Int64GetDatum(static_cast<int64>(n));
+    });
+}
+
+extern "C" Datum pg_rproxy_cache_invalidate(PG_FUNCTION_ARGS) {
+    return invoke_cpp([&]() -> Datum {
+        uint64_t n = 0;
+        pg_call([&] {
+            char* rel = text_to_cstring(PG_GETARG_TEXT_PP(0));
+            n = rproxy::pg::cache_invalidate(rel);
+        });
+        return Int64GetDatum(static_cast<int64>(n));
+    });
+}
+
+namespace {
+
+Datum seconds_interval(double secs) {
+    auto* iv = static_cast<Interval*>(palloc0(sizeof(Interval)));
+    iv->time = static_cast<int64>((secs < 0 ? 0 : secs) * USECS_PER_SEC);
+    return IntervalPGetDatum(iv);
+}
+
+void emit_entry(const rproxy::pg::CacheEntryView& v, void* arg) {
+    auto* rsinfo = static_cast<ReturnSetInfo*>(arg);
+    Datum values[9];
+    bool nulls[9] = {false, false, false, false, false, false, false, false, false};
+    values[0] = CStringGetTextDatum(psprintf("%016llx%016llx", static_cast<unsigned long long>(v.h1),
+                                             static_cast<unsigned long long>(v.h2)));
+    values[1] = CStringGetTextDatum(v.statement);
+    values[2] = CStringGetTextDatum(v.role);
+    values[3] = Int64GetDatum(static_cast<int64>(v.bytes));
+    values[4] = Int64GetDatum(static_cast<int64>(v.rows));
+    values[5] = Int64GetDatum(static_cast<int64>(v.hits));
+    values[6] = seconds_interval(v.age_seconds);
+    values[7] = seconds_interval(v.ttl_left_seconds);
+    values[8] = DirectFunctionCall2(text_to_array, CStringGetTextDatum(v.relations), CStringGetTextDatum(","));
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+}  // namespace
+
+extern "C" Datum pg_rproxy_cache_entries(PG_FUNCTION_ARGS) {
+    return invoke_cpp([&]() -> Datum {
+        pg_call([&] {
+            InitMaterializedSRF(fcinfo, 0);
+            rproxy::pg::cache_entries(emit_entry, fcinfo->resultinfo);
+        });
+        return Datum(0);
+    });
+}
+
+extern "C" Datum pg_rproxy_cache_stats(PG_FUNCTION_ARGS) {
+    return invoke_cpp([&]() -> Datum {
+        rproxy::pg::CacheStats s = rproxy::pg::cache_stats();
+        Datum result = 0;
+        pg_call([&] {
+            TupleDesc tupdesc;
+            if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
+                elog(ERROR, "return type must be a row type");
+            tupdesc = BlessTupleDesc(tupdesc);
+            uint64_t fields[10 + rproxy::kUncacheableCount] = {s.hits, s.misses, s.coalesced, s.evictions,
+                                                               s.expirations, s.stores, s.entries, s.max_entries,
+                                                               s.bytes_used, s.bytes_budget};
+            for (int i = 0; i < rproxy::kUncacheableCount; ++i) fields[10 + i] = s.uncacheable[i];
+            Datum values[10 + rproxy::kUncacheableCount];
+            bool nulls[10 + rproxy::kUncacheableCount];
+            for (int i = 0; i < 10 + rproxy::kUncacheableCount; ++i) {
+                values[i] = Int64GetDatum(static_cast<int64>(fields[i]));
+                nulls[i] = false;
+            }
+            result = HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+        });
+        return result;
     });
 }

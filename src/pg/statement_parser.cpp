@@ -18,6 +18,25 @@ struct FuncInfo {
     int nargs;
 };
 
+struct QueryInfo {
+    List* relations;  // char*
+    bool reads_catalog;
+    bool temp_relation;
+};
+
+QueryInfo* current_query = nullptr;  // set while one string is walked
+
+void record_relation(RangeVar* rv) {
+    if (!current_query || !rv->relname) return;
+    const char* schema = rv->schemaname;
+    char* name = schema ? psprintf("%s.%s", schema, rv->relname) : pstrdup(rv->relname);
+    current_query->relations = lappend(current_query->relations, name);
+    if (schema && (strcmp(schema, "pg_catalog") == 0 || strcmp(schema, "information_schema") == 0))
+        current_query->reads_catalog = true;
+    if (!schema && strncmp(rv->relname, "pg_", 3) == 0) current_query->reads_catalog = true;  // pg_catalog first
+    if (schema && strncmp(schema, "pg_temp", 7) == 0) current_query->temp_relation = true;
+}
+
 struct StmtInfo {
     const char* kind;
     char* write_kind;
@@ -135,6 +154,9 @@ bool tree_walker(Node* node, void* context) {
             break;
         case T_SQLValueFunction:
             st->time_dependent = true;
+            break;
+        case T_RangeVar:
+            record_relation(reinterpret_cast<RangeVar*>(node));
             break;
         default:
             break;
@@ -277,6 +299,7 @@ void walk_statement(Node* stmt, StmtInfo* st) {
             else if (c->is_program) set_write(st, "COPY TO PROGRAM");
             else if (c->filename) set_write(st, "COPY TO file");
             if (c->query) walk_nested(c->query, st, true);
+            if (c->relation) record_relation(c->relation);
             break;
         }
         case T_ListenStmt:
@@ -294,15 +317,63 @@ void walk_statement(Node* stmt, StmtInfo* st) {
 struct RawResult {
     List* stmts;  // StmtInfo*
     ErrorData* error;
+    QueryInfo query;
+    char* normalized;
 };
+
+// The cache's form of the string: the server's own scanner splits it into tokens; comments and
+// whitespace disappear, keywords come out in lower case (identifiers already are, unless quoted),
+// literals and quoted identifiers keep their exact value.
+char* normalize(const char* sql) {
+    StringInfoData out;
+    initStringInfo(&out);
+    core_yy_extra_type extra;
+    core_yyscan_t scanner = scanner_init(sql, &extra, &ScanKeywords, ScanKeywordTokens);
+    core_YYSTYPE val;
+    YYLTYPE loc;
+    for (;;) {
+        int tok = core_yylex(&val, &loc, scanner);
+        if (tok == 0) break;
+        if (out.len > 0) appendStringInfoChar(&out, ' ');
+        switch (tok) {
+            case IDENT: appendStringInfoString(&out, quote_identifier(val.str)); break;
+            case UIDENT: appendStringInfo(&out, "U&%s", quote_identifier(val.str)); break;
+            case SCONST: appendStringInfoString(&out, quote_literal_cstr(val.str)); break;
+            case USCONST: appendStringInfo(&out, "U&%s", quote_literal_cstr(val.str)); break;
+            case BCONST:
+            case XCONST: appendStringInfo(&out, "%c'%s'", val.str[0], val.str + 1); break;
+            case FCONST:
+            case Op: appendStringInfoString(&out, val.str); break;
+            case ICONST: appendStringInfo(&out, "%d", val.ival); break;
+            case PARAM: appendStringInfo(&out, "$%d", val.ival); break;
+            case TYPECAST: appendStringInfoString(&out, "::"); break;
+            case DOT_DOT: appendStringInfoString(&out, ".."); break;
+            case COLON_EQUALS: appendStringInfoString(&out, ":="); break;
+            case EQUALS_GREATER: appendStringInfoString(&out, "=>"); break;
+            case LESS_EQUALS: appendStringInfoString(&out, "<="); break;
+            case GREATER_EQUALS: appendStringInfoString(&out, ">="); break;
+            case NOT_EQUALS: appendStringInfoString(&out, "<>"); break;
+            default:
+                if (tok < 256) appendStringInfoChar(&out, static_cast<char>(tok));
+                else appendStringInfoString(&out, val.keyword);  // keywords
+                break;
+        }
+    }
+    scanner_finish(scanner);
+    return out.data;
+}
 
 void parse_guarded(const char* sql, RawResult* out) {
     out->stmts = NIL;
     out->error = nullptr;
+    out->query = QueryInfo{NIL, false, false};
+    out->normalized = nullptr;
     MemoryContext ctx = CurrentMemoryContext;
+    current_query = &out->query;
     PG_TRY();
     {
         List* parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
+        out->normalized = normalize(sql);
         ListCell* lc;
         foreach (lc, parsed) {
             StmtInfo* st = new_info(nullptr);
@@ -315,6 +386,7 @@ void parse_guarded(const char* sql, RawResult* out) {
         out->error = take_error(ctx);
     }
     PG_END_TRY();
+    current_query = nullptr;
 }
 
 // pg_proc lookup of a name in pg_catalog: worst volatility over the overloads that can take nargs
@@ -404,6 +476,11 @@ ParsedQuery parse_statements(const std::string& sql) {
         out.error_message = str_or_empty(raw.error->message);
         out.error_position = raw.error->cursorpos;
     } else {
+        out.normalized = str_or_empty(raw.normalized);
+        out.reads_catalog = raw.query.reads_catalog;
+        out.temp_relation = raw.query.temp_relation;
+        ListCell* rc;
+        foreach (rc, raw.query.relations) out.relations.emplace_back(static_cast<const char*>(lfirst(rc)));
         ListCell* lc;
         foreach (lc, raw.stmts) {
             auto* st = static_cast<StmtInfo*>(lfirst(lc));

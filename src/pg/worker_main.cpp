@@ -9,6 +9,7 @@
 
 #include "proxy/worker.hpp"
 #include "pg/gucs.hpp"
+#include "pg/result_cache.hpp"
 #include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/pg_guard.hpp"
@@ -55,6 +56,20 @@ public:
     FirewallConfig firewall_config() override { return rproxy::pg::firewall_config(); }
 
     void count_rejection(RejectReason reason) override { worker_stats_count_rejection(slot_, reason); }
+
+    CacheConfig cache_config() override { return rproxy::pg::cache_config(); }
+    ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id) override {
+        return rproxy::pg::cache_probe(key, out, fill_id);
+    }
+    void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta) override {
+        rproxy::pg::cache_store(key, fill_id, wire, meta);
+    }
+    void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds) override {
+        rproxy::pg::cache_abandon(key, fill_id, bypass_seconds);
+    }
+    uint64_t cache_reset() override { return cache_reset_guarded(); }
+    void count_uncacheable(Uncacheable reason) override { cache_count_uncacheable(reason); }
+    void count_coalesced() override { cache_count_coalesced(); }
 
     UpstreamConfig upstream_config() override { return rproxy::pg::upstream_config(); }
 

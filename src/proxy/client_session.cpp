@@ -5,6 +5,8 @@
 #include <cerrno>
 
 #include "protocol/backend_messages.hpp"
+#include "protocol/message_writer.hpp"
+#include "proxy/cache_key.hpp"
 #include "proxy/result_relay.hpp"
 #include "proxy/worker.hpp"
 
@@ -268,9 +270,16 @@ void ClientSession::reject(const ErrorFields& e) {
     protocol::append_ready_for_query(out_, tx_status_);
 }
 
-asio::awaitable<Verdict> ClientSession::judge(const std::string& sql, ParsedQuery& parsed, ConnectionPtr& conn,
+std::shared_ptr<const ParsedQuery> ClientSession::parse(const std::string& sql) {
+    StatementMemo& memo = worker_.memo();
+    if (auto known = memo.find(sql)) return known;
+    auto parsed = std::make_shared<const ParsedQuery>(worker_.host().parse(sql));
+    memo.remember(sql, parsed);
+    return parsed;
+}
+
+asio::awaitable<Verdict> ClientSession::judge(const ParsedQuery& parsed, ConnectionPtr& conn,
                                               std::optional<ErrorFields>& failure) {
-    parsed = worker_.host().parse(sql);
     UpstreamFunctions& functions = worker_.upstream_functions();
     UpstreamVolatility lookup = [&functions](const FunctionRef& f) { return functions.lookup(f); };
     Verdict verdict = evaluate(parsed, worker_.firewall(), lookup);
@@ -296,6 +305,58 @@ asio::awaitable<Verdict> ClientSession::judge(const std::string& sql, ParsedQuer
     co_return verdict;
 }
 
+// SELECT rustproxy_cache_reset() / pg_rproxy_cache_reset() sent to the proxy port is answered by
+// the gateway (the upstream has no such function), as the tool users migrate from does.
+bool ClientSession::answer_locally(const ParsedQuery& parsed) {
+    if (parsed.statements.size() != 1 || parsed.statements[0].functions.size() != 1) return false;
+    const FunctionRef& f = parsed.statements[0].functions[0];
+    if (f.name != "rustproxy_cache_reset" && f.name != "pg_rproxy_cache_reset") return false;
+    std::string plain = "select " + f.name + " ( )";
+    std::string qualified = "select " + f.schema + " . " + f.name + " ( )";
+    const std::string& n = parsed.normalized;
+    bool exact = n == plain || n == plain + " ;" || (!f.schema.empty() && (n == qualified || n == qualified + " ;"));
+    if (!exact) return false;
+    if (!worker_.cache_config().client_cache_reset) {
+        reject(ErrorFields::make("ERROR", "42501",
+                                 "permission denied to reset the result cache through the proxy (pg_rproxy.client_cache_reset is off)"));
+        return true;
+    }
+    std::string count = std::to_string(worker_.host().cache_reset());
+    {
+        protocol::MessageWriter w(out_, 'T');
+        w.int16(1).cstr(f.name).int32(0).int16(0).int32(20).int16(8).int32(-1).int16(0);
+    }
+    {
+        protocol::MessageWriter w(out_, 'D');
+        w.int16(1).int32(static_cast<int32_t>(count.size())).bytes(count.data(), count.size());
+    }
+    protocol::append_command_complete(out_, "SELECT 1");
+    protocol::append_ready_for_query(out_, tx_status_);
+    return true;
+}
+
+std::optional<CacheKey> ClientSession::cache_key_for(const std::string& sql, const ParsedQuery& parsed,
+                                                     const Verdict& verdict, int* ttl_seconds) {
+    const CacheConfig& cfg = worker_.cache_config();
+    bool reads_only = !parsed.statements.empty();
+    for (const auto& st : parsed.statements) reads_only = reads_only && st.kind == "SELECT";
+    if (!reads_only) return std::nullopt;  // SET, SHOW, BEGIN...: nothing to cache, nothing to count
+    std::optional<Uncacheable> why;
+    CacheHints hints = parse_cache_hints(sql);
+    if (!cfg.enabled) why = Uncacheable::Disabled;
+    else if (hints.no_cache) why = Uncacheable::Hint;
+    else if (pinned_ || tx_status_ != 'I') why = session_dirty_ ? Uncacheable::SessionState : Uncacheable::InTransaction;
+    else if (session_dirty_ || verdict.session_state || parsed.temp_relation) why = Uncacheable::SessionState;
+    else if (!verdict.cacheable) why = Uncacheable::NotDeterministic;
+    else if (parsed.reads_catalog && !cfg.catalog_queries) why = Uncacheable::CatalogQuery;
+    if (why) {
+        worker_.host().count_uncacheable(*why);
+        return std::nullopt;
+    }
+    *ttl_seconds = hints.ttl_seconds.value_or(cfg.ttl_seconds) + worker_.ttl_jitter(cfg.ttl_jitter_seconds);
+    return make_cache_key(worker_.pool().identity(), settings_, parsed.normalized);
+}
+
 std::optional<ErrorFields> ClientSession::track_prepared(const ParsedQuery& parsed) {
     // EXECUTE may only run what this client PREPAREd through the firewall (in string order).
     std::set<std::string> known = prepared_;
@@ -313,10 +374,14 @@ std::optional<ErrorFields> ClientSession::track_prepared(const ParsedQuery& pars
 }
 
 asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
-    ParsedQuery parsed;
+    std::shared_ptr<const ParsedQuery> parsed = parse(sql);
+    if (answer_locally(*parsed)) {
+        co_await flush();
+        co_return;
+    }
     ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
-    Verdict verdict = co_await judge(sql, parsed, conn, failure);
+    Verdict verdict = co_await judge(*parsed, conn, failure);
     if (failure) {
         if (conn && conn != pinned_) worker_.pool().release(conn);
         reject(*failure);
@@ -324,6 +389,33 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         co_return;
     }
     worker_.count_statement();
+
+    // The result cache: a hit is a hash lookup and a copy into the output buffer.
+    int ttl = 0;
+    std::optional<CacheKey> key = cache_key_for(sql, *parsed, verdict, &ttl);
+    std::optional<uint64_t> fill;
+    for (int polls = 0; key; ++polls) {
+        uint64_t fill_id = 0;
+        ProbeResult probe = worker_.host().cache_probe(*key, out_, &fill_id);
+        if (probe == ProbeResult::Hit) {
+            if (conn && conn != pinned_) worker_.pool().release(conn);
+            protocol::append_ready_for_query(out_, tx_status_);
+            co_await flush();
+            co_return;
+        }
+        if (probe == ProbeResult::Claimed) fill = fill_id;
+        if (probe != ProbeResult::Wait) break;
+        // Someone else is running this very statement: wait for its result instead (single
+        // flight), polling shared memory with a short backoff.
+        if (polls == 0) worker_.host().count_coalesced();
+        asio::steady_timer pause(socket_.get_executor(), std::chrono::milliseconds(std::min(2 << std::min(polls, 4), 20)));
+        boost::system::error_code ec;
+        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    Capture capture;
+    capture.limit = worker_.cache_config().max_entry_size;
+
+    Outcome outcome = Outcome::Done;
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (!conn) {
             try {
@@ -337,7 +429,8 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
             }
         }
         current_conn_ = conn;
-        Outcome outcome = co_await run_on(conn, sql);
+        capture.bytes.clear();
+        outcome = co_await run_on(conn, sql, fill ? &capture : nullptr);
         current_conn_.reset();
         tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? status_byte(conn->pg()) : 'I';
         if (outcome == Outcome::ClientGone) {
@@ -352,7 +445,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
             }
             conn->mark_broken();
             keep_or_release(conn, false);
-            co_return;
+            break;
         }
         if (outcome == Outcome::Retry) {
             bool was_pinned = conn == pinned_;
@@ -367,6 +460,24 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         keep_or_release(conn, verdict.session_state);
         break;
     }
+    if (fill) {
+        bool complete = outcome == Outcome::Done && !failure && !capture.error && !capture.overflowed && tx_status_ == 'I';
+        if (complete) {
+            CacheEntryMeta meta;
+            meta.rows = capture.rows;
+            meta.ttl_seconds = ttl;
+            meta.role = worker_.pool().role();
+            meta.statement = sql.size() > 1024 ? sql.substr(0, 1024) : sql;
+            for (const auto& r : parsed->relations) meta.relations += (meta.relations.empty() ? "" : ",") + r;
+            worker_.host().cache_store(*key, *fill, capture.bytes, meta);
+        } else {
+            if (capture.overflowed) worker_.host().count_uncacheable(Uncacheable::TooLarge);
+            if (capture.error) worker_.host().count_uncacheable(Uncacheable::Error);
+            // Too large: do not make every later client wait for a fill that will never fit.
+            worker_.host().cache_abandon(*key, *fill, capture.overflowed ? ttl : 1);
+        }
+    }
+    if (outcome == Outcome::ClientGone) co_return;
     protocol::append_ready_for_query(out_, tx_status_);
     co_await flush();
 }
@@ -438,7 +549,8 @@ asio::awaitable<ClientSession::Outcome> ClientSession::relay_copy_out(const Conn
     }
 }
 
-asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPtr& conn, const std::string& sql) {
+asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPtr& conn, const std::string& sql,
+                                                               Capture* capture) {
     if (auto err = co_await sync_settings(conn)) {
         if (conn->broken() || PQstatus(conn->pg()) != CONNECTION_OK) co_return Outcome::Retry;
         protocol::append_error(out_, *err);
@@ -452,6 +564,7 @@ asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPt
     }
     PQsetSingleRowMode(pg);  // stream rows as they arrive instead of buffering whole results
     ResultRelay relay(out_);
+    if (capture) relay.capture_into(&capture->bytes, capture->limit);
     std::size_t start = out_.size();
     bool flushed_any = false;
     watch_client(conn);
@@ -511,6 +624,11 @@ asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPt
     }
     stop_watching_client();
     conn->set_notice_sink(nullptr);
+    if (capture) {
+        capture->overflowed = relay.overflowed();
+        capture->error = relay.saw_error();
+        capture->rows = relay.rows();
+    }
     co_return outcome;
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/cache_types.hpp"
 #include "core/error_fields.hpp"
 #include "core/statement_facts.hpp"
 #include "core/verdict.hpp"
@@ -42,10 +43,21 @@ private:
     boost::asio::awaitable<bool> read_more();
     boost::asio::awaitable<std::optional<protocol::FrontendMessage>> next_message();
     boost::asio::awaitable<void> handle_query(const std::string& sql);
-    boost::asio::awaitable<Verdict> judge(const std::string& sql, ParsedQuery& parsed, ConnectionPtr& conn,
+    boost::asio::awaitable<Verdict> judge(const ParsedQuery& parsed, ConnectionPtr& conn,
                                           std::optional<ErrorFields>& failure);
+    std::shared_ptr<const ParsedQuery> parse(const std::string& sql);
+    bool answer_locally(const ParsedQuery& parsed);
+    std::optional<CacheKey> cache_key_for(const std::string& sql, const ParsedQuery& parsed, const Verdict& verdict,
+                                          int* ttl_seconds);
     std::optional<ErrorFields> track_prepared(const ParsedQuery& parsed);
-    boost::asio::awaitable<Outcome> run_on(const ConnectionPtr& conn, const std::string& sql);
+    struct Capture {
+        std::string bytes;
+        std::size_t limit = 0;
+        bool overflowed = false;
+        bool error = false;
+        uint64_t rows = 0;
+    };
+    boost::asio::awaitable<Outcome> run_on(const ConnectionPtr& conn, const std::string& sql, Capture* capture);
     boost::asio::awaitable<Outcome> relay_copy_out(const ConnectionPtr& conn, ResultRelay& relay);
     void keep_or_release(ConnectionPtr conn, bool session_state);
     void release_pinned();

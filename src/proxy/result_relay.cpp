@@ -9,6 +9,23 @@ namespace rproxy {
 using protocol::MessageWriter;
 
 ResultRelay::Step ResultRelay::relay(const PGresult* r) {
+    std::size_t before = out_.size();
+    Step step = relay_one(r);
+    if (capture_) {
+        std::size_t added = out_.size() - before;
+        if (capture_->size() + added > capture_limit_) {
+            overflowed_ = true;
+            capture_->clear();
+            capture_->shrink_to_fit();
+            capture_ = nullptr;
+        } else {
+            capture_->append(out_, before, added);
+        }
+    }
+    return step;
+}
+
+ResultRelay::Step ResultRelay::relay_one(const PGresult* r) {
     ++results_;
     switch (PQresultStatus(r)) {
         case PGRES_SINGLE_TUPLE:
@@ -72,6 +89,7 @@ void ResultRelay::row_description(const PGresult* r) {
 }
 
 void ResultRelay::data_row(const PGresult* r, int row) {
+    ++rows_;
     int n = PQnfields(r);
     MessageWriter w(out_, 'D');
     w.int16(static_cast<int16_t>(n));

@@ -25,10 +25,20 @@ public:
     void copy_data(const char* data, int len);
     void copy_done();
 
+    // Also keep a copy of every message relayed (for the result cache), up to limit bytes; past
+    // that the copy is dropped and overflowed() tells.
+    void capture_into(std::string* capture, std::size_t limit) {
+        capture_ = capture;
+        capture_limit_ = limit;
+    }
+    bool overflowed() const { return overflowed_; }
+    uint64_t rows() const { return rows_; }
+
     bool saw_error() const { return saw_error_; }
     uint64_t results() const { return results_; }
 
 private:
+    Step relay_one(const PGresult* r);
     void row_description(const PGresult* r);
     void data_row(const PGresult* r, int row);
 
@@ -36,6 +46,10 @@ private:
     bool described_ = false;  // RowDescription already sent for the statement in progress
     bool saw_error_ = false;
     uint64_t results_ = 0;
+    uint64_t rows_ = 0;
+    std::string* capture_ = nullptr;
+    std::size_t capture_limit_ = 0;
+    bool overflowed_ = false;
 };
 
 void append_notice(std::string& out, const PGresult* notice);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "proxy/cache_key.hpp"
 #include "proxy/connect_spec.hpp"
 
 namespace asio = boost::asio;
@@ -19,6 +20,8 @@ void UpstreamPool::configure(const UpstreamConfig& cfg) {
     if (target_changed) {
         ++generation_;
         reported_.clear();
+        identity_ = upstream_identity(cfg.conninfo);
+        role_ = upstream_user(cfg.conninfo);
         close_idle();  // busy ones are dropped when they come back
     }
     while (idle_.size() > 0 && idle_.size() + busy_ + connecting_ > std::size_t(std::max(cfg_.pool_size, 1))) {

@@ -50,6 +50,10 @@ public:
     const ReportedParameters* reported_parameters(const SessionSettings& settings) const;
     void remember_parameters(const SessionSettings& settings, ReportedParameters params);
 
+    // host/port/database/role of the current upstream setting: part of every cache key.
+    const std::string& identity() const { return identity_; }
+    const std::string& role() const { return role_; }
+
     std::size_t busy() const { return busy_; }
     std::size_t idle() const { return idle_.size(); }
 
@@ -74,6 +78,8 @@ private:
     BlockingHelper& helper_;
     std::function<void()> on_change_;
     UpstreamConfig cfg_;
+    std::string identity_;
+    std::string role_;
     uint64_t generation_ = 0;
     std::deque<ConnectionPtr> idle_;
     std::deque<std::shared_ptr<Waiter>> waiters_;

@@ -34,6 +34,11 @@ std::pair<int32_t, int32_t> Worker::new_backend_key() {
     return {pid(rng_), key(rng_)};
 }
 
+int Worker::ttl_jitter(int max_seconds) {
+    if (max_seconds <= 0) return 0;
+    return std::uniform_int_distribution<int>(0, max_seconds)(rng_);
+}
+
 void Worker::count_statement() {
     ++counters_.statements;
     publish();
@@ -53,6 +58,7 @@ Worker::Exit Worker::run() {
     host_.log(LogLevel::Log, "pg_rproxy listening on " + listen_.listen_addresses + " port " + std::to_string(listen_.port));
     pool_->configure(host_.upstream_config());
     firewall_ = host_.firewall_config();
+    cache_config_ = host_.cache_config();
     for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
     arm_wake();
     arm_postmaster();
@@ -119,7 +125,9 @@ void Worker::on_wake() {
     if (ev.reload) {
         pool_->configure(host_.upstream_config());
         firewall_ = host_.firewall_config();
+        cache_config_ = host_.cache_config();
         functions_.clear();
+        memo_.clear();  // built-in volatilities may have been re-read
     }
     if (ev.terminate && !shutting_down_) begin_shutdown();
 }

@@ -15,6 +15,7 @@
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
 #include "proxy/blocking_helper.hpp"
+#include "proxy/statement_memo.hpp"
 #include "proxy/upstream_functions.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "proxy/worker_host.hpp"
@@ -41,6 +42,9 @@ public:
     const SessionLimits& limits() const { return limits_; }
     const FirewallConfig& firewall() const { return firewall_; }
     UpstreamFunctions& upstream_functions() { return functions_; }
+    const CacheConfig& cache_config() const { return cache_config_; }
+    StatementMemo& memo() { return memo_; }
+    int ttl_jitter(int max_seconds);
     std::pair<int32_t, int32_t> new_backend_key();
     void count_statement();
 
@@ -68,6 +72,8 @@ private:
     WorkerCounters counters_;
     FirewallConfig firewall_;
     UpstreamFunctions functions_;
+    CacheConfig cache_config_;
+    StatementMemo memo_;
     bool shutting_down_ = false;
     Exit exit_ = Exit::Terminated;
 };

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/cache_types.hpp"
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
 #include "core/statement_facts.hpp"
@@ -37,6 +38,16 @@ public:
     virtual FirewallConfig firewall_config() = 0;
     virtual void count_rejection(RejectReason reason) = 0;
     virtual UpstreamConfig upstream_config() = 0;
+
+    // The shared-memory result cache (see pg/result_cache.hpp). None of these block or throw.
+    virtual CacheConfig cache_config() = 0;
+    virtual ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id) = 0;
+    virtual void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire,
+                             const CacheEntryMeta& meta) = 0;
+    virtual void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds) = 0;
+    virtual uint64_t cache_reset() = 0;
+    virtual void count_uncacheable(Uncacheable reason) = 0;
+    virtual void count_coalesced() = 0;
     // Called after the wake eventfd fired: handles PostgreSQL-side interrupts (ProcSignal
     // barriers, config reload) and reports what the loop has to act on.
     virtual WakeEvents take_wake_events() = 0;

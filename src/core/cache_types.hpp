@@ -1,0 +1,50 @@
+// Shared-memory result cache: the types both sides of the layer boundary use. The proxy layer
+// builds keys and decides what may be cached; the pg layer stores payloads in shared memory.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rproxy {
+
+// The full key (compared on every hit) and two independent 64-bit hashes of it (the index key).
+struct CacheKey {
+    uint64_t h1 = 0;
+    uint64_t h2 = 0;
+    std::string full;
+};
+
+struct CacheConfig {
+    bool enabled = true;
+    int ttl_seconds = 900;
+    int ttl_jitter_seconds = 0;
+    std::size_t max_entry_size = 1024 * 1024;
+    bool catalog_queries = false;
+    bool client_cache_reset = true;  // SELECT rustproxy_cache_reset() through the proxy port
+};
+
+// Why a statement the firewall allowed was not served from or stored in the cache.
+enum class Uncacheable {
+    Disabled, NotDeterministic, InTransaction, SessionState, CatalogQuery, Hint, TooLarge, Error, Count
+};
+const char* uncacheable_name(Uncacheable u);
+constexpr int kUncacheableCount = static_cast<int>(Uncacheable::Count);
+
+enum class ProbeResult {
+    Hit,      // the payload was appended to the caller's buffer
+    Claimed,  // nobody has it: the caller runs the statement and stores (or abandons) the result
+    Wait,     // another client is running it right now: ask again shortly
+    Bypass,   // not cacheable at the moment (a recent fill failed, or no room): just run it
+};
+
+struct CacheEntryMeta {
+    uint64_t rows = 0;
+    int ttl_seconds = 0;
+    std::string role;
+    std::string statement;
+    std::string relations;  // comma separated, as the statement names them
+};
+
+}  // namespace rproxy

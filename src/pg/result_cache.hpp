@@ -1,0 +1,45 @@
+// The result cache in shared memory, shared by every listener worker: a fixed-size index
+// (partitioned dynahash, one LWLock per partition) whose entries point at payloads in an in-place
+// DSA. A payload is [full key][wire bytes][metadata]. No lock is ever held across network I/O: a
+// hit appends the bytes to the caller's buffer under a shared partition lock, nothing more.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/cache_types.hpp"
+
+namespace rproxy::pg {
+
+void request_cache_shmem();  // shmem_request_hook
+void init_cache_shmem();     // shmem_startup_hook
+
+// Never throw a PostgreSQL error; on one, every LWLock is released and the cache is bypassed.
+ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id);
+void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta);
+void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds);
+void cache_count_uncacheable(Uncacheable reason);
+void cache_count_coalesced();
+
+uint64_t cache_reset_guarded();  // for the workers (SELECT rustproxy_cache_reset() through the proxy)
+
+// For the SQL functions (may raise errors: they run in a normal transaction).
+uint64_t cache_reset();
+uint64_t cache_invalidate(const char* relation);
+struct CacheStats {
+    uint64_t hits, misses, coalesced, evictions, expirations, stores, entries, bytes_used, bytes_budget, max_entries;
+    uint64_t uncacheable[kUncacheableCount];
+};
+CacheStats cache_stats();
+// Calls emit for every ready entry while the index is locked shared: emit must only build tuples.
+struct CacheEntryView {
+    uint64_t h1, h2;
+    const char* statement;
+    const char* role;
+    const char* relations;
+    uint64_t bytes, rows, hits;
+    double age_seconds, ttl_left_seconds;
+};
+void cache_entries(void (*emit)(const CacheEntryView&, void*), void* arg);
+
+}  // namespace rproxy::pg

@@ -1,0 +1,115 @@
+#include "proxy/cache_key.hpp"
+
+#include <libpq-fe.h>
+
+#include <cctype>
+#include <functional>
+
+namespace rproxy {
+
+namespace {
+
+// libstdc++'s murmur-based byte hash: fixed seeds, so every worker process agrees.
+uint64_t hash_bytes(const std::string& s, std::size_t seed) { return std::_Hash_bytes(s.data(), s.size(), seed); }
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+}
+
+}  // namespace
+
+CacheKey make_cache_key(const std::string& upstream_identity, const SessionSettings& settings,
+                        const std::string& normalized_sql) {
+    CacheKey key;
+    key.full.reserve(upstream_identity.size() + normalized_sql.size() + 64);
+    key.full += "v1";
+    key.full += '\0';
+    key.full += upstream_identity;
+    key.full += '\0';
+    for (const char* name : kResultSettings) {
+        if (const std::string* v = settings.get(name)) {
+            key.full += name;
+            key.full += '=';
+            key.full += *v;
+            key.full += '\0';
+        }
+    }
+    key.full += '\0';
+    key.full += normalized_sql;
+    key.h1 = hash_bytes(key.full, 0x9E3779B97F4A7C15ull);
+    key.h2 = hash_bytes(key.full, 0xC2B2AE3D27D4EB4Full);
+    return key;
+}
+
+std::string upstream_identity(const std::string& conninfo) {
+    char* err = nullptr;
+    PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+    if (!opts) {
+        if (err) PQfreemem(err);
+        return "";
+    }
+    std::string id;
+    for (const char* k : {"host", "hostaddr", "port", "dbname", "user"}) {
+        for (PQconninfoOption* o = opts; o->keyword; ++o) {
+            if (std::string(o->keyword) == k) {
+                id += k;
+                id += '=';
+                id += o->val ? o->val : "";
+                id += ';';
+            }
+        }
+    }
+    PQconninfoFree(opts);
+    return id;
+}
+
+std::string upstream_user(const std::string& conninfo) {
+    char* err = nullptr;
+    PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+    if (!opts) {
+        if (err) PQfreemem(err);
+        return "";
+    }
+    std::string user;
+    for (PQconninfoOption* o = opts; o->keyword; ++o)
+        if (std::string(o->keyword) == "user" && o->val) user = o->val;
+    PQconninfoFree(opts);
+    return user.empty() ? "(default)" : user;
+}
+
+CacheHints parse_cache_hints(std::string_view sql) {
+    CacheHints h;
+    for (;;) {
+        sql = trim(sql);
+        if (sql.substr(0, 2) != "/*") break;
+        std::size_t end = sql.find("*/");
+        if (end == std::string_view::npos) break;
+        std::string_view body = trim(sql.substr(2, end - 2));
+        sql.remove_prefix(end + 2);
+        constexpr std::string_view kTag = "pg_rproxy:";
+        if (body.substr(0, kTag.size()) != kTag) continue;
+        body.remove_prefix(kTag.size());
+        std::string token;
+        auto apply = [&] {
+            if (token == "no_cache") h.no_cache = true;
+            if (token.rfind("ttl=", 0) == 0) {
+                try {
+                    int ttl = std::stoi(token.substr(4));
+                    if (ttl > 0) h.ttl_seconds = ttl;
+                } catch (...) {
+                }
+            }
+            token.clear();
+        };
+        for (char c : body) {
+            if (std::isspace(static_cast<unsigned char>(c)) || c == ',') apply();
+            else token.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+        }
+        apply();
+    }
+    return h;
+}
+
+}  // namespace rproxy

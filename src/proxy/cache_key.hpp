@@ -1,0 +1,38 @@
+// What identifies a cached result, and the per-statement hints. Everything that can change the
+// bytes a client receives is in the key: the upstream (host, port, database, role), the session
+// settings that change results or their text, and the normalised statement.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/cache_types.hpp"
+#include "proxy/session_settings.hpp"
+
+namespace rproxy {
+
+// Settings whose values change query results or their text form.
+constexpr const char* kResultSettings[] = {
+    "search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output",
+    "client_encoding", "standard_conforming_strings", "lc_monetary", "lc_numeric", "lc_time", "role",
+};
+
+CacheKey make_cache_key(const std::string& upstream_identity, const SessionSettings& settings,
+                        const std::string& normalized_sql);
+
+// "host=..;port=..;dbname=..;user=.." of a libpq conninfo ("" when it does not parse). The
+// password is left out: it changes nothing a query returns.
+std::string upstream_identity(const std::string& conninfo);
+// The role the upstream connections log in as (libpq's default, the OS user, when unset).
+std::string upstream_user(const std::string& conninfo);
+
+struct CacheHints {
+    bool no_cache = false;
+    std::optional<int> ttl_seconds;
+};
+// Leading block comments of the form /* pg_rproxy: ttl=60 */ or /* pg_rproxy: no_cache */.
+CacheHints parse_cache_hints(std::string_view sql);
+
+}  // namespace rproxy
