@@ -162,7 +162,8 @@ void emit_entry(const rproxy::pg::CacheEntryView& v, void* arg) {
     values[5] = Int64GetDatum(static_cast<int64>(v.hits));
     values[6] = seconds_interval(v.age_seconds);
     values[7] = seconds_interval(v.ttl_left_seconds);
-    values[8] = DirectFunctionCall2(text_to_array, CStringGetTextDatum(v.relations), CStringGetTextDatum(","));
+    values[8] = DirectFunctionCall2Coll(text_to_array, C_COLLATION_OID, CStringGetTextDatum(v.relations),
+                                        CStringGetTextDatum(","));
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 

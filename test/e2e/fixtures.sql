@@ -37,5 +37,11 @@ INSERT INTO t VALUES (1, 1), (2, 2);
 CREATE SEQUENCE s;
 SELECT nextval('s');
 CREATE FUNCTION my_writer() RETURNS integer LANGUAGE sql VOLATILE AS 'INSERT INTO t VALUES (99, 99) RETURNING 1';
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO rproxy_up;
+-- row-level security: each role sees its own rows (the cache must never mix them)
+CREATE ROLE rproxy_other LOGIN;
+CREATE TABLE secrets (owner name, secret text);
+INSERT INTO secrets VALUES ('rproxy_up', 'up-1'), ('rproxy_up', 'up-2'), ('rproxy_other', 'other-1');
+ALTER TABLE secrets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON secrets USING (owner = current_user);
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO rproxy_up, rproxy_other;
 GRANT USAGE, UPDATE ON SEQUENCE s TO rproxy_up;  -- so only the read-only transaction (layer 3) stops nextval
