@@ -8,7 +8,7 @@ SRCS = $(sort $(wildcard src/core/*.cpp src/protocol/*.cpp src/proxy/*.cpp src/p
 OBJS = $(SRCS:.cpp=.o)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out (run against a server that preloads us)
-REGRESS = classify firewall workers
+REGRESS = classify firewall cache workers
 
 PG_CPPFLAGS = -Isrc -I$(shell $(PG_CONFIG) --includedir)
 PG_CXXFLAGS = -std=c++20 -Wall -Wno-register -Wno-missing-field-initializers
