@@ -15,6 +15,13 @@ def gateway_runs_with_the_entrypoint_mapping():
     check(env.gw.sql("SHOW pg_rproxy.port") == str(env.proxy_port), "LISTEN_PORT")
     check(env.gw.sql("SHOW pg_rproxy.listen_addresses") == "127.0.0.1", "LISTEN_HOST")
     check(env.gw.sql("SHOW pg_rproxy.pool_size") == "2", "POOL_SIZE")
+    check(env.gw.sql("SHOW pg_rproxy.cache_ttl") == "15min", "CACHE_TTL_SECONDS default 900")
+    r = env.entrypoint("write-config", "/dev/stdout", env={"CACHE_TTL_SECONDS": "60", "MAX_CACHE_ENTRIES": "500",
+                                                           "CACHE_SIZE": "8MB"})
+    for line in ["pg_rproxy.cache_ttl = '60s'", "pg_rproxy.cache_max_entries = 500", "pg_rproxy.cache_size = '8MB'"]:
+        check(line in r.stdout, f"{line!r} in {r.stdout!r}")
+    r = env.entrypoint("write-config", "/dev/null", env={"MAX_CACHE_ENTRIES": "many"})
+    check(r.returncode != 0 and "MAX_CACHE_ENTRIES must be an integer" in r.stderr, r.stderr)
     r = env.entrypoint("write-config", "/dev/null", env={"POOL_SIZE": "lots"})
     check(r.returncode != 0 and "POOL_SIZE must be an integer" in r.stderr, r.stderr)
     r = env.entrypoint("conninfo", env={"UPSTREAM_HOST": "db.example.com", "UPSTREAM_USER": "ro"})
