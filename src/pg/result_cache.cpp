@@ -163,6 +163,17 @@ void claim(Entry* e, TimestampTz now, uint64* fill_id) {
 
 enum class Step { Done, NeedCapacity, RetryExclusive, NeedRoom };
 
+// Locks the key's partition exclusively (*lock, to release) and returns the entry if it is still
+// the fill this process claimed as fill_id.
+Entry* lock_own_fill(const CacheKey& key, uint64 fill_id, LWLock** lock) {
+    IndexKey k{key.h1, key.h2};
+    uint32 hash = get_hash_value(index_table, &k);
+    *lock = partition_lock(hash);
+    LWLockAcquire(*lock, LW_EXCLUSIVE);
+    Entry* e = static_cast<Entry*>(hash_search_with_hash_value(index_table, &k, hash, HASH_FIND, nullptr));
+    return e && e->state == kFilling && e->fill_id == fill_id ? e : nullptr;
+}
+
 // One probe under the partition lock. `out` gets the payload appended only when its capacity
 // already suffices, so nothing here allocates C++ memory while a lock is held.
 Step probe_locked(const CacheKey& key, std::string& out, uint64* fill_id, bool exclusive, ProbeResult* result,
@@ -329,13 +340,9 @@ void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire,
         memcpy(p + key.full.size(), wire.data(), wire.size());
         memcpy(p + key.full.size() + wire.size(), meta_blob.data(), meta_blob.size());
 
-        IndexKey k{key.h1, key.h2};
-        uint32 hash = get_hash_value(index_table, &k);
-        LWLock* lock = partition_lock(hash);
-        LWLockAcquire(lock, LW_EXCLUSIVE);
-        Entry* e = static_cast<Entry*>(hash_search_with_hash_value(index_table, &k, hash, HASH_FIND, nullptr));
+        LWLock* lock;
         // Only the fill this client claimed: a reset or invalidation since then discards it.
-        if (e && e->state == kFilling && e->fill_id == fill_id) {
+        if (Entry* e = lock_own_fill(key, fill_id, &lock)) {
             TimestampTz now = GetCurrentTimestamp();
             e->state = kReady;
             e->payload = dp;
@@ -358,12 +365,8 @@ void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire,
 void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds) {
     if (!shared) return;
     guarded([&] {
-        IndexKey k{key.h1, key.h2};
-        uint32 hash = get_hash_value(index_table, &k);
-        LWLock* lock = partition_lock(hash);
-        LWLockAcquire(lock, LW_EXCLUSIVE);
-        Entry* e = static_cast<Entry*>(hash_search_with_hash_value(index_table, &k, hash, HASH_FIND, nullptr));
-        if (e && e->state == kFilling && e->fill_id == fill_id) {
+        LWLock* lock;
+        if (Entry* e = lock_own_fill(key, fill_id, &lock)) {
             // Waiters stop waiting and run the statement themselves until the bypass ends.
             e->state = kFailed;
             e->expires = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), int64(Max(bypass_seconds, 1)) * 1000);
@@ -386,22 +389,6 @@ uint64_t cache_reset_guarded() {
     return n;
 }
 
-uint64_t cache_reset() {
-    if (!shared) return 0;
-    ensure_area();
-    uint64 dropped = 0;
-    lock_all(LW_EXCLUSIVE);
-    HASH_SEQ_STATUS scan;
-    hash_seq_init(&scan, index_table);
-    Entry* e;
-    while ((e = static_cast<Entry*>(hash_seq_search(&scan))) != nullptr) {
-        if (e->state == kReady) dropped++;
-        remove_entry(e);
-    }
-    unlock_all();
-    return dropped;
-}
-
 namespace {
 // "public.orders" matches entries naming public.orders or orders; "orders" matches any schema.
 bool relation_matches(const char* wanted, const char* listed) {
@@ -412,10 +399,21 @@ bool relation_matches(const char* wanted, const char* listed) {
     if (!wdot && ldot) return strcmp(wanted, ldot + 1) == 0;
     return false;
 }
-}  // namespace
 
-uint64_t cache_invalidate(const char* relation) {
-    if (!shared) return 0;
+bool names_relation(const Entry* e, const char* relation) {
+    const char* meta = static_cast<const char*>(dsa_get_address(area, e->payload)) + e->key_len + e->wire_len;
+    const char* rels = meta + strlen(meta) + 1;
+    rels += strlen(rels) + 1;
+    bool hit = false;
+    char* copy = pstrdup(rels);
+    for (char* tok = strtok(copy, ","); tok && !hit; tok = strtok(nullptr, ",")) hit = relation_matches(relation, tok);
+    pfree(copy);
+    return hit;
+}
+
+// Removes the entries drop() selects, under every partition lock; counts the ready ones removed.
+template <class Drop>
+uint64 remove_where(Drop drop) {
     ensure_area();
     uint64 dropped = 0;
     lock_all(LW_EXCLUSIVE);
@@ -423,25 +421,26 @@ uint64_t cache_invalidate(const char* relation) {
     hash_seq_init(&scan, index_table);
     Entry* e;
     while ((e = static_cast<Entry*>(hash_seq_search(&scan))) != nullptr) {
-        if (e->state == kFilling) {  // its relations are not known yet: the fill will be discarded
-            remove_entry(e);
-            continue;
-        }
-        if (e->state != kReady) continue;
-        const char* meta = static_cast<const char*>(dsa_get_address(area, e->payload)) + e->key_len + e->wire_len;
-        const char* rels = meta + strlen(meta) + 1;
-        rels += strlen(rels) + 1;
-        bool hit = false;
-        char* copy = pstrdup(rels);
-        for (char* tok = strtok(copy, ","); tok && !hit; tok = strtok(nullptr, ",")) hit = relation_matches(relation, tok);
-        pfree(copy);
-        if (hit) {
-            remove_entry(e);
-            dropped++;
-        }
+        if (!drop(e)) continue;
+        if (e->state == kReady) dropped++;
+        remove_entry(e);
     }
     unlock_all();
     return dropped;
+}
+}  // namespace
+
+uint64_t cache_reset() {
+    if (!shared) return 0;
+    return remove_where([](const Entry*) { return true; });
+}
+
+uint64_t cache_invalidate(const char* relation) {
+    if (!shared) return 0;
+    // A fill in progress has no relations recorded yet: it is dropped too (and then discarded).
+    return remove_where([relation](const Entry* e) {
+        return e->state == kFilling || (e->state == kReady && names_relation(e, relation));
+    });
 }
 
 CacheStats cache_stats() {

@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <functional>
+#include <map>
 
 namespace rproxy {
 
@@ -43,39 +44,32 @@ CacheKey make_cache_key(const std::string& upstream_identity, const SessionSetti
     return key;
 }
 
-std::string upstream_identity(const std::string& conninfo) {
+namespace {
+// keyword -> value of a libpq conninfo (empty when it does not parse)
+std::map<std::string, std::string> conninfo_values(const std::string& conninfo) {
+    std::map<std::string, std::string> out;
     char* err = nullptr;
     PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
     if (!opts) {
         if (err) PQfreemem(err);
-        return "";
+        return out;
     }
-    std::string id;
-    for (const char* k : {"host", "hostaddr", "port", "dbname", "user"}) {
-        for (PQconninfoOption* o = opts; o->keyword; ++o) {
-            if (std::string(o->keyword) == k) {
-                id += k;
-                id += '=';
-                id += o->val ? o->val : "";
-                id += ';';
-            }
-        }
-    }
+    for (PQconninfoOption* o = opts; o->keyword; ++o)
+        if (o->val) out[o->keyword] = o->val;
     PQconninfoFree(opts);
+    return out;
+}
+}  // namespace
+
+std::string upstream_identity(const std::string& conninfo) {
+    auto values = conninfo_values(conninfo);
+    std::string id;
+    for (const char* k : {"host", "hostaddr", "port", "dbname", "user"}) id += std::string(k) + "=" + values[k] + ";";
     return id;
 }
 
 std::string upstream_user(const std::string& conninfo) {
-    char* err = nullptr;
-    PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
-    if (!opts) {
-        if (err) PQfreemem(err);
-        return "";
-    }
-    std::string user;
-    for (PQconninfoOption* o = opts; o->keyword; ++o)
-        if (std::string(o->keyword) == "user" && o->val) user = o->val;
-    PQconninfoFree(opts);
+    std::string user = conninfo_values(conninfo)["user"];
     return user.empty() ? "(default)" : user;
 }
 
