@@ -1,0 +1,53 @@
+// Decoding of the extended-query frontend messages (Parse, Bind, Describe, Execute, Close) and the
+// small backend messages that answer them. Every length and count is checked against the bytes
+// actually received; violations are ProtocolError 08P01 as PostgreSQL reports them.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/frontend_messages.hpp"
+
+namespace rproxy::protocol {
+
+struct ParseMessage {
+    std::string name;
+    std::string query;
+    std::vector<uint32_t> param_types;
+};
+
+struct BindMessage {
+    std::string portal;
+    std::string statement;
+    std::vector<int16_t> param_formats;
+    std::vector<std::optional<std::string>> params;  // nullopt = NULL
+    std::vector<int16_t> result_formats;
+};
+
+struct TargetMessage {  // Describe and Close
+    char kind;          // 'S' statement or 'P' portal
+    std::string name;
+};
+
+struct ExecuteMessage {
+    std::string portal;
+    int32_t max_rows;
+};
+
+ParseMessage decode_parse(std::string_view body);
+BindMessage decode_bind(std::string_view body);
+TargetMessage decode_target(std::string_view body, const char* what);
+ExecuteMessage decode_execute(std::string_view body);
+
+void append_parse_complete(std::string& out);
+void append_bind_complete(std::string& out);
+void append_close_complete(std::string& out);
+void append_no_data(std::string& out);
+void append_portal_suspended(std::string& out);
+void append_parameter_description(std::string& out, const std::vector<uint32_t>& types);
+
+}  // namespace rproxy::protocol
