@@ -5,7 +5,8 @@ set -euo pipefail
 
 want=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libboost-dev g++ make)
 if [ "${1:-run}" = test ]; then
-    want+=(cmake libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3)
+    want+=(cmake libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3
+           python3-psycopg python3-psycopg2 postgresql-contrib)
 fi
 
 missing=()

@@ -30,14 +30,6 @@ ErrorFields terminating() {
     return ErrorFields::make("FATAL", "57P01", "terminating connection due to administrator command");
 }
 
-char status_byte(PGconn* pg) {
-    switch (PQtransactionStatus(pg)) {
-        case PQTRANS_INTRANS: return 'T';
-        case PQTRANS_INERROR: return 'E';
-        default: return 'I';
-    }
-}
-
 }  // namespace
 
 ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
@@ -148,7 +140,11 @@ asio::awaitable<void> ClientSession::serve() {
                 }
                 case 'X':
                     co_return;
-                case 'S':  // a lone Sync: nothing pending, report the status as the server does
+                case 'S':
+                    // End of an extended-protocol batch: errors stop being skipped; outside a
+                    // transaction its portals end with it, as the server's implicit transaction does.
+                    discard_until_sync_ = false;
+                    if (tx_status_ == 'I') portals_.clear();
                     protocol::append_ready_for_query(out_, tx_status_);
                     co_await flush();
                     break;
@@ -162,11 +158,12 @@ asio::awaitable<void> ClientSession::serve() {
                     reject(ErrorFields::make("ERROR", "25006", "fast-path function calls are not allowed through pg_rproxy"));
                     co_await flush();
                     break;
+                case 'P': case 'B': case 'D': case 'E': case 'C':
+                    co_await handle_extended(*msg);
+                    if (client_gone_) co_return;
+                    break;
                 default:
-                    failure = ErrorFields::make(
-                        "FATAL", "0A000",
-                        std::string("pg_rproxy does not support the extended query protocol yet (message type '") +
-                            msg->type + "')");
+                    failure = ErrorFields::make("FATAL", "08P01", std::string("unexpected message type '") + msg->type + "'");
                     break;
             }
             if (failure) break;
@@ -373,9 +370,43 @@ std::optional<ErrorFields> ClientSession::track_prepared(const ParsedQuery& pars
     return std::nullopt;
 }
 
+// DEALLOCATE of statements the proxy keeps for this client (protocol-level ones, or all of them
+// when no SQL-level PREPARE lives upstream): the upstream knows them under other names.
+bool ClientSession::deallocate_locally(const ParsedQuery& parsed) {
+    if (parsed.statements.size() != 1) return false;
+    const StatementFacts& st = parsed.statements[0];
+    if (st.deallocate_all && st.kind == "DEALLOCATE ALL" && prepared_.empty()) {
+        statements_.clear();
+        protocol::append_command_complete(out_, "DEALLOCATE ALL");
+        return true;
+    }
+    if (!st.deallocate_name.empty() && statements_.count(st.deallocate_name) && !prepared_.count(st.deallocate_name)) {
+        statements_.erase(st.deallocate_name);
+        protocol::append_command_complete(out_, "DEALLOCATE");
+        return true;
+    }
+    return false;
+}
+
+// DISCARD ALL / DEALLOCATE ALL ran upstream: the connection lost every prepared statement, and so
+// did the client.
+void ClientSession::after_deallocate_all(const ParsedQuery& parsed, const ConnectionPtr& conn) {
+    for (const auto& st : parsed.statements) {
+        if (!st.deallocate_all) continue;
+        if (conn) conn->forget_all_prepared();
+        statements_.clear();
+        prepared_.clear();
+    }
+}
+
 asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     std::shared_ptr<const ParsedQuery> parsed = parse(sql);
     if (answer_locally(*parsed)) {
+        co_await flush();
+        co_return;
+    }
+    if (deallocate_locally(*parsed)) {
+        protocol::append_ready_for_query(out_, tx_status_);
         co_await flush();
         co_return;
     }
@@ -430,9 +461,11 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         }
         current_conn_ = conn;
         capture.bytes.clear();
-        outcome = co_await run_on(conn, sql, fill ? &capture : nullptr);
+        Request request{[&sql](PGconn* pg) { return PQsendQuery(pg, sql.c_str()); }, true};
+        outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
+        after_deallocate_all(*parsed, conn);
         current_conn_.reset();
-        tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? status_byte(conn->pg()) : 'I';
+        tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? transaction_status_byte(conn->pg()) : 'I';
         if (outcome == Outcome::ClientGone) {
             // Stop the statement upstream without blocking the loop, then drop the connection:
             // a half-read result cannot be handed to the next client.
@@ -549,7 +582,7 @@ asio::awaitable<ClientSession::Outcome> ClientSession::relay_copy_out(const Conn
     }
 }
 
-asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPtr& conn, const std::string& sql,
+asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPtr& conn, const Request& request,
                                                                Capture* capture) {
     if (auto err = co_await sync_settings(conn)) {
         if (conn->broken() || PQstatus(conn->pg()) != CONNECTION_OK) co_return Outcome::Retry;
@@ -558,14 +591,15 @@ asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPt
     }
     PGconn* pg = conn->pg();
     conn->set_notice_sink([this](const PGresult* n) { append_notice(out_, n); });
-    if (!PQsendQuery(pg, sql.c_str()) || !co_await conn->flush()) {
+    if (!request.send(pg) || !co_await conn->flush()) {
         conn->mark_broken();
         co_return Outcome::Retry;
     }
     PQsetSingleRowMode(pg);  // stream rows as they arrive instead of buffering whole results
-    ResultRelay relay(out_);
+    std::string& target = request.buffer ? *request.buffer : out_;
+    ResultRelay relay(target, request.describe_rows);
     if (capture) relay.capture_into(&capture->bytes, capture->limit);
-    std::size_t start = out_.size();
+    std::size_t start = target.size();
     bool flushed_any = false;
     watch_client(conn);
     Outcome outcome = Outcome::Done;
@@ -579,7 +613,7 @@ asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPt
             if (PQstatus(pg) == CONNECTION_BAD) {
                 conn->mark_broken();
                 // Nothing reached the client yet and reads are repeatable: try a fresh connection.
-                if (!flushed_any && relay.results() == 0 && out_.size() == start) {
+                if (!flushed_any && relay.results() == 0 && target.size() == start) {
                     outcome = Outcome::Retry;
                     done = true;
                     break;
@@ -602,7 +636,7 @@ asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPt
                 done = true;
                 break;
             }
-            if (out_.size() >= kFlushThreshold) {
+            if (!request.buffer && out_.size() >= kFlushThreshold) {
                 flushed_any = true;
                 // Awaiting the client here is the back-pressure: upstream is not read meanwhile.
                 if (!co_await flush()) {
@@ -624,6 +658,7 @@ asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPt
     }
     stop_watching_client();
     conn->set_notice_sink(nullptr);
+    if (request.saw_error) *request.saw_error = relay.saw_error();
     if (capture) {
         capture->overflowed = relay.overflowed();
         capture->error = relay.saw_error();

@@ -9,13 +9,17 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <unordered_map>
+#include <vector>
 #include <string>
 #include <string_view>
+#include <functional>
 
 #include "core/cache_types.hpp"
 #include "core/error_fields.hpp"
 #include "core/statement_facts.hpp"
 #include "core/verdict.hpp"
+#include "protocol/extended_messages.hpp"
 #include "protocol/frontend_messages.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -47,6 +51,8 @@ private:
                                           std::optional<ErrorFields>& failure);
     std::shared_ptr<const ParsedQuery> parse(const std::string& sql);
     bool answer_locally(const ParsedQuery& parsed);
+    bool deallocate_locally(const ParsedQuery& parsed);
+    void after_deallocate_all(const ParsedQuery& parsed, const ConnectionPtr& conn);
     std::optional<CacheKey> cache_key_for(const std::string& sql, const ParsedQuery& parsed, const Verdict& verdict,
                                           int* ttl_seconds);
     std::optional<ErrorFields> track_prepared(const ParsedQuery& parsed);
@@ -57,9 +63,46 @@ private:
         bool error = false;
         uint64_t rows = 0;
     };
-    boost::asio::awaitable<Outcome> run_on(const ConnectionPtr& conn, const std::string& sql, Capture* capture);
+    // How a statement is sent upstream (PQsendQuery, PQsendQueryPrepared) and whether its rows
+    // come with a RowDescription (simple protocol) or without (extended Execute).
+    struct Request {
+        std::function<int(PGconn*)> send;
+        bool describe_rows = true;
+        std::string* buffer = nullptr;  // collect the messages here instead of streaming them
+        bool* saw_error = nullptr;      // set when the upstream answered with an error
+    };
+    boost::asio::awaitable<Outcome> run_on(const ConnectionPtr& conn, const Request& request, Capture* capture);
     boost::asio::awaitable<Outcome> relay_copy_out(const ConnectionPtr& conn, ResultRelay& relay);
     void keep_or_release(ConnectionPtr conn, bool session_state);
+
+    // Extended query protocol (client_session_extended.cpp)
+    struct ClientStatement {
+        std::string sql;
+        std::vector<uint32_t> types;
+        std::shared_ptr<const ParsedQuery> parsed;
+        Verdict verdict;
+        std::shared_ptr<PGresult> description;  // PQdescribePrepared, taken at Parse
+    };
+    struct ClientPortal {
+        std::shared_ptr<ClientStatement> statement;
+        protocol::BindMessage bind;
+        bool started = false;
+        std::string pending;  // rows (and the final message) fetched but not yet sent
+        std::size_t pending_pos = 0;
+    };
+    boost::asio::awaitable<void> handle_extended(const protocol::FrontendMessage& msg);
+    boost::asio::awaitable<std::optional<ErrorFields>> on_parse(std::string_view body);
+    std::optional<ErrorFields> on_bind(std::string_view body);
+    std::optional<ErrorFields> on_describe(std::string_view body);
+    boost::asio::awaitable<std::optional<ErrorFields>> on_execute(std::string_view body);
+    std::optional<ErrorFields> on_close(std::string_view body);
+    boost::asio::awaitable<std::optional<ErrorFields>> ensure_prepared(const ConnectionPtr& conn,
+                                                                       const ClientStatement& st, std::string* name);
+    void send_portal_rows(ClientPortal& portal, int32_t max_rows);
+
+    std::unordered_map<std::string, std::shared_ptr<ClientStatement>> statements_;
+    std::unordered_map<std::string, ClientPortal> portals_;
+    bool discard_until_sync_ = false;
     void release_pinned();
     void reject(const ErrorFields& e);
     boost::asio::awaitable<std::optional<ErrorFields>> sync_settings(const ConnectionPtr& conn);

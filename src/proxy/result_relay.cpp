@@ -30,13 +30,13 @@ ResultRelay::Step ResultRelay::relay_one(const PGresult* r) {
     switch (PQresultStatus(r)) {
         case PGRES_SINGLE_TUPLE:
             if (!described_) {
-                row_description(r);
+                if (describe_rows_) row_description(r);
                 described_ = true;
             }
             data_row(r, 0);
             return Step::Next;
         case PGRES_TUPLES_OK: {
-            if (!described_) row_description(r);
+            if (!described_ && describe_rows_) row_description(r);
             int n = PQntuples(r);
             for (int i = 0; i < n; ++i) data_row(r, i);
             protocol::append_command_complete(out_, PQcmdStatus(const_cast<PGresult*>(r)));
@@ -75,16 +75,24 @@ void ResultRelay::copy_done() { MessageWriter(out_, 'c'); }
 
 void ResultRelay::row_description(const PGresult* r) {
     int n = PQnfields(r);
-    MessageWriter w(out_, 'T');
+    std::vector<int16_t> formats;
+    for (int i = 0; i < n; ++i) formats.push_back(static_cast<int16_t>(PQfformat(r, i)));
+    append_row_description(out_, r, formats);
+}
+
+void append_row_description(std::string& out, const PGresult* r, const std::vector<int16_t>& formats) {
+    int n = PQnfields(r);
+    MessageWriter w(out, 'T');
     w.int16(static_cast<int16_t>(n));
     for (int i = 0; i < n; ++i) {
+        int16_t format = formats.empty() ? 0 : formats.size() == 1 ? formats[0] : formats[std::size_t(i)];
         w.cstr(PQfname(r, i))
             .int32(static_cast<int32_t>(PQftable(r, i)))
             .int16(static_cast<int16_t>(PQftablecol(r, i)))
             .int32(static_cast<int32_t>(PQftype(r, i)))
             .int16(static_cast<int16_t>(PQfsize(r, i)))
             .int32(PQfmod(r, i))
-            .int16(static_cast<int16_t>(PQfformat(r, i)));
+            .int16(format);
     }
 }
 

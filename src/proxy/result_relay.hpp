@@ -8,12 +8,15 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace rproxy {
 
 class ResultRelay {
 public:
-    explicit ResultRelay(std::string& out) : out_(out) {}
+    // describe_rows = false for Execute in the extended protocol: the client got the
+    // RowDescription from Describe, the server sends none with the rows.
+    explicit ResultRelay(std::string& out, bool describe_rows = true) : out_(out), describe_rows_(describe_rows) {}
 
     enum class Step {
         Next,         // take the next result
@@ -43,6 +46,7 @@ private:
     void data_row(const PGresult* r, int row);
 
     std::string& out_;
+    bool describe_rows_;
     bool described_ = false;  // RowDescription already sent for the statement in progress
     bool saw_error_ = false;
     uint64_t results_ = 0;
@@ -53,5 +57,9 @@ private:
 };
 
 void append_notice(std::string& out, const PGresult* notice);
+
+// RowDescription of a result (or of PQdescribePrepared), with the format codes a Bind asked for:
+// none = all text, one = all columns, otherwise one per column.
+void append_row_description(std::string& out, const PGresult* r, const std::vector<int16_t>& formats);
 
 }  // namespace rproxy

@@ -39,6 +39,14 @@ ErrorFields error_fields_of(const PGresult* r) {
     return e;
 }
 
+char transaction_status_byte(PGconn* pg) {
+    switch (PQtransactionStatus(pg)) {
+        case PQTRANS_INTRANS: return 'T';
+        case PQTRANS_INERROR: return 'E';
+        default: return 'I';
+    }
+}
+
 UpstreamConnection::UpstreamConnection(asio::any_io_executor ex, uint64_t generation)
     : ex_(ex), sock_(ex), generation_(generation) {}
 
@@ -145,12 +153,30 @@ asio::awaitable<bool> UpstreamConnection::flush() {
 
 asio::awaitable<UpstreamConnection::InternalResult> UpstreamConnection::run_internal(
     const std::string& sql, const std::vector<std::string>& params) {
-    InternalResult out;
     std::vector<const char*> values;
     for (const auto& p : params) values.push_back(p.c_str());
     int sent = params.empty() ? PQsendQuery(conn_, sql.c_str())
                               : PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
                                                   values.data(), nullptr, nullptr, 0);
+    co_return co_await finish_internal(sent != 0);
+}
+
+asio::awaitable<UpstreamConnection::InternalResult> UpstreamConnection::prepare(const std::string& name,
+                                                                                const std::string& sql,
+                                                                                const std::vector<uint32_t>& types) {
+    std::vector<Oid> oids(types.begin(), types.end());
+    int sent = PQsendPrepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(oids.size()), oids.empty() ? nullptr : oids.data());
+    co_return co_await finish_internal(sent != 0);
+}
+
+asio::awaitable<UpstreamConnection::InternalResult> UpstreamConnection::describe_prepared(const std::string& name) {
+    int sent = PQsendDescribePrepared(conn_, name.c_str());
+    co_return co_await finish_internal(sent != 0);
+}
+
+// Reads every result of what was just sent: the first error, and the last successful result.
+asio::awaitable<UpstreamConnection::InternalResult> UpstreamConnection::finish_internal(bool sent) {
+    InternalResult out;
     if (!sent || !co_await flush()) {
         broken_ = true;
         out.error = ErrorFields::make("ERROR", "08006", "upstream connection failure: " +
@@ -162,8 +188,11 @@ asio::awaitable<UpstreamConnection::InternalResult> UpstreamConnection::run_inte
             ResultPtr r(PQgetResult(conn_));
             if (!r) co_return out;
             auto s = PQresultStatus(r.get());
-            if ((s == PGRES_FATAL_ERROR || s == PGRES_NONFATAL_ERROR) && !out.error) out.error = error_fields_of(r.get());
-            if (s == PGRES_TUPLES_OK) out.rows = std::move(r);
+            if (s == PGRES_FATAL_ERROR || s == PGRES_NONFATAL_ERROR) {
+                if (!out.error) out.error = error_fields_of(r.get());
+            } else {
+                out.rows = std::move(r);
+            }
         }
         if (!co_await wait_readable() || !PQconsumeInput(conn_)) {
             broken_ = true;
@@ -172,6 +201,38 @@ asio::awaitable<UpstreamConnection::InternalResult> UpstreamConnection::run_inte
             co_return out;
         }
     }
+}
+
+const std::string* UpstreamConnection::prepared_name(const std::string& key) {
+    auto it = prepared_index_.find(key);
+    if (it == prepared_index_.end()) return nullptr;
+    prepared_.splice(prepared_.begin(), prepared_, it->second);  // most recently used first
+    return &it->second->second;
+}
+
+std::string UpstreamConnection::add_prepared(const std::string& key, std::vector<std::string>* evicted) {
+    constexpr std::size_t kMaxPreparedPerConnection = 100;
+    while (prepared_.size() >= kMaxPreparedPerConnection) {
+        evicted->push_back(prepared_.back().second);
+        prepared_index_.erase(prepared_.back().first);
+        prepared_.pop_back();
+    }
+    std::string name = "pg_rproxy_" + std::to_string(++prepared_seq_);
+    prepared_.emplace_front(key, name);
+    prepared_index_[key] = prepared_.begin();
+    return name;
+}
+
+void UpstreamConnection::forget_prepared(const std::string& key) {
+    auto it = prepared_index_.find(key);
+    if (it == prepared_index_.end()) return;
+    prepared_.erase(it->second);
+    prepared_index_.erase(it);
+}
+
+void UpstreamConnection::forget_all_prepared() {
+    prepared_.clear();
+    prepared_index_.clear();
 }
 
 void UpstreamConnection::watch_idle(std::function<void()> on_broken) {

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <list>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +37,9 @@ using ResultPtr = std::unique_ptr<PGresult, PGresultDeleter>;
 // Copies every diagnostic field of a libpq error result; adds SQLSTATE 08006 when libpq itself
 // produced the error (connection lost) and therefore sent none.
 ErrorFields error_fields_of(const PGresult* r);
+
+// ReadyForQuery's status byte for the connection's transaction state ('I', 'T', 'E').
+char transaction_status_byte(PGconn* pg);
 
 class UpstreamConnection {
 public:
@@ -67,6 +72,17 @@ public:
         return run_internal(sql, none);
     }
 
+    // Statements prepared on this connection for clients' Parse messages, keyed by parameter types
+    // and text (the same statement is prepared once per connection, whoever asks), bounded.
+    const std::string* prepared_name(const std::string& key);
+    // Registers key under a fresh name; returns the names evicted to stay within the bound.
+    std::string add_prepared(const std::string& key, std::vector<std::string>* evicted);
+    void forget_prepared(const std::string& key);
+    void forget_all_prepared();
+    boost::asio::awaitable<InternalResult> prepare(const std::string& name, const std::string& sql,
+                                                   const std::vector<uint32_t>& types);
+    boost::asio::awaitable<InternalResult> describe_prepared(const std::string& name);
+
     // While idle in the pool: notice the server closing the connection (upstream restart).
     void watch_idle(std::function<void()> on_broken);
     void stop_idle_watch();
@@ -83,6 +99,7 @@ public:
 
 private:
     boost::asio::awaitable<bool> wait(boost::asio::posix::descriptor_base::wait_type type);
+    boost::asio::awaitable<InternalResult> finish_internal(bool sent);
     void bind_socket();
     static void on_notice(void* arg, const PGresult* r);
 
@@ -94,6 +111,9 @@ private:
     bool idle_watch_ = false;
     SessionSettings applied_;
     std::function<void(const PGresult*)> notice_sink_;
+    std::list<std::pair<std::string, std::string>> prepared_;  // (key, name), most recent first
+    std::unordered_map<std::string, std::list<std::pair<std::string, std::string>>::iterator> prepared_index_;
+    uint64_t prepared_seq_ = 0;
 };
 
 }  // namespace rproxy

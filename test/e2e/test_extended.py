@@ -1,0 +1,216 @@
+"""The extended query protocol: raw message sequences answered as PostgreSQL answers them, and real
+drivers (pgbench, psycopg 3, psycopg2) getting the same results as from a direct connection."""
+import os
+import struct
+import subprocess
+
+from harness import check, test
+from pgwire import Wire, error_fields, rows
+
+
+def cstr(s):
+    return s.encode() + b"\0"
+
+
+def msg(t, body=b""):
+    return t.encode() + struct.pack("!I", len(body) + 4) + body
+
+
+def parse(name, sql, types=()):
+    return msg("P", cstr(name) + cstr(sql) + struct.pack("!h", len(types)) + b"".join(struct.pack("!I", t) for t in types))
+
+
+def bind(portal, stmt, params=(), param_formats=(), result_formats=()):
+    body = cstr(portal) + cstr(stmt) + struct.pack("!h", len(param_formats))
+    body += b"".join(struct.pack("!h", f) for f in param_formats)
+    body += struct.pack("!h", len(params))
+    for p in params:
+        body += struct.pack("!i", -1) if p is None else struct.pack("!i", len(p)) + p
+    body += struct.pack("!h", len(result_formats)) + b"".join(struct.pack("!h", f) for f in result_formats)
+    return msg("B", body)
+
+
+def describe(kind, name):
+    return msg("D", kind.encode() + cstr(name))
+
+
+def execute(portal, max_rows=0):
+    return msg("E", cstr(portal) + struct.pack("!i", max_rows))
+
+
+def close(kind, name):
+    return msg("C", kind.encode() + cstr(name))
+
+
+SYNC = msg("S")
+
+
+def exchange(port, batches):
+    """Sends each batch (ending with Sync) and returns what came back, summarised comparably."""
+    w = Wire(port)
+    w.startup(user="rproxy_up", database="e2e")
+    out = []
+    for batch in batches:
+        w.send(batch)
+        while True:
+            t, body = w.read_msg()
+            if t == "E":
+                out.append(("E", error_fields(body)["C"]))
+            elif t == "D":
+                out.append(("D", tuple(r for r in rows([(t, body)])[0])))
+            elif t in ("C", "Z"):
+                out.append((t, body.rstrip(b"\0").decode()))
+            elif t == "N":
+                continue
+            else:
+                out.append((t, body.hex() if t in ("T", "t") else ""))
+            if t == "Z":
+                break
+    w.close()
+    return out
+
+
+def same_as_direct(batches, what):
+    via = exchange(env.proxy_port, batches)
+    direct = exchange(env.up.port, batches)
+    check(via == direct, f"{what}:\n proxy  {via}\n direct {direct}")
+    return via
+
+
+@test
+def extended_protocol_answers_like_postgresql():
+    q = "SELECT id, txt FROM kinds WHERE id <= $1 ORDER BY id"
+    same_as_direct([parse("s1", q, [23]) + describe("S", "s1") + bind("", "s1", [b"2"]) + describe("P", "") +
+                    execute("") + SYNC], "named statement, text")
+    same_as_direct([parse("", q) + bind("", "", [struct.pack("!i", 4)], [1], [1]) + describe("P", "") + execute("") + SYNC],
+                   "unnamed statement, binary parameter and results")
+    same_as_direct([parse("", "SELECT 1") + bind("", "") + execute("") + parse("", "SELECT 2") + bind("", "") +
+                    execute("") + SYNC], "pipelined statements before one Sync")
+    same_as_direct([parse("", "") + bind("", "") + describe("P", "") + execute("") + SYNC], "empty query")
+    # row limits: PortalSuspended, then the rest; a portal ends with its implicit transaction
+    five = "SELECT g FROM generate_series(1, 5) g"
+    same_as_direct([msg("Q", cstr("BEGIN")),
+                    parse("", five) + bind("c", "") + execute("c", 2) + execute("c", 2) + execute("c", 2) + SYNC,
+                    msg("Q", cstr("COMMIT"))], "row limits inside a transaction")
+    same_as_direct([parse("", five) + bind("c", "") + execute("c", 2) + SYNC, execute("c", 2) + SYNC],
+                   "Execute on a suspended portal after Sync")
+    # statements: reuse of a name after Close, and duplicates
+    same_as_direct([parse("x", "SELECT 1") + close("S", "x") + parse("x", "SELECT 2") + bind("", "x") + execute("") + SYNC],
+                   "name reused after Close")
+    same_as_direct([parse("dup", "SELECT 1") + parse("dup", "SELECT 1") + SYNC + parse("", "SELECT 'after'") +
+                    bind("", "") + execute("") + SYNC], "duplicate statement name, then the session continues")
+
+
+@test
+def extended_protocol_bad_input_gets_the_servers_errors():
+    same_as_direct([bind("", "nope") + execute("") + SYNC, parse("", "SELECT 1") + bind("", "") + execute("") + SYNC],
+                   "Bind to an unknown statement, skipped up to Sync")
+    same_as_direct([parse("p2", "SELECT $1::int + $2::int") + bind("", "p2", [b"1"]) + execute("") + SYNC],
+                   "wrong parameter count")
+    same_as_direct([parse("", "SELECT $1::int") + bind("", "", [b"1"], [7]) + execute("") + SYNC], "invalid format code")
+    # (a runtime error: PostgreSQL raises constant-folding errors such as 1/0 already at Bind, where it
+    # plans; the proxy binds locally and reports them at Execute)
+    same_as_direct([parse("", "SELECT 1/(g - 1) FROM generate_series(1, 2) g") + bind("", "") + execute("") +
+                    parse("", "SELECT 1") + bind("", "") + execute("") + SYNC], "an upstream error skips the rest of the batch")
+    same_as_direct([execute("never_bound") + SYNC], "Execute of an unknown portal")
+    same_as_direct([describe("S", "never_parsed") + SYNC], "Describe of an unknown statement")
+    same_as_direct([parse("", "SELECT * FROM no_such_table") + SYNC], "an error at Parse")
+    same_as_direct([parse("", "SELECT 1; SELECT 2") + SYNC], "two statements in one Parse")
+
+
+@test
+def firewall_judges_at_parse():
+    w = Wire(env.proxy_port)
+    w.startup(user="rproxy_up", database="e2e")
+    w.send(parse("w", "DELETE FROM guarded") + bind("", "w") + execute("") + SYNC)
+    got = []
+    while True:
+        t, body = w.read_msg()
+        got.append((t, error_fields(body)["C"] if t == "E" else ""))
+        if t == "Z":
+            break
+    check(got == [("E", "25006"), ("Z", "")], f"rejected at Parse, nothing else: {got}")
+    w.send(bind("", "w") + execute("") + SYNC)
+    t, body = w.read_msg()
+    check(t == "E" and error_fields(body)["C"] == "26000", "the rejected statement never got a handle")
+    w.close()
+    check(env.up.sql("SELECT count(*) FROM guarded", db="e2e") == "3", "upstream unchanged")
+
+
+@test
+def mixed_result_formats_get_a_clear_error():
+    w = Wire(env.proxy_port)
+    w.startup(user="rproxy_up", database="e2e")
+    w.send(parse("", "SELECT 1, 'a'") + bind("", "", result_formats=[0, 1]) + execute("") + SYNC)
+    t, body = w.read_msg()
+    while t != "E":
+        t, body = w.read_msg()
+    f = error_fields(body)
+    check(f["C"] == "0A000" and "mix of text and binary" in f["M"], f"{f}")
+    w.close()
+
+
+@test
+def pgbench_select_only_in_every_protocol_mode():
+    subprocess.run(["pgbench", "-i", "-s", "1", "-q", "-h", "127.0.0.1", "-p", str(env.up.port), "-U", "postgres", "e2e"],
+                   capture_output=True, check=True)
+    env.up.sql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO rproxy_up", db="e2e")
+    for mode in ["simple", "extended", "prepared"]:
+        for port in [env.proxy_port, env.up.port]:
+            r = subprocess.run(["pgbench", "-n", "-S", "-M", mode, "-c", "4", "-j", "2", "-t", "200", "-h", "127.0.0.1",
+                                "-p", str(port), "-U", "rproxy_up", "e2e"], capture_output=True, text=True)
+            check(r.returncode == 0 and "number of failed transactions: 0" in r.stdout,
+                  f"pgbench -M {mode} on {port}: {r.stdout[-400:]} {r.stderr[-400:]}")
+            check("number of transactions actually processed: 800/800" in r.stdout, r.stdout)
+
+
+DRIVER_SCRIPT = r'''
+import datetime, decimal, sys, uuid
+import psycopg, psycopg2
+from psycopg.types.json import Jsonb
+port = int(sys.argv[1])
+dsn = f"host=127.0.0.1 port={port} user=rproxy_up dbname=e2e"
+out = []
+with psycopg.connect(dsn) as conn:
+    cur = conn.cursor()
+    cur.execute("SELECT %s::int, %s::bigint, %s::numeric, %s::text, %s::bytea, %s::timestamptz, %s::date, "
+                "%s::uuid, %s::json, %s::jsonb, %s::int[], %s::text",
+                (7, 2**40, decimal.Decimal("12.345"), "grüße", b"\x00\xff", datetime.datetime(2024, 1, 2, 3, 4, 5,
+                 tzinfo=datetime.timezone.utc), datetime.date(2024, 2, 29), uuid.UUID(int=42), Jsonb({"a": 1}),
+                 Jsonb([1, None]), [1, 2], None))
+    out.append(cur.fetchall())
+    cur.execute("SELECT * FROM kinds WHERE id <> 4 ORDER BY id")  # psycopg cannot load 'infinity'
+    out.append(cur.fetchall())
+    cur.execute("SELECT id, txt, ts::text FROM kinds ORDER BY id")
+    out.append(cur.fetchall())
+    bcur = conn.cursor(binary=True)
+    bcur.execute("SELECT id, i8, num, txt, raw, ts, arr, jb FROM kinds WHERE id <> %s ORDER BY id", (4,))
+    out.append(bcur.fetchall())
+    for i in range(4):
+        cur.execute("SELECT count(*), max(h) FROM big WHERE id < %s", (i * 10,), prepare=True)
+        out.append(cur.fetchone())
+    cur.executemany("SELECT %s::int * 2", [(1,), (2,), (3,)])
+    try:
+        cur.execute("SELECT 1/%s", (0,))
+    except psycopg.Error as e:
+        out.append(("error", e.sqlstate))
+    conn.rollback()
+    cur.execute("SELECT 'still fine'")
+    out.append(cur.fetchone())
+with psycopg2.connect(dsn) as conn2:
+    c2 = conn2.cursor()
+    c2.execute("SELECT id, txt, num, arr FROM kinds WHERE id IN %s ORDER BY id", ((1, 2, 3),))
+    out.append(c2.fetchall())
+print(repr(out))
+'''
+
+
+@test
+def psycopg3_and_psycopg2_match_a_direct_connection():
+    def run(port):
+        r = subprocess.run(["/usr/bin/python3", "-c", DRIVER_SCRIPT, str(port)], capture_output=True, text=True,
+                           env=dict(os.environ, PGTZ="UTC"))
+        check(r.returncode == 0, f"driver script on {port}: {r.stderr[-1500:]}")
+        return r.stdout
+    via, direct = run(env.proxy_port), run(env.up.port)
+    check(via == direct, f"psycopg results differ:\n proxy  {via[:1500]}\n direct {direct[:1500]}")
