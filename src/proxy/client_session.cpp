@@ -333,7 +333,7 @@ bool ClientSession::answer_locally(const ParsedQuery& parsed) {
 }
 
 std::optional<CacheKey> ClientSession::cache_key_for(const std::string& sql, const ParsedQuery& parsed,
-                                                     const Verdict& verdict, int* ttl_seconds) {
+                                                     const Verdict& verdict, int* ttl_seconds, const std::string& extra) {
     const CacheConfig& cfg = worker_.cache_config();
     bool reads_only = !parsed.statements.empty();
     for (const auto& st : parsed.statements) reads_only = reads_only && st.kind == "SELECT";
@@ -351,7 +351,41 @@ std::optional<CacheKey> ClientSession::cache_key_for(const std::string& sql, con
         return std::nullopt;
     }
     *ttl_seconds = hints.ttl_seconds.value_or(cfg.ttl_seconds) + worker_.ttl_jitter(cfg.ttl_jitter_seconds);
-    return make_cache_key(worker_.pool().identity(), settings_, parsed.normalized);
+    return make_cache_key(worker_.pool().identity(), settings_, extra.empty() ? parsed.normalized : parsed.normalized + extra);
+}
+
+asio::awaitable<bool> ClientSession::probe_cache(const CacheKey& key, std::optional<uint64_t>* fill) {
+    for (int polls = 0;; ++polls) {
+        uint64_t fill_id = 0;
+        ProbeResult probe = worker_.host().cache_probe(key, out_, &fill_id);
+        if (probe == ProbeResult::Hit) co_return true;
+        if (probe == ProbeResult::Claimed) *fill = fill_id;
+        if (probe != ProbeResult::Wait) co_return false;
+        // Someone else is running this very statement: wait for its result instead (single
+        // flight), polling shared memory with a short backoff.
+        if (polls == 0) worker_.host().count_coalesced();
+        asio::steady_timer pause(socket_.get_executor(), std::chrono::milliseconds(std::min(2 << std::min(polls, 4), 20)));
+        boost::system::error_code ec;
+        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+}
+
+void ClientSession::finish_fill(const CacheKey& key, uint64_t fill, bool complete, const Capture& capture, int ttl,
+                                const std::string& sql, const ParsedQuery& parsed) {
+    if (complete && !capture.error && !capture.overflowed && tx_status_ == 'I') {
+        CacheEntryMeta meta;
+        meta.rows = capture.rows;
+        meta.ttl_seconds = ttl;
+        meta.role = worker_.pool().role();
+        meta.statement = sql.size() > 1024 ? sql.substr(0, 1024) : sql;
+        for (const auto& r : parsed.relations) meta.relations += (meta.relations.empty() ? "" : ",") + r;
+        worker_.host().cache_store(key, fill, capture.bytes, meta);
+        return;
+    }
+    if (capture.overflowed) worker_.host().count_uncacheable(Uncacheable::TooLarge);
+    if (capture.error) worker_.host().count_uncacheable(Uncacheable::Error);
+    // Too large: do not make every later client wait for a fill that will never fit.
+    worker_.host().cache_abandon(key, fill, capture.overflowed ? ttl : 1);
 }
 
 std::optional<ErrorFields> ClientSession::track_prepared(const ParsedQuery& parsed) {
@@ -423,25 +457,13 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
 
     // The result cache: a hit is a hash lookup and a copy into the output buffer.
     int ttl = 0;
-    std::optional<CacheKey> key = cache_key_for(sql, *parsed, verdict, &ttl);
+    std::optional<CacheKey> key = cache_key_for(sql, *parsed, verdict, &ttl, "");
     std::optional<uint64_t> fill;
-    for (int polls = 0; key; ++polls) {
-        uint64_t fill_id = 0;
-        ProbeResult probe = worker_.host().cache_probe(*key, out_, &fill_id);
-        if (probe == ProbeResult::Hit) {
-            if (conn && conn != pinned_) worker_.pool().release(conn);
-            protocol::append_ready_for_query(out_, tx_status_);
-            co_await flush();
-            co_return;
-        }
-        if (probe == ProbeResult::Claimed) fill = fill_id;
-        if (probe != ProbeResult::Wait) break;
-        // Someone else is running this very statement: wait for its result instead (single
-        // flight), polling shared memory with a short backoff.
-        if (polls == 0) worker_.host().count_coalesced();
-        asio::steady_timer pause(socket_.get_executor(), std::chrono::milliseconds(std::min(2 << std::min(polls, 4), 20)));
-        boost::system::error_code ec;
-        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (key && co_await probe_cache(*key, &fill)) {
+        if (conn && conn != pinned_) worker_.pool().release(conn);
+        protocol::append_ready_for_query(out_, tx_status_);
+        co_await flush();
+        co_return;
     }
     Capture capture;
     capture.limit = worker_.cache_config().max_entry_size;
@@ -493,23 +515,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         keep_or_release(conn, verdict.session_state);
         break;
     }
-    if (fill) {
-        bool complete = outcome == Outcome::Done && !failure && !capture.error && !capture.overflowed && tx_status_ == 'I';
-        if (complete) {
-            CacheEntryMeta meta;
-            meta.rows = capture.rows;
-            meta.ttl_seconds = ttl;
-            meta.role = worker_.pool().role();
-            meta.statement = sql.size() > 1024 ? sql.substr(0, 1024) : sql;
-            for (const auto& r : parsed->relations) meta.relations += (meta.relations.empty() ? "" : ",") + r;
-            worker_.host().cache_store(*key, *fill, capture.bytes, meta);
-        } else {
-            if (capture.overflowed) worker_.host().count_uncacheable(Uncacheable::TooLarge);
-            if (capture.error) worker_.host().count_uncacheable(Uncacheable::Error);
-            // Too large: do not make every later client wait for a fill that will never fit.
-            worker_.host().cache_abandon(*key, *fill, capture.overflowed ? ttl : 1);
-        }
-    }
+    if (fill) finish_fill(*key, *fill, outcome == Outcome::Done && !failure, capture, ttl, sql, *parsed);
     if (outcome == Outcome::ClientGone) co_return;
     protocol::append_ready_for_query(out_, tx_status_);
     co_await flush();

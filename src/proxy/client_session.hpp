@@ -53,8 +53,15 @@ private:
     bool answer_locally(const ParsedQuery& parsed);
     bool deallocate_locally(const ParsedQuery& parsed);
     void after_deallocate_all(const ParsedQuery& parsed, const ConnectionPtr& conn);
+    // extra: what besides the statement changes the bytes (extended protocol: parameters, formats)
     std::optional<CacheKey> cache_key_for(const std::string& sql, const ParsedQuery& parsed, const Verdict& verdict,
-                                          int* ttl_seconds);
+                                          int* ttl_seconds, const std::string& extra);
+    // Hit: the stored bytes are in out_ and true is returned. Otherwise *fill is set when this
+    // client must fill the entry.
+    boost::asio::awaitable<bool> probe_cache(const CacheKey& key, std::optional<uint64_t>* fill);
+    struct Capture;
+    void finish_fill(const CacheKey& key, uint64_t fill, bool complete, const Capture& capture, int ttl,
+                     const std::string& sql, const ParsedQuery& parsed);
     std::optional<ErrorFields> track_prepared(const ParsedQuery& parsed);
     struct Capture {
         std::string bytes;

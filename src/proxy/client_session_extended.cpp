@@ -4,6 +4,7 @@
 #include "proxy/client_session.hpp"
 
 #include "protocol/backend_messages.hpp"
+#include "proxy/cache_key.hpp"
 #include "proxy/result_relay.hpp"
 #include "proxy/worker.hpp"
 
@@ -64,7 +65,11 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_parse(std::string_
     ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
     st->verdict = co_await judge(*st->parsed, conn, failure);
-    if (!failure && !st->parsed->statements.empty()) {
+    // The same statement described before for the same upstream and settings: no round trip.
+    std::string described_key = make_cache_key(worker_.pool().identity(), settings_,
+                                               statement_key(st->types, st->sql)).full;
+    if (!failure && !pinned_) st->description = worker_.description(described_key);
+    if (!failure && !st->parsed->statements.empty() && !st->description) {
         // Prepared upstream now, so that errors (an unknown table...) come at Parse as from the
         // server, and Describe needs no round trip later.
         if (!conn) {
@@ -80,7 +85,10 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_parse(std::string_
         if (!failure) {
             auto described = co_await conn->describe_prepared(name);
             if (described.error) failure = described.error;
-            else st->description = std::shared_ptr<PGresult>(described.rows.release(), PQclear);
+            else {
+                st->description = std::shared_ptr<PGresult>(described.rows.release(), PQclear);
+                worker_.remember_description(described_key, st->description);
+            }
         }
     }
     if (conn && conn != pinned_) keep_or_release(conn, false);
@@ -230,6 +238,27 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
             co_return error("0A000", "PREPARE, EXECUTE and DEALLOCATE are supported in simple queries only");
     worker_.count_statement();
 
+    const protocol::BindMessage& b = portal.bind;
+    // The result cache, keyed also by what Bind supplied. Row-limited fetches are not cached.
+    int ttl = 0;
+    std::optional<CacheKey> key;
+    std::optional<uint64_t> fill;
+    if (m.max_rows == 0) {
+        // Length-prefixed, so no parameter value can imitate another split of the bytes.
+        std::string extra(1, '\0');
+        extra += "bind types=" + statement_key(st.types, "") + " rf=" + std::to_string(*result_format);
+        for (std::size_t i = 0; i < b.params.size(); ++i) {
+            int f = b.param_formats.empty() ? 0 : b.param_formats.size() == 1 ? b.param_formats[0] : b.param_formats[i];
+            extra += " p" + std::to_string(f);
+            extra += b.params[i] ? ":" + std::to_string(b.params[i]->size()) + ":" + *b.params[i] : std::string(":null");
+        }
+        key = cache_key_for(st.sql, *st.parsed, st.verdict, &ttl, extra);
+        if (key && co_await probe_cache(*key, &fill)) {
+            portal.started = true;
+            co_return std::nullopt;
+        }
+    }
+
     ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
     if (!conn) {
@@ -245,9 +274,9 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     if (!failure) failure = co_await ensure_prepared(conn, st, &name);
     if (failure) {
         keep_or_release(conn, false);
+        if (fill) worker_.host().cache_abandon(*key, *fill, 1);
         co_return failure;
     }
-    const protocol::BindMessage& b = portal.bind;
     std::vector<const char*> values;
     std::vector<int> lengths, formats;
     for (std::size_t i = 0; i < b.params.size(); ++i) {
@@ -267,10 +296,13 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     bool upstream_error = false;
     request.saw_error = &upstream_error;
     current_conn_ = conn;
-    Outcome outcome = co_await run_on(conn, request, nullptr);
+    Capture capture;
+    capture.limit = worker_.cache_config().max_entry_size;
+    Outcome outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
     current_conn_.reset();
     after_deallocate_all(*st.parsed, conn);
     tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? transaction_status_byte(conn->pg()) : 'I';
+    if (fill) finish_fill(*key, *fill, outcome == Outcome::Done, capture, ttl, st.sql, *st.parsed);
     if (outcome != Outcome::Done) {
         conn->mark_broken();
         keep_or_release(conn, false);

@@ -34,6 +34,21 @@ std::pair<int32_t, int32_t> Worker::new_backend_key() {
     return {pid(rng_), key(rng_)};
 }
 
+std::shared_ptr<PGresult> Worker::description(const std::string& key) {
+    auto it = descriptions_.find(key);
+    if (it == descriptions_.end()) return nullptr;
+    if (std::chrono::steady_clock::now() - it->second.at > std::chrono::seconds(60)) {
+        descriptions_.erase(it);
+        return nullptr;
+    }
+    return it->second.result;
+}
+
+void Worker::remember_description(const std::string& key, std::shared_ptr<PGresult> d) {
+    if (descriptions_.size() >= 4096) descriptions_.clear();
+    descriptions_[key] = Described{std::move(d), std::chrono::steady_clock::now()};
+}
+
 int Worker::ttl_jitter(int max_seconds) {
     if (max_seconds <= 0) return 0;
     return std::uniform_int_distribution<int>(0, max_seconds)(rng_);
@@ -128,6 +143,7 @@ void Worker::on_wake() {
         cache_config_ = host_.cache_config();
         functions_.clear();
         memo_.clear();  // built-in volatilities may have been re-read
+        descriptions_.clear();
     }
     if (ev.terminate && !shutting_down_) begin_shutdown();
 }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "core/config.hpp"
@@ -44,6 +45,10 @@ public:
     UpstreamFunctions& upstream_functions() { return functions_; }
     const CacheConfig& cache_config() const { return cache_config_; }
     StatementMemo& memo() { return memo_; }
+    // What Describe returned for a statement (key: upstream, result settings, types, text), so a
+    // repeated Parse needs no upstream round trip. Kept briefly: upstream DDL may change it.
+    std::shared_ptr<PGresult> description(const std::string& key);
+    void remember_description(const std::string& key, std::shared_ptr<PGresult> d);
     int ttl_jitter(int max_seconds);
     std::pair<int32_t, int32_t> new_backend_key();
     void count_statement();
@@ -74,6 +79,11 @@ private:
     UpstreamFunctions functions_;
     CacheConfig cache_config_;
     StatementMemo memo_;
+    struct Described {
+        std::shared_ptr<PGresult> result;
+        std::chrono::steady_clock::time_point at;
+    };
+    std::unordered_map<std::string, Described> descriptions_;
     bool shutting_down_ = false;
     Exit exit_ = Exit::Terminated;
 };

@@ -214,3 +214,28 @@ def psycopg3_and_psycopg2_match_a_direct_connection():
         return r.stdout
     via, direct = run(env.proxy_port), run(env.up.port)
     check(via == direct, f"psycopg results differ:\n proxy  {via[:1500]}\n direct {direct[:1500]}")
+
+
+@test
+def bind_execute_results_are_cached_by_parameters_and_formats():
+    import time as _time
+    mark = f"xcache-{int(_time.time() * 1000) % 10**8}"
+    q = f"SELECT id, txt, '{mark}' AS m FROM kinds WHERE id <= $1 ORDER BY id"
+
+    def batch(value, fmt):
+        return [parse("", q, [23]) + bind("", "", [value], [0], [fmt]) + describe("P", "") + execute("") + SYNC]
+
+    def upstream_executions():
+        return sum(1 for l in env.up.log_text().splitlines() if "execute" in l and mark in l and "statement:" not in l)
+
+    before = upstream_executions()
+    first = exchange(env.proxy_port, batch(b"2", 0))
+    for _ in range(3):
+        check(exchange(env.proxy_port, batch(b"2", 0)) == first, "a hit sends the same messages")
+    check(upstream_executions() - before == 1, f"one upstream execution: {upstream_executions() - before}")
+    check(first == exchange(env.up.port, batch(b"2", 0)), "and they are the server's messages")
+    direct_runs = upstream_executions()
+    exchange(env.proxy_port, batch(b"3", 0))
+    exchange(env.proxy_port, batch(b"2", 1))
+    check(upstream_executions() - direct_runs == 2, "another value, another format: separate entries")
+    check(exchange(env.proxy_port, batch(b"2", 1)) == exchange(env.up.port, batch(b"2", 1)), "binary hit is exact")
