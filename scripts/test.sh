@@ -62,7 +62,8 @@ if [ "$what" = all ] || [ "$what" = regress ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = e2e ]; then
-    echo "== end-to-end tests (real upstream and gateway clusters, psql and raw protocol clients)"
+    echo "== end-to-end tests (real upstream and gateway clusters, psql, raw protocol and driver clients)"
+    (cd "$ROOT/test/e2e/node" && npm ci --silent --no-audit --no-fund >/dev/null)
     /usr/bin/python3 "$ROOT/test/e2e/run_e2e.py" --work "$WORK/e2e" || failed+=(e2e)
 fi
 

@@ -605,6 +605,7 @@ asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPt
     std::string& target = request.buffer ? *request.buffer : out_;
     ResultRelay relay(target, request.describe_rows);
     if (capture) relay.capture_into(&capture->bytes, capture->limit);
+    if (request.binary_types) relay.encode_binary(request.binary_types);
     std::size_t start = target.size();
     bool flushed_any = false;
     watch_client(conn);
@@ -665,6 +666,7 @@ asio::awaitable<ClientSession::Outcome> ClientSession::run_on(const ConnectionPt
     stop_watching_client();
     conn->set_notice_sink(nullptr);
     if (request.saw_error) *request.saw_error = relay.saw_error();
+    if (request.conversion_failed) *request.conversion_failed = relay.conversion_failed();
     if (capture) {
         capture->overflowed = relay.overflowed();
         capture->error = relay.saw_error();

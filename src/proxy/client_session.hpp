@@ -77,6 +77,8 @@ private:
         bool describe_rows = true;
         std::string* buffer = nullptr;  // collect the messages here instead of streaming them
         bool* saw_error = nullptr;      // set when the upstream answered with an error
+        const std::vector<uint32_t>* binary_types = nullptr;  // see ResultRelay::encode_binary
+        uint32_t* conversion_failed = nullptr;
     };
     boost::asio::awaitable<Outcome> run_on(const ConnectionPtr& conn, const Request& request, Capture* capture);
     boost::asio::awaitable<Outcome> relay_copy_out(const ConnectionPtr& conn, ResultRelay& relay);

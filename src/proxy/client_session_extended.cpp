@@ -4,6 +4,7 @@
 #include "proxy/client_session.hpp"
 
 #include "protocol/backend_messages.hpp"
+#include "protocol/binary_from_text.hpp"
 #include "proxy/cache_key.hpp"
 #include "proxy/result_relay.hpp"
 #include "proxy/worker.hpp"
@@ -24,12 +25,10 @@ ErrorFields error(const char* sqlstate, std::string message) {
     return ErrorFields::make("ERROR", sqlstate, std::move(message));
 }
 
-// All result columns in one format (libpq asks the server for one format per query).
-std::optional<int> uniform_format(const std::vector<int16_t>& formats) {
+// The format each result column was asked for: none = all text, one = all columns, else per column.
+int16_t format_of(const std::vector<int16_t>& formats, int column) {
     if (formats.empty()) return 0;
-    for (int16_t f : formats)
-        if (f != formats[0]) return std::nullopt;
-    return formats[0];
+    return formats.size() == 1 ? formats[0] : formats[std::size_t(column)];
 }
 
 }  // namespace
@@ -227,11 +226,29 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
         protocol::append_empty_query_response(out_);
         co_return std::nullopt;
     }
-    std::optional<int> result_format = uniform_format(portal.bind.result_formats);
-    if (!result_format) {
-        co_return error("0A000", "pg_rproxy cannot return a mix of text and binary result columns yet; "
-                                 "ask for one format for all columns");
+    // libpq asks the server for one format per query. A mix is fetched as text and the binary
+    // columns are encoded here (built-in types; anything else is refused before it runs).
+    const std::vector<int16_t>& rf = portal.bind.result_formats;
+    int ncols = st.description ? PQnfields(st.description.get()) : 0;
+    if (rf.size() > 1 && int(rf.size()) != ncols)
+        co_return error("08P01", "bind message has " + std::to_string(rf.size()) + " result formats but query has " +
+                                     std::to_string(ncols) + " columns");
+    bool any_binary = false, any_text = false;
+    for (int i = 0; i < ncols; ++i) (format_of(rf, i) ? any_binary : any_text) = true;
+    int rformat = any_binary && !any_text ? 1 : 0;
+    std::vector<uint32_t> binary_types;
+    if (any_binary && any_text) {
+        for (int i = 0; i < ncols; ++i) {
+            uint32_t type = format_of(rf, i) ? PQftype(st.description.get(), i) : 0;
+            if (type && !protocol::binary_encodable(type))
+                co_return error("0A000", "pg_rproxy cannot return column \"" + std::string(PQfname(st.description.get(), i)) +
+                                             "\" (type " + std::to_string(type) +
+                                             ") in binary format next to text columns; ask for one format for all columns");
+            binary_types.push_back(type);
+        }
     }
+    std::string rf_key;
+    for (int i = 0; i < ncols; ++i) rf_key += format_of(rf, i) ? '1' : '0';
     if (deallocate_locally(*st.parsed)) co_return std::nullopt;
     for (const auto& f : st.parsed->statements)
         if (!f.execute_name.empty() || !f.prepare_name.empty() || !f.deallocate_name.empty())
@@ -246,7 +263,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     if (m.max_rows == 0) {
         // Length-prefixed, so no parameter value can imitate another split of the bytes.
         std::string extra(1, '\0');
-        extra += "bind types=" + statement_key(st.types, "") + " rf=" + std::to_string(*result_format);
+        extra += "bind types=" + statement_key(st.types, "") + " rf=" + rf_key;
         for (std::size_t i = 0; i < b.params.size(); ++i) {
             int f = b.param_formats.empty() ? 0 : b.param_formats.size() == 1 ? b.param_formats[0] : b.param_formats[i];
             extra += " p" + std::to_string(f);
@@ -284,7 +301,6 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
         lengths.push_back(b.params[i] ? static_cast<int>(b.params[i]->size()) : 0);
         formats.push_back(b.param_formats.empty() ? 0 : b.param_formats.size() == 1 ? b.param_formats[0] : b.param_formats[i]);
     }
-    int rformat = *result_format;
     Request request;
     request.describe_rows = false;
     request.send = [&](PGconn* pg) {
@@ -295,6 +311,11 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     if (m.max_rows > 0) request.buffer = &portal.pending;
     bool upstream_error = false;
     request.saw_error = &upstream_error;
+    uint32_t conversion_failed = 0;
+    if (!binary_types.empty()) {
+        request.binary_types = &binary_types;
+        request.conversion_failed = &conversion_failed;
+    }
     current_conn_ = conn;
     Capture capture;
     capture.limit = worker_.cache_config().max_entry_size;
@@ -302,6 +323,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     current_conn_.reset();
     after_deallocate_all(*st.parsed, conn);
     tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? transaction_status_byte(conn->pg()) : 'I';
+    if (conversion_failed) capture.error = true;
     if (fill) finish_fill(*key, *fill, outcome == Outcome::Done, capture, ttl, st.sql, *st.parsed);
     if (outcome != Outcome::Done) {
         conn->mark_broken();
@@ -314,6 +336,10 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
         portal.started = false;  // first batch: the tag of a complete fetch is the server's own
         send_portal_rows(portal, m.max_rows);
         portal.started = true;
+    }
+    if (conversion_failed) {
+        co_return error("0A000", "pg_rproxy could not encode a value of type " + std::to_string(conversion_failed) +
+                                     " in binary format (dates and times need DateStyle ISO)");
     }
     // The error itself was relayed with the rows; what follows up to Sync is skipped.
     if (upstream_error) discard_until_sync_ = true;

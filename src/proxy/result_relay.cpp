@@ -1,6 +1,7 @@
 #include "proxy/result_relay.hpp"
 
 #include "protocol/backend_messages.hpp"
+#include "protocol/binary_from_text.hpp"
 #include "protocol/message_writer.hpp"
 #include "proxy/upstream_connection.hpp"
 
@@ -97,8 +98,36 @@ void append_row_description(std::string& out, const PGresult* r, const std::vect
 }
 
 void ResultRelay::data_row(const PGresult* r, int row) {
+    if (conversion_failed_) return;
     ++rows_;
     int n = PQnfields(r);
+    if (binary_types_) {
+        std::string msg;
+        {
+            MessageWriter w(msg, 'D');
+            w.int16(static_cast<int16_t>(n));
+            for (int i = 0; i < n; ++i) {
+                if (PQgetisnull(r, row, i)) {
+                    w.int32(-1);
+                    continue;
+                }
+                std::string_view text(PQgetvalue(r, row, i), static_cast<std::size_t>(PQgetlength(r, row, i)));
+                uint32_t type = std::size_t(i) < binary_types_->size() ? (*binary_types_)[std::size_t(i)] : 0;
+                if (!type) {
+                    w.int32(static_cast<int32_t>(text.size())).bytes(text.data(), text.size());
+                    continue;
+                }
+                auto bin = protocol::binary_from_text(type, text);
+                if (!bin) {
+                    conversion_failed_ = type;
+                    return;
+                }
+                w.int32(static_cast<int32_t>(bin->size())).bytes(bin->data(), bin->size());
+            }
+        }
+        out_ += msg;
+        return;
+    }
     MessageWriter w(out_, 'D');
     w.int16(static_cast<int16_t>(n));
     for (int i = 0; i < n; ++i) {

@@ -35,6 +35,11 @@ public:
         capture_limit_ = limit;
     }
     bool overflowed() const { return overflowed_; }
+
+    // Columns to send in binary although the upstream sent text: the type OID per column, 0 to keep
+    // the text. A value that cannot be encoded stops the rows; conversion_failed() names its type.
+    void encode_binary(const std::vector<uint32_t>* types) { binary_types_ = types; }
+    uint32_t conversion_failed() const { return conversion_failed_; }
     uint64_t rows() const { return rows_; }
 
     bool saw_error() const { return saw_error_; }
@@ -54,6 +59,8 @@ private:
     std::string* capture_ = nullptr;
     std::size_t capture_limit_ = 0;
     bool overflowed_ = false;
+    const std::vector<uint32_t>* binary_types_ = nullptr;
+    uint32_t conversion_failed_ = 0;
 };
 
 void append_notice(std::string& out, const PGresult* notice);
