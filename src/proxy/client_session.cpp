@@ -394,7 +394,11 @@ std::optional<ErrorFields> ClientSession::track_prepared(const ParsedQuery& pars
     for (const StatementFacts& st : parsed.statements) {
         if (st.deallocate_all) known.clear();
         if (!st.prepare_name.empty()) known.insert(st.prepare_name);
-        if (!st.deallocate_name.empty()) known.erase(st.deallocate_name);
+        if (!st.deallocate_name.empty() && !known.erase(st.deallocate_name) && !statements_.count(st.deallocate_name)) {
+            // Upstream, other names belong to the proxy's pooled statements: not the client's to drop.
+            worker_.host().count_rejection(RejectReason::UnknownPreparedStatement);
+            return ErrorFields::make("ERROR", "26000", "prepared statement \"" + st.deallocate_name + "\" does not exist");
+        }
         if (!st.execute_name.empty() && !known.count(st.execute_name)) {
             worker_.host().count_rejection(RejectReason::UnknownPreparedStatement);
             return ErrorFields::make("ERROR", "26000", "prepared statement \"" + st.execute_name + "\" does not exist");

@@ -312,3 +312,18 @@ def mixed_text_and_binary_columns_match_the_servers_bytes():
         t, body = w.read_msg()
     check(error_fields(body)["C"] == "0A000" and "binary format" in error_fields(body)["M"], f"{error_fields(body)}")
     w.close()
+
+
+@test
+def clients_cannot_touch_the_proxys_pooled_statements():
+    w = Wire(env.proxy_port)
+    w.startup(user="rproxy_up", database="e2e")
+    w.send(parse("mine", "SELECT 41 + 1") + bind("", "mine") + execute("") + SYNC)
+    while w.read_msg()[0] != "Z":
+        pass
+    for stmt in ["DEALLOCATE pg_rproxy_1", "EXECUTE pg_rproxy_1", "DEALLOCATE \"pg_rproxy_2\""]:
+        e = [error_fields(b)["C"] for t, b in w.query(stmt) if t == "E"]
+        check(e == ["26000"], f"{stmt}: {e}")
+    check(rows(w.query("DEALLOCATE mine")) == [], "its own statement can be deallocated")
+    w.close()
+    env.same_as_direct("SELECT count(*) FROM kinds")
