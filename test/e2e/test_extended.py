@@ -45,6 +45,22 @@ def close(kind, name):
 SYNC = msg("S")
 
 
+def first_error(batch):
+    """Sends one batch through the proxy; the fields of the first ErrorResponse (None if none)."""
+    w = Wire(env.proxy_port)
+    w.startup(user="rproxy_up", database="e2e")
+    w.send(batch)
+    found = None
+    while True:
+        t, body = w.read_msg()
+        if t == "E" and found is None:
+            found = error_fields(body)
+        if t == "Z":
+            break
+    w.close()
+    return found
+
+
 def exchange(port, batches):
     """Sends each batch (ending with Sync) and returns what came back, summarised comparably."""
     w = Wire(port)
@@ -139,15 +155,8 @@ def firewall_judges_at_parse():
 
 @test
 def mixed_result_formats_of_unsupported_types_get_a_clear_error():
-    w = Wire(env.proxy_port)
-    w.startup(user="rproxy_up", database="e2e")
-    w.send(parse("", "SELECT 'a', '1 day'::interval") + bind("", "", result_formats=[0, 1]) + execute("") + SYNC)
-    t, body = w.read_msg()
-    while t != "E":
-        t, body = w.read_msg()
-    f = error_fields(body)
-    check(f["C"] == "0A000" and "(type 1186) in binary format next to text columns" in f["M"], f"{f}")
-    w.close()
+    f = first_error(parse("", "SELECT 'a', '1 day'::interval") + bind("", "", result_formats=[0, 1]) + execute("") + SYNC)
+    check(f and f["C"] == "0A000" and "(type 1186) in binary format next to text columns" in f["M"], f"{f}")
 
 
 @test
@@ -304,14 +313,8 @@ def mixed_text_and_binary_columns_match_the_servers_bytes():
     via, direct = raw_rows(env.proxy_port, batch), raw_rows(env.up.port, batch)
     check(via == direct, f"mixed-format rows differ:\n proxy  {via}\n direct {direct}")
     # a type without an encoder is refused up front, with a clear message
-    w = Wire(env.proxy_port)
-    w.startup(user="rproxy_up", database="e2e")
-    w.send(parse("", "SELECT '(1,2)'::point, 1") + bind("", "", result_formats=[1, 0]) + execute("") + SYNC)
-    t, body = w.read_msg()
-    while t != "E":
-        t, body = w.read_msg()
-    check(error_fields(body)["C"] == "0A000" and "binary format" in error_fields(body)["M"], f"{error_fields(body)}")
-    w.close()
+    f = first_error(parse("", "SELECT '(1,2)'::point, 1") + bind("", "", result_formats=[1, 0]) + execute("") + SYNC)
+    check(f and f["C"] == "0A000" and "binary format" in f["M"], f"{f}")
 
 
 @test
