@@ -38,6 +38,7 @@ void record_relation(RangeVar* rv) {
 }
 
 struct StmtInfo {
+    const char* pg_settings_name;  // SELECT ... FROM pg_settings WHERE name = '<this>' (pg_dump)
     const char* kind;
     char* write_kind;
     char* setting_error;
@@ -114,7 +115,13 @@ void record_function(StmtInfo* st, FuncCall* fc) {
     bool builtin_schema = schema == nullptr || strcmp(schema, "pg_catalog") == 0;
     if (builtin_schema && strcmp(name, "set_config") == 0) {
         // set_config(name, value, is_local) is a SET: judged by the settings policy, not as a function.
-        const char* setting = list_length(fc->args) >= 1 ? const_string(static_cast<Node*>(linitial(fc->args))) : nullptr;
+        Node* first = list_length(fc->args) >= 1 ? static_cast<Node*>(linitial(fc->args)) : nullptr;
+        const char* setting = first ? const_string(first) : nullptr;
+        // set_config(name, ...) FROM pg_settings WHERE name = 'x': the setting is x.
+        if (!setting && first && IsA(first, ColumnRef) && list_length(reinterpret_cast<ColumnRef*>(first)->fields) == 1 &&
+            IsA(linitial(reinterpret_cast<ColumnRef*>(first)->fields), String) &&
+            strcmp(strVal(linitial(reinterpret_cast<ColumnRef*>(first)->fields)), "name") == 0)
+            setting = st->pg_settings_name;
         if (!setting) {
             set_setting_error(st, "set_config() with a non-constant setting name is not allowed through pg_rproxy");
             return;
@@ -130,6 +137,22 @@ void record_function(StmtInfo* st, FuncCall* fc) {
     st->funcs = lappend(st->funcs, f);
 }
 
+// For SELECT ... FROM pg_settings WHERE name = 'x' (one relation, one equality): x, else nullptr.
+const char* pg_settings_filter(SelectStmt* s) {
+    if (list_length(s->fromClause) != 1 || !IsA(linitial(s->fromClause), RangeVar) || !s->whereClause) return nullptr;
+    auto* rv = static_cast<RangeVar*>(linitial(s->fromClause));
+    if (strcmp(rv->relname, "pg_settings") != 0 || (rv->schemaname && strcmp(rv->schemaname, "pg_catalog") != 0))
+        return nullptr;
+    if (!IsA(s->whereClause, A_Expr)) return nullptr;
+    auto* e = reinterpret_cast<A_Expr*>(s->whereClause);
+    if (e->kind != AEXPR_OP || list_length(e->name) != 1 || strcmp(strVal(linitial(e->name)), "=") != 0) return nullptr;
+    if (!e->lexpr || !IsA(e->lexpr, ColumnRef)) return nullptr;
+    auto* col = reinterpret_cast<ColumnRef*>(e->lexpr);
+    if (list_length(col->fields) != 1 || !IsA(linitial(col->fields), String) || strcmp(strVal(linitial(col->fields)), "name") != 0)
+        return nullptr;
+    return const_string(e->rexpr);
+}
+
 // Expression-level walk of SELECT/DML trees; raw_expression_tree_walker raises an error for any
 // node it does not know, which fails the whole string closed.
 bool tree_walker(Node* node, void* context) {
@@ -138,6 +161,7 @@ bool tree_walker(Node* node, void* context) {
     switch (nodeTag(node)) {
         case T_SelectStmt: {
             auto* s = reinterpret_cast<SelectStmt*>(node);
+            st->pg_settings_name = pg_settings_filter(s);
             if (s->intoClause) set_write(st, "SELECT INTO");
             if (s->lockingClause != NIL)
                 set_write(st, locking_kind(static_cast<LockingClause*>(linitial(s->lockingClause))->strength));
@@ -304,6 +328,11 @@ void walk_statement(Node* stmt, StmtInfo* st) {
         }
         case T_ListenStmt:
             st->session_state = true;
+            break;
+        case T_LockStmt:
+            // ACCESS SHARE only, as PostgreSQL itself allows in read-only transactions: pg_dump
+            // takes it on every table it dumps. It cannot change anything.
+            if (reinterpret_cast<LockStmt*>(stmt)->mode != AccessShareLock) set_write(st, st->kind);
             break;
         case T_UnlistenStmt:
             break;

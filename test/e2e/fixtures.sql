@@ -37,6 +37,8 @@ INSERT INTO t VALUES (1, 1), (2, 2);
 CREATE SEQUENCE s;
 SELECT nextval('s');
 CREATE FUNCTION my_writer() RETURNS integer LANGUAGE sql VOLATILE AS 'INSERT INTO t VALUES (99, 99) RETURNING 1';
+CREATE VIEW kinds_view AS SELECT id, txt FROM kinds;
+CREATE INDEX big_h ON big (h);
 -- row-level security: each role sees its own rows (the cache must never mix them)
 CREATE ROLE rproxy_other LOGIN;
 CREATE TABLE secrets (owner name, secret text);
