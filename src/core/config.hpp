@@ -19,6 +19,9 @@ struct UpstreamConfig {
     int pool_size = 5;     // connections per worker
     std::chrono::milliseconds pool_timeout{30000};
     std::chrono::milliseconds connect_timeout{10000};  // used when conninfo has none
+    std::chrono::milliseconds statement_timeout{0};    // sent upstream with every new connection; 0 = none
+    std::chrono::milliseconds idle_client_timeout{0};  // 0 = never
+    std::chrono::milliseconds idle_in_transaction_timeout{0};
 };
 
 struct SessionLimits {

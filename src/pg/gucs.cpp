@@ -24,6 +24,9 @@ int cache_size_kb = 64 * 1024;
 int cache_max_entry_size_kb = 1024;
 bool cache_catalog_queries = false;
 bool client_cache_reset = true;
+int statement_timeout_ms = 0;
+int idle_client_timeout_ms = 0;
+int idle_in_transaction_timeout_ms = 0;
 
 // Volatile (or stable) built-ins that cannot change data, another session or the server: time,
 // randomness, identity, sizes and monitoring that BI tools and dashboards call.
@@ -100,6 +103,16 @@ void define_gucs() {
     DefineCustomBoolVariable("pg_rproxy.client_cache_reset",
                              "Let clients of the proxy port run SELECT rustproxy_cache_reset() / pg_rproxy_cache_reset().",
                              nullptr, &client_cache_reset, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_rproxy.statement_timeout", "statement_timeout set on every new upstream connection.",
+                            "0 turns it off. Clients may still SET their own.", &statement_timeout_ms, 0, 0, INT_MAX,
+                            PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_rproxy.idle_client_timeout", "Close clients idle (outside a transaction) this long.",
+                            "0 turns it off.", &idle_client_timeout_ms, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("pg_rproxy.idle_in_transaction_timeout",
+                            "Close clients idle this long inside a transaction (the upstream rolls it back).",
+                            "0 turns it off.", &idle_in_transaction_timeout_ms, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+                            nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("pg_rproxy");
 }
 
@@ -118,6 +131,9 @@ UpstreamConfig upstream_config() {
     c.conninfo = upstream ? upstream : "";
     c.pool_size = pool_size;
     c.pool_timeout = std::chrono::milliseconds(pool_timeout_ms);
+    c.statement_timeout = std::chrono::milliseconds(statement_timeout_ms);
+    c.idle_client_timeout = std::chrono::milliseconds(idle_client_timeout_ms);
+    c.idle_in_transaction_timeout = std::chrono::milliseconds(idle_in_transaction_timeout_ms);
     return c;
 }
 

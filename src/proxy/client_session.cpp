@@ -65,12 +65,33 @@ void ClientSession::consume_input(std::size_t n) {
     }
 }
 
-asio::awaitable<bool> ClientSession::read_more() {
+asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
     char chunk[kReadChunk];
     boost::system::error_code ec;
     idle_ = true;
+    const UpstreamConfig& cfg = worker_.pool().config();
+    bool in_transaction = tx_status_ != 'I';
+    std::chrono::milliseconds limit = in_transaction ? cfg.idle_in_transaction_timeout : cfg.idle_client_timeout;
+    std::optional<asio::steady_timer> timer;
+    auto fired = std::make_shared<bool>(false);
+    if (idle_timeouts && limit.count() > 0) {
+        timer.emplace(socket_.get_executor(), limit);
+        timer->async_wait([this, fired](boost::system::error_code e) {
+            if (e) return;
+            *fired = true;
+            boost::system::error_code ignored;
+            socket_.cancel(ignored);
+        });
+    }
     std::size_t n = co_await socket_.async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+    if (timer) timer->cancel();
     idle_ = false;
+    if (*fired) {
+        idle_timeout_ = in_transaction
+            ? ErrorFields::make("FATAL", "25P03", "terminating connection due to idle-in-transaction timeout")
+            : ErrorFields::make("FATAL", "57P05", "terminating connection due to idle-session timeout");
+        co_return false;
+    }
     if (ec || n == 0) co_return false;
     in_.append(chunk, n);
     co_return true;
@@ -106,7 +127,7 @@ asio::awaitable<std::optional<protocol::FrontendMessage>> ClientSession::next_me
             consume_input(used);
             co_return msg;
         }
-        if (shutdown_requested_ || !co_await read_more()) co_return std::nullopt;
+        if (shutdown_requested_ || !co_await read_more(true)) co_return std::nullopt;
     }
 }
 
@@ -128,6 +149,7 @@ asio::awaitable<void> ClientSession::serve() {
             auto msg = co_await next_message();
             if (!msg) {
                 if (shutdown_requested_ && !client_gone_) failure = terminating();
+                else if (idle_timeout_) failure = idle_timeout_;
                 break;
             }
             switch (msg->type) {

@@ -44,7 +44,9 @@ private:
 
     boost::asio::awaitable<void> serve();
     boost::asio::awaitable<bool> startup();
-    boost::asio::awaitable<bool> read_more();
+    // idle_timeouts: after startup, waiting for the next statement (idle_client_timeout or
+    // idle_in_transaction_timeout apply; idle_timeout_ tells which fired).
+    boost::asio::awaitable<bool> read_more(bool idle_timeouts = false);
     boost::asio::awaitable<std::optional<protocol::FrontendMessage>> next_message();
     boost::asio::awaitable<void> handle_query(const std::string& sql);
     boost::asio::awaitable<Verdict> judge(const ParsedQuery& parsed, ConnectionPtr& conn,
@@ -139,6 +141,7 @@ private:
     bool shutdown_requested_ = false;
     bool client_gone_ = false;
     bool watching_ = false;
+    std::optional<ErrorFields> idle_timeout_;
 };
 
 }  // namespace rproxy

@@ -70,6 +70,7 @@ ConnectPlan plan_connection(const UpstreamConfig& cfg) {
     // Defence in depth: even a statement the firewall wrongly let through cannot write.
     if (!options.empty()) options += " ";
     options += "-c default_transaction_read_only=on";
+    if (cfg.statement_timeout.count() > 0) options += " -c statement_timeout=" + std::to_string(cfg.statement_timeout.count());
     plan.spec.keywords.push_back("options");
     plan.spec.values.push_back(options);
     if (!have_app_name) {

@@ -15,7 +15,8 @@ UpstreamPool::UpstreamPool(asio::any_io_executor ex, BlockingHelper& helper, std
 UpstreamPool::~UpstreamPool() { *alive_ = false; }
 
 void UpstreamPool::configure(const UpstreamConfig& cfg) {
-    bool target_changed = cfg.conninfo != cfg_.conninfo || cfg.connect_timeout != cfg_.connect_timeout;
+    bool target_changed = cfg.conninfo != cfg_.conninfo || cfg.connect_timeout != cfg_.connect_timeout ||
+                          cfg.statement_timeout != cfg_.statement_timeout;
     cfg_ = cfg;
     if (target_changed) {
         ++generation_;

@@ -53,6 +53,7 @@ public:
     // host/port/database/role of the current upstream setting: part of every cache key.
     const std::string& identity() const { return identity_; }
     const std::string& role() const { return role_; }
+    const UpstreamConfig& config() const { return cfg_; }
 
     std::size_t busy() const { return busy_; }
     std::size_t idle() const { return idle_.size(); }

@@ -207,3 +207,32 @@ def upstream_restart_needs_no_gateway_restart():
     check(rows(w.query("SELECT 2")) == [["2"]], "an existing client session continues too")
     w.close()
     check(env.worker_pids() == pids, "no worker restarted")
+
+
+@test
+def idle_and_statement_timeouts_use_postgresqls_sqlstates():
+    try:
+        env.gw.reload_with(idle_client_timeout="400ms", idle_in_transaction_timeout="400ms", statement_timeout="300ms")
+        idle = Wire(env.proxy_port)
+        idle.startup(user="rproxy_up")
+        in_tx = Wire(env.proxy_port)
+        in_tx.startup(user="rproxy_up")
+        in_tx.query("BEGIN")
+        pid = rows(in_tx.query("SELECT pg_backend_pid()"))[0][0]
+        time.sleep(1.0)
+        e = errors(idle.read_until_closed())
+        check(e and e[0]["C"] == "57P05" and e[0]["S"] == "FATAL", f"idle client: {e}")
+        e = errors(in_tx.read_until_closed())
+        check(e and e[0]["C"] == "25P03" and e[0]["S"] == "FATAL", f"idle in transaction: {e}")
+        deadline = time.time() + 5
+        while time.time() < deadline and env.up.sql(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}") != "0":
+            time.sleep(0.1)
+        check(env.up.sql(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}") == "0",
+              "its upstream transaction was rolled back and the connection closed")
+        w = env.wire()
+        e = errors(w.query("SELECT pg_sleep(2)"))
+        check(e and e[0]["C"] == "57014" and "statement timeout" in e[0]["M"], f"statement_timeout upstream: {e}")
+        check(rows(w.query("SELECT 'busy clients are not idle'")) == [["busy clients are not idle"]], "session goes on")
+        w.close()
+    finally:
+        env.gw.reload_with(idle_client_timeout=None, idle_in_transaction_timeout=None, statement_timeout=None)
