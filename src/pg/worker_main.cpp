@@ -20,6 +20,7 @@ namespace {
 
 volatile sig_atomic_t got_sigterm = 0;
 volatile sig_atomic_t got_sighup = 0;
+volatile sig_atomic_t got_sigusr2 = 0;
 int wake_fd = -1;
 
 // Signal handlers only set flags and poke the eventfd the loop waits on: PG15's latch cannot
@@ -38,6 +39,12 @@ void handle_sigterm(SIGNAL_ARGS) {
 
 void handle_sighup(SIGNAL_ARGS) {
     got_sighup = 1;
+    wake_loop();
+}
+
+// Another worker queued a CancelRequest for one of our clients.
+void handle_sigusr2(SIGNAL_ARGS) {
+    got_sigusr2 = 1;
     wake_loop();
 }
 
@@ -85,6 +92,12 @@ public:
             ev.reload = true;
         }
         if (got_sigterm) ev.terminate = true;
+        if (got_sigusr2) {
+            got_sigusr2 = 0;
+            int32_t pids[64], keys[64];
+            int n = worker_take_cancels(slot_, pids, keys, 64);
+            for (int i = 0; i < n; ++i) ev.cancels.emplace_back(pids[i], keys[i]);
+        }
         return ev;
     }
 
@@ -95,6 +108,9 @@ public:
     }
 
     void publish(const WorkerCounters& counters) override { worker_stats_publish(slot_, counters); }
+
+    int slot() override { return slot_; }
+    bool forward_cancel(int slot, int32_t pid, int32_t key) override { return worker_post_cancel(slot, pid, key); }
 
 private:
     int slot_;
@@ -136,6 +152,7 @@ void pg_rproxy_worker_main(Datum main_arg) {
     pqsignal(SIGTERM, handle_sigterm);
     pqsignal(SIGHUP, handle_sighup);
     pqsignal(SIGUSR1, handle_sigusr1);
+    pqsignal(SIGUSR2, handle_sigusr2);
     pqsignal(SIGPIPE, SIG_IGN);
 
     wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

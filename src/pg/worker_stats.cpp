@@ -3,11 +3,23 @@
 #include "pg/gucs.hpp"
 #include "pg/server_headers.hpp"
 
+extern "C" {
+#include "storage/spin.h"
+}
+
+#include <signal.h>
+
 namespace rproxy::pg {
 
 namespace {
 
+constexpr int kCancelQueue = 32;
+
 struct Slot {
+    slock_t cancel_lock;
+    int cancel_count;
+    int32 cancel_pid[kCancelQueue];
+    int32 cancel_key[kCancelQueue];
     pg_atomic_uint32 pid;
     pg_atomic_uint32 clients;
     pg_atomic_uint32 upstream_busy;
@@ -42,6 +54,8 @@ void init_worker_stats_shmem() {
         stats->nslots = guc_workers();
         for (int i = 0; i < stats->nslots; ++i) {
             Slot* s = &stats->slots[i];
+            SpinLockInit(&s->cancel_lock);
+            s->cancel_count = 0;
             pg_atomic_init_u32(&s->pid, 0);
             pg_atomic_init_u32(&s->clients, 0);
             pg_atomic_init_u32(&s->upstream_busy, 0);
@@ -84,6 +98,38 @@ void worker_stats_rejections(uint64_t out[kRejectReasonCount]) {
     for (int r = 0; r < kRejectReasonCount; ++r) out[r] = 0;
     for (int i = 0; stats && i < stats->nslots; ++i)
         for (int r = 0; r < kRejectReasonCount; ++r) out[r] += pg_atomic_read_u64(&stats->slots[i].rejections[r]);
+}
+
+bool worker_post_cancel(int slot, int32_t pid, int32_t key) {
+    Slot* s = slot_at(slot);
+    if (!s) return false;
+    uint32 owner = pg_atomic_read_u32(&s->pid);
+    if (owner == 0) return false;
+    bool queued = false;
+    SpinLockAcquire(&s->cancel_lock);
+    if (s->cancel_count < kCancelQueue) {
+        s->cancel_pid[s->cancel_count] = pid;
+        s->cancel_key[s->cancel_count] = key;
+        s->cancel_count++;
+        queued = true;
+    }
+    SpinLockRelease(&s->cancel_lock);
+    if (queued) kill(static_cast<pid_t>(owner), SIGUSR2);
+    return queued;
+}
+
+int worker_take_cancels(int slot, int32_t* pids, int32_t* keys, int max) {
+    Slot* s = slot_at(slot);
+    if (!s) return 0;
+    SpinLockAcquire(&s->cancel_lock);
+    int n = Min(s->cancel_count, max);
+    for (int i = 0; i < n; i++) {
+        pids[i] = s->cancel_pid[i];
+        keys[i] = s->cancel_key[i];
+    }
+    s->cancel_count = 0;
+    SpinLockRelease(&s->cancel_lock);
+    return n;
 }
 
 int worker_stats_slots() { return stats ? stats->nslots : 0; }

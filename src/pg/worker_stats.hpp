@@ -15,6 +15,10 @@ void worker_stats_attach(int slot, int pid);
 void worker_stats_publish(int slot, const WorkerCounters& c);
 void worker_stats_detach(int slot);
 void worker_stats_count_rejection(int slot, RejectReason reason);
+// A CancelRequest for a client of another worker: queued in that worker's mailbox, which is then
+// woken with SIGUSR2. False when the worker is not running or its mailbox is full.
+bool worker_post_cancel(int slot, int32_t pid, int32_t key);
+int worker_take_cancels(int slot, int32_t* pids, int32_t* keys, int max);
 // Rejections by reason summed over all workers, indexed by RejectReason.
 void worker_stats_rejections(uint64_t out[kRejectReasonCount]);
 

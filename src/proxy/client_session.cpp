@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <tuple>
 
 #include "protocol/backend_messages.hpp"
 #include "protocol/message_writer.hpp"
@@ -135,6 +136,20 @@ asio::awaitable<void> ClientSession::run() {
     auto self = shared_from_this();
     co_await serve();
     release_pinned();
+    if (backend_pid_) worker_.forget_backend_key(backend_pid_);
+}
+
+void ClientSession::cancel_statement(int32_t key) {
+    if (key != backend_key_) return;
+    auto conn = current_conn_.lock();
+    if (!conn) return;  // nothing running: like the server, a late cancel does nothing
+    if (PGcancel* cancel = PQgetCancel(conn->pg())) {
+        worker_.helper().submit([cancel] {
+            char errbuf[256];
+            PQcancel(cancel, errbuf, sizeof errbuf);
+            PQfreeCancel(cancel);
+        });
+    }
 }
 
 asio::awaitable<void> ClientSession::serve() {
@@ -218,7 +233,10 @@ asio::awaitable<bool> ClientSession::startup() {
             if (!co_await flush()) co_return false;
             continue;
         }
-        if (p->kind == protocol::StartupPacket::Kind::CancelRequest) co_return false;
+        if (p->kind == protocol::StartupPacket::Kind::CancelRequest) {
+            worker_.cancel(p->cancel_pid, p->cancel_key);  // no answer, as from the server
+            co_return false;
+        }
         packet = std::move(*p);
         break;
     }
@@ -261,8 +279,8 @@ asio::awaitable<bool> ClientSession::startup() {
     protocol::append_authentication_ok(out_);
     for (const auto& [name, value] : *worker_.pool().reported_parameters(settings_))
         protocol::append_parameter_status(out_, name, value);
-    auto [pid, key] = worker_.new_backend_key();
-    protocol::append_backend_key_data(out_, pid, key);
+    std::tie(backend_pid_, backend_key_) = worker_.new_backend_key(this);
+    protocol::append_backend_key_data(out_, backend_pid_, backend_key_);
     protocol::append_ready_for_query(out_, tx_status_);
     co_return co_await flush();
 }

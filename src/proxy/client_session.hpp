@@ -38,6 +38,8 @@ public:
     void request_shutdown();
     // Grace period over: 57P01 best-effort, then the connection is torn down.
     void force_close();
+    // A CancelRequest with this client's BackendKeyData: cancel its running upstream statement.
+    void cancel_statement(int32_t key);
 
 private:
     enum class Outcome { Done, Retry, ClientGone };
@@ -141,6 +143,8 @@ private:
     bool shutdown_requested_ = false;
     bool client_gone_ = false;
     bool watching_ = false;
+    int32_t backend_pid_ = 0;
+    int32_t backend_key_ = 0;
     std::optional<ErrorFields> idle_timeout_;
 };
 

@@ -29,9 +29,24 @@ Worker::~Worker() {
     if (postmaster_.is_open()) postmaster_.release();
 }
 
-std::pair<int32_t, int32_t> Worker::new_backend_key() {
-    std::uniform_int_distribution<int32_t> pid(1, 0x3fffffff), key(INT32_MIN, INT32_MAX);
-    return {pid(rng_), key(rng_)};
+std::pair<int32_t, int32_t> Worker::new_backend_key(ClientSession* session) {
+    next_backend_pid_ = (next_backend_pid_ + 1) & 0xffffff;
+    int32_t pid = static_cast<int32_t>((uint32_t(host_.slot() + 1) << 24) | next_backend_pid_);
+    int32_t key = std::uniform_int_distribution<int32_t>(INT32_MIN, INT32_MAX)(rng_);
+    by_backend_pid_[pid] = session;
+    return {pid, key};
+}
+
+void Worker::forget_backend_key(int32_t pid) { by_backend_pid_.erase(pid); }
+
+void Worker::cancel(int32_t pid, int32_t key) {
+    int slot = static_cast<int>(uint32_t(pid) >> 24) - 1;
+    if (slot != host_.slot()) {
+        if (slot >= 0) host_.forward_cancel(slot, pid, key);
+        return;
+    }
+    auto it = by_backend_pid_.find(pid);
+    if (it != by_backend_pid_.end()) it->second->cancel_statement(key);  // a wrong key does nothing
 }
 
 std::shared_ptr<PGresult> Worker::description(const std::string& key) {
@@ -145,6 +160,7 @@ void Worker::on_wake() {
         memo_.clear();  // built-in volatilities may have been re-read
         descriptions_.clear();
     }
+    for (const auto& [pid, key] : ev.cancels) cancel(pid, key);
     if (ev.terminate && !shutting_down_) begin_shutdown();
 }
 

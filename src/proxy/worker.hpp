@@ -50,7 +50,11 @@ public:
     std::shared_ptr<PGresult> description(const std::string& key);
     void remember_description(const std::string& key, std::shared_ptr<PGresult> d);
     int ttl_jitter(int max_seconds);
-    std::pair<int32_t, int32_t> new_backend_key();
+    // BackendKeyData for a new client: the process id field carries this worker's slot, so a
+    // CancelRequest arriving at any worker finds its way here.
+    std::pair<int32_t, int32_t> new_backend_key(ClientSession* session);
+    void forget_backend_key(int32_t pid);
+    void cancel(int32_t pid, int32_t key);
     void count_statement();
 
 private:
@@ -73,6 +77,8 @@ private:
     boost::asio::posix::stream_descriptor postmaster_;
     boost::asio::steady_timer grace_;
     std::set<std::shared_ptr<ClientSession>> sessions_;
+    std::unordered_map<int32_t, ClientSession*> by_backend_pid_;
+    uint32_t next_backend_pid_ = 0;
     std::mt19937 rng_;
     WorkerCounters counters_;
     FirewallConfig firewall_;

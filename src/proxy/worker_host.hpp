@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/cache_types.hpp"
 #include "core/config.hpp"
@@ -19,6 +21,7 @@ namespace rproxy {
 struct WakeEvents {
     bool terminate = false;  // SIGTERM: drain and exit
     bool reload = false;     // SIGHUP: configuration was re-read, fetch upstream_config() again
+    std::vector<std::pair<int32_t, int32_t>> cancels;  // CancelRequests other workers received for us
 };
 
 struct WorkerCounters {
@@ -53,6 +56,10 @@ public:
     virtual WakeEvents take_wake_events() = 0;
     virtual void log(LogLevel level, const std::string& message) = 0;
     virtual void publish(const WorkerCounters& counters) = 0;
+
+    // This worker's slot (0..workers-1); it is encoded in the BackendKeyData the clients get.
+    virtual int slot() = 0;
+    virtual bool forward_cancel(int slot, int32_t pid, int32_t key) = 0;
 };
 
 }  // namespace rproxy

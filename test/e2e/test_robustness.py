@@ -236,3 +236,49 @@ def idle_and_statement_timeouts_use_postgresqls_sqlstates():
         w.close()
     finally:
         env.gw.reload_with(idle_client_timeout=None, idle_in_transaction_timeout=None, statement_timeout=None)
+
+
+def backend_key(startup_msgs):
+    for t, body in startup_msgs:
+        if t == "K":
+            return struct.unpack("!ii", body)
+    raise AssertionError("no BackendKeyData")
+
+
+def send_cancel(pid, key):
+    s = socket.create_connection(("127.0.0.1", env.proxy_port), timeout=5)
+    s.sendall(struct.pack("!iiii", 16, 80877102, pid, key))
+    s.recv(1)  # the server answers nothing and closes
+    s.close()
+
+
+@test
+def cancel_requests_reach_the_right_client_on_any_worker():
+    for attempt in range(6):  # each cancel lands on a random worker (SO_REUSEPORT)
+        w = Wire(env.proxy_port)
+        pid, key = backend_key(w.startup(user="rproxy_up"))
+        w.send(Wire.query_msg(f"SELECT pg_sleep(20), {attempt}"))
+        time.sleep(0.3)
+        started = time.time()
+        send_cancel(pid, key)
+        msgs = []
+        while not msgs or msgs[-1][0] != "Z":
+            msgs.append(w.read_msg())
+        e = errors(msgs)
+        check(e and e[0]["C"] == "57014" and "user request" in e[0]["M"], f"attempt {attempt}: {e}")
+        check(time.time() - started < 5, "cancelled promptly")
+        check(rows(w.query("SELECT 'after cancel'")) == [["after cancel"]], "the session goes on")
+        w.close()
+    # a wrong key cancels nothing
+    w = Wire(env.proxy_port)
+    pid, key = backend_key(w.startup(user="rproxy_up"))
+    w.send(Wire.query_msg("SELECT pg_sleep(1), 'finished'"))
+    time.sleep(0.2)
+    for wrong in [key + 1, key ^ 0x5555]:
+        send_cancel(pid, wrong)
+    send_cancel(pid ^ (3 << 24), key)  # a worker slot that does not exist
+    msgs = []
+    while not msgs or msgs[-1][0] != "Z":
+        msgs.append(w.read_msg())
+    check(not errors(msgs) and rows(msgs) == [["", "finished"]], f"wrong keys did nothing: {msgs}")
+    w.close()
