@@ -42,6 +42,10 @@ struct StatementFacts {
     std::string execute_name;     // EXECUTE name
     std::string deallocate_name;  // DEALLOCATE name
     bool deallocate_all = false;  // DEALLOCATE ALL, DISCARD ALL
+    // Session settings this statement sets (value) or resets (nullopt), when they can be tracked
+    // by the proxy instead of pinning the client to its connection; reset_all for RESET ALL.
+    std::vector<std::pair<std::string, std::optional<std::string>>> setting_changes;
+    bool reset_all = false;
 };
 
 struct ParsedQuery {

@@ -37,7 +37,14 @@ void record_relation(RangeVar* rv) {
     if (schema && strncmp(schema, "pg_temp", 7) == 0) current_query->temp_relation = true;
 }
 
+struct SettingChange {
+    char* name;   // lower case
+    char* value;  // nullptr: reset
+};
+
 struct StmtInfo {
+    List* changes;  // SettingChange*: trackable session-level SET/RESET
+    bool reset_all;
     const char* pg_settings_name;  // SELECT ... FROM pg_settings WHERE name = '<this>' (pg_dump)
     const char* kind;
     char* write_kind;
@@ -102,10 +109,19 @@ bool options_read_only(List* options) {
     return true;
 }
 
-void record_setting(StmtInfo* st, const char* name) {
+char* lower_copy(const char* name) {
     char* lower = pstrdup(name);
     for (char* p = lower; *p; ++p) *p = static_cast<char>(pg_tolower(static_cast<unsigned char>(*p)));
-    st->settings = lappend(st->settings, lower);
+    return lower;
+}
+
+void record_setting(StmtInfo* st, const char* name) { st->settings = lappend(st->settings, lower_copy(name)); }
+
+void record_change(StmtInfo* st, const char* name, const char* value) {
+    auto* c = static_cast<SettingChange*>(palloc0(sizeof(SettingChange)));
+    c->name = lower_copy(name);
+    c->value = value ? pstrdup(value) : nullptr;
+    st->changes = lappend(st->changes, c);
 }
 
 void record_function(StmtInfo* st, FuncCall* fc) {
@@ -127,7 +143,16 @@ void record_function(StmtInfo* st, FuncCall* fc) {
             return;
         }
         record_setting(st, setting);
-        st->session_state = true;
+        // set_config(name, 'constant', false): tracked like SET; anything else keeps the client on
+        // its connection.
+        const char* value = list_length(fc->args) == 3 ? const_string(static_cast<Node*>(lsecond(fc->args))) : nullptr;
+        Node* local = list_length(fc->args) == 3 ? static_cast<Node*>(lthird(fc->args)) : nullptr;
+        bool not_local = local && IsA(local, A_Const) && IsA(&reinterpret_cast<A_Const*>(local)->val, Boolean) &&
+                         !boolVal(&reinterpret_cast<A_Const*>(local)->val);
+        if (value && not_local) record_change(st, setting, value);
+        else if (!(local && IsA(local, A_Const) && IsA(&reinterpret_cast<A_Const*>(local)->val, Boolean) &&
+                   boolVal(&reinterpret_cast<A_Const*>(local)->val)))
+            st->session_state = true;
         return;
     }
     auto* f = static_cast<FuncInfo*>(palloc0(sizeof(FuncInfo)));
@@ -198,6 +223,8 @@ void merge(StmtInfo* into, StmtInfo* from) {
     into->time_dependent |= from->time_dependent;
     into->session_state |= from->session_state;
     if (from->execute_name && !into->execute_name) into->execute_name = from->execute_name;
+    into->changes = list_concat(into->changes, from->changes);
+    into->reset_all |= from->reset_all;
 }
 
 void walk_statement(Node* stmt, StmtInfo* st);
@@ -229,7 +256,7 @@ void walk_set(VariableSetStmt* s, StmtInfo* st) {
         return;
     }
     if (s->kind == VAR_RESET_ALL) {
-        st->session_state = true;
+        st->reset_all = true;
         return;
     }
     if (strcmp(s->name, "role") == 0) {
@@ -241,7 +268,12 @@ void walk_set(VariableSetStmt* s, StmtInfo* st) {
         }
     }
     record_setting(st, s->name);
-    if (!s->is_local) st->session_state = true;
+    if (s->is_local) return;  // ends with the transaction
+    // Session-level SET/RESET: the proxy keeps the value for the client and applies it on
+    // whichever connection serves it. SET ... FROM CURRENT cannot be known here: pin instead.
+    if (s->kind == VAR_SET_VALUE) record_change(st, s->name, ExtractSetVariableArgs(s));
+    else if (s->kind == VAR_SET_DEFAULT || s->kind == VAR_RESET) record_change(st, s->name, nullptr);
+    else st->session_state = true;
 }
 
 void walk_statement(Node* stmt, StmtInfo* st) {
@@ -524,6 +556,12 @@ ParsedQuery parse_statements(const std::string& sql) {
             f.prepare_name = str_or_empty(st->prepare_name);
             f.execute_name = str_or_empty(st->execute_name);
             f.deallocate_name = str_or_empty(st->deallocate_name);
+            f.reset_all = st->reset_all;
+            ListCell* cc;
+            foreach (cc, st->changes) {
+                auto* c = static_cast<SettingChange*>(lfirst(cc));
+                f.setting_changes.emplace_back(c->name, c->value ? std::optional<std::string>(c->value) : std::nullopt);
+            }
             ListCell* sc;
             foreach (sc, st->settings) f.settings.emplace_back(static_cast<const char*>(lfirst(sc)));
             ListCell* fc;

@@ -256,6 +256,7 @@ asio::awaitable<bool> ClientSession::startup() {
         for (auto& [name, value] : protocol::parse_startup_options(*options)) settings_.set(name, value);
     }
     if (!settings_.get("application_name")) settings_.set("application_name", "");
+    startup_settings_ = settings_;
 
     // The upstream decides the values the client is told (server_version, encodings, DateStyle
     // after the client's own settings). Learned once per distinct set of client settings.
@@ -466,6 +467,42 @@ bool ClientSession::deallocate_locally(const ParsedQuery& parsed) {
     return false;
 }
 
+std::vector<std::pair<std::string, std::string>> ClientSession::reported_parameters(PGconn* pg) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const char* name : kReportedParameters)
+        if (const char* v = PQparameterStatus(pg, name)) out.emplace_back(name, v);
+    return out;
+}
+
+bool ClientSession::track_settings(const ParsedQuery& parsed, const ConnectionPtr& conn, bool succeeded,
+                                   char status_before, const std::vector<std::pair<std::string, std::string>>& reported_before) {
+    bool changes = false, transactional = status_before != 'I';
+    for (const auto& st : parsed.statements) {
+        changes = changes || !st.setting_changes.empty() || st.reset_all;
+        transactional = transactional || st.transaction_control;
+    }
+    if (!changes) return false;
+    if (transactional) return true;  // a transaction may still roll them back: keep the connection
+    if (!succeeded) return false;    // the implicit transaction rolled every SET of the string back
+    for (const auto& st : parsed.statements) {
+        if (st.reset_all) settings_ = startup_settings_;
+        for (const auto& [name, value] : st.setting_changes) {
+            if (value) settings_.set(name, *value);
+            else if (const std::string* initial = startup_settings_.get(name)) settings_.set(name, *initial);
+            else settings_.erase(name);
+        }
+    }
+    if (conn) conn->applied_settings() = settings_;  // it carries exactly these now
+    // The server reported the changed GUC_REPORT settings to libpq: pass them on.
+    auto after = reported_parameters(conn->pg());
+    for (const auto& [name, value] : after) {
+        bool known = false;
+        for (const auto& [n, v] : reported_before) known = known || (n == name && v == value);
+        if (!known) protocol::append_parameter_status(out_, name, value);
+    }
+    return false;
+}
+
 // DISCARD ALL / DEALLOCATE ALL ran upstream: the connection lost every prepared statement, and so
 // did the client.
 void ClientSession::after_deallocate_all(const ParsedQuery& parsed, const ConnectionPtr& conn) {
@@ -513,6 +550,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     capture.limit = worker_.cache_config().max_entry_size;
 
     Outcome outcome = Outcome::Done;
+    bool pins = false;
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (!conn) {
             try {
@@ -527,9 +565,14 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         }
         current_conn_ = conn;
         capture.bytes.clear();
+        char status_before = tx_status_;
+        auto reported_before = reported_parameters(conn->pg());
+        bool upstream_error = false;
         Request request{[&sql](PGconn* pg) { return PQsendQuery(pg, sql.c_str()); }, true};
+        request.saw_error = &upstream_error;
         outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
         after_deallocate_all(*parsed, conn);
+        pins = track_settings(*parsed, conn, outcome == Outcome::Done && !upstream_error, status_before, reported_before);
         current_conn_.reset();
         tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? transaction_status_byte(conn->pg()) : 'I';
         if (outcome == Outcome::ClientGone) {
@@ -556,7 +599,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
             protocol::append_error(out_, ErrorFields::make("ERROR", "08006", "upstream connection lost"));
             break;
         }
-        keep_or_release(conn, verdict.session_state);
+        keep_or_release(conn, verdict.session_state || pins);
         break;
     }
     if (fill) finish_fill(*key, *fill, outcome == Outcome::Done && !failure, capture, ttl, sql, *parsed);

@@ -317,6 +317,8 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
         request.conversion_failed = &conversion_failed;
     }
     current_conn_ = conn;
+    char status_before = tx_status_;
+    auto reported_before = reported_parameters(conn->pg());
     Capture capture;
     capture.limit = worker_.cache_config().max_entry_size;
     Outcome outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
@@ -331,7 +333,8 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
         if (outcome == Outcome::ClientGone) co_return std::nullopt;
         co_return error("08006", "upstream connection lost");
     }
-    keep_or_release(conn, st.verdict.session_state);
+    bool pins = track_settings(*st.parsed, conn, !upstream_error, status_before, reported_before);
+    keep_or_release(conn, st.verdict.session_state || pins);
     if (m.max_rows > 0) {
         portal.started = false;  // first batch: the tag of a complete fetch is the server's own
         send_portal_rows(portal, m.max_rows);

@@ -16,6 +16,8 @@ void SessionSettings::set(std::string_view name, std::string value) {
     values_[lower(name)] = std::move(value);
 }
 
+void SessionSettings::erase(std::string_view name) { values_.erase(lower(name)); }
+
 const std::string* SessionSettings::get(std::string_view name) const {
     auto it = values_.find(lower(name));
     return it == values_.end() ? nullptr : &it->second;

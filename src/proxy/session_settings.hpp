@@ -15,6 +15,7 @@ public:
     // Names are case-insensitive, as GUC names are.
     void set(std::string_view name, std::string value);
     const std::string* get(std::string_view name) const;
+    void erase(std::string_view name);
     bool operator==(const SessionSettings& o) const { return values_ == o.values_; }
     bool empty() const { return values_.empty(); }
     const std::map<std::string, std::string>& values() const { return values_; }

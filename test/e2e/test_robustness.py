@@ -282,3 +282,38 @@ def cancel_requests_reach_the_right_client_on_any_worker():
         msgs.append(w.read_msg())
     check(not errors(msgs) and rows(msgs) == [["", "finished"]], f"wrong keys did nothing: {msgs}")
     w.close()
+
+
+@test
+def twenty_clients_with_their_own_settings_share_a_pool_of_two():
+    check(env.gw.sql("SHOW pg_rproxy.pool_size") == "2", "pool of 2")
+    zones = ["UTC", "Asia/Tokyo", "America/New_York", "Europe/Berlin", "Australia/Sydney"]
+    clients = []
+    for i in range(20):
+        w = env.wire()
+        msgs = w.query(f"SET search_path = pg_catalog, public; SET TimeZone = '{zones[i % 5]}'; "
+                       f"SET application_name = 'client-{i}'")
+        statuses = {body.split(b"\0")[0].decode(): body.split(b"\0")[1].decode() for t, body in msgs if t == "S"}
+        check(statuses.get("TimeZone") == zones[i % 5] and statuses.get("application_name") == f"client-{i}",
+              f"ParameterStatus after SET: {statuses}")
+        clients.append(w)
+    workers = int(env.gw.sql("SHOW pg_rproxy.workers"))
+    check(env.upstream_conns() <= 2 * workers, "SET does not pin: 20 clients share the pool")
+    results = [None] * 20
+
+    def run(i):
+        got = []
+        for _ in range(5):
+            got.append(rows(clients[i].query("SELECT current_setting('search_path'), current_setting('TimeZone'), "
+                                             "current_setting('application_name'), "
+                                             "to_char(timestamptz '2024-01-01 00:00+00', 'HH24:MI TZ')")))
+        results[i] = got
+
+    run_parallel(20, run)
+    for i, got in enumerate(results):
+        for r in got:
+            check(r[0][:3] == ["pg_catalog, public", zones[i % 5], f"client-{i}"], f"client {i} saw {r}")
+    for w in clients:
+        w.query("RESET ALL")
+        check(rows(w.query("SHOW TimeZone")) != [], "RESET ALL")
+        w.close()
