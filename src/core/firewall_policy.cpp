@@ -111,7 +111,9 @@ Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const Ups
                        "function " + f.display() + " is not allowed: it is unknown to the gateway and the upstream");
             }
         }
-        sv.cacheable = sv.allowed && deterministic && st.kind == "SELECT" && !st.session_state;
+        // A statement that changes settings must run every time: a hit would skip its effect.
+        sv.cacheable = sv.allowed && deterministic && st.kind == "SELECT" && !st.session_state &&
+                       st.settings.empty() && st.setting_changes.empty() && !st.reset_all;
         v.cacheable = v.cacheable && sv.cacheable;
         v.session_state = v.session_state || st.session_state;
         v.statements.push_back(std::move(sv));

@@ -278,8 +278,10 @@ asio::awaitable<bool> ClientSession::startup() {
         }
     }
     protocol::append_authentication_ok(out_);
-    for (const auto& [name, value] : *worker_.pool().reported_parameters(settings_))
+    for (const auto& [name, value] : *worker_.pool().reported_parameters(settings_)) {
         protocol::append_parameter_status(out_, name, value);
+        told_[name] = value;
+    }
     std::tie(backend_pid_, backend_key_) = worker_.new_backend_key(this);
     protocol::append_backend_key_data(out_, backend_pid_, backend_key_);
     protocol::append_ready_for_query(out_, tx_status_);
@@ -467,15 +469,8 @@ bool ClientSession::deallocate_locally(const ParsedQuery& parsed) {
     return false;
 }
 
-std::vector<std::pair<std::string, std::string>> ClientSession::reported_parameters(PGconn* pg) {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const char* name : kReportedParameters)
-        if (const char* v = PQparameterStatus(pg, name)) out.emplace_back(name, v);
-    return out;
-}
-
 bool ClientSession::track_settings(const ParsedQuery& parsed, const ConnectionPtr& conn, bool succeeded,
-                                   char status_before, const std::vector<std::pair<std::string, std::string>>& reported_before) {
+                                   char status_before) {
     bool changes = false, transactional = status_before != 'I';
     for (const auto& st : parsed.statements) {
         changes = changes || !st.setting_changes.empty() || st.reset_all;
@@ -493,12 +488,13 @@ bool ClientSession::track_settings(const ParsedQuery& parsed, const ConnectionPt
         }
     }
     if (conn) conn->applied_settings() = settings_;  // it carries exactly these now
-    // The server reported the changed GUC_REPORT settings to libpq: pass them on.
-    auto after = reported_parameters(conn->pg());
-    for (const auto& [name, value] : after) {
-        bool known = false;
-        for (const auto& [n, v] : reported_before) known = known || (n == name && v == value);
-        if (!known) protocol::append_parameter_status(out_, name, value);
+    // The server reported the changed GUC_REPORT settings to libpq: pass on what this client
+    // has not been told yet.
+    for (const char* name : kReportedParameters) {
+        const char* v = conn ? PQparameterStatus(conn->pg(), name) : nullptr;
+        if (!v || told_[name] == v) continue;
+        told_[name] = v;
+        protocol::append_parameter_status(out_, name, v);
     }
     return false;
 }
@@ -566,13 +562,12 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         current_conn_ = conn;
         capture.bytes.clear();
         char status_before = tx_status_;
-        auto reported_before = reported_parameters(conn->pg());
         bool upstream_error = false;
         Request request{[&sql](PGconn* pg) { return PQsendQuery(pg, sql.c_str()); }, true};
         request.saw_error = &upstream_error;
         outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
         after_deallocate_all(*parsed, conn);
-        pins = track_settings(*parsed, conn, outcome == Outcome::Done && !upstream_error, status_before, reported_before);
+        pins = track_settings(*parsed, conn, outcome == Outcome::Done && !upstream_error, status_before);
         current_conn_.reset();
         tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? transaction_status_byte(conn->pg()) : 'I';
         if (outcome == Outcome::ClientGone) {

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <optional>
+#include <map>
 #include <set>
 #include <unordered_map>
 #include <vector>
@@ -60,9 +61,7 @@ private:
     // Session-level SET/RESET/set_config that succeeded outside a transaction become the client's
     // own settings (applied wherever it runs next), with ParameterStatus for reported ones. Inside
     // a transaction the client stays pinned instead. Returns whether the statement must pin.
-    bool track_settings(const ParsedQuery& parsed, const ConnectionPtr& conn, bool succeeded, char status_before,
-                        const std::vector<std::pair<std::string, std::string>>& reported_before);
-    static std::vector<std::pair<std::string, std::string>> reported_parameters(PGconn* pg);
+    bool track_settings(const ParsedQuery& parsed, const ConnectionPtr& conn, bool succeeded, char status_before);
     // extra: what besides the statement changes the bytes (extended protocol: parameters, formats)
     std::optional<CacheKey> cache_key_for(const std::string& sql, const ParsedQuery& parsed, const Verdict& verdict,
                                           int* ttl_seconds, const std::string& extra);
@@ -138,6 +137,7 @@ private:
     std::string out_;
     SessionSettings settings_;
     SessionSettings startup_settings_;  // what RESET ALL returns to
+    std::map<std::string, std::string> told_;  // the ParameterStatus values this client has been sent
     std::weak_ptr<UpstreamConnection> current_conn_;
     // The client's own upstream connection while it is in a transaction or has changed session
     // state (SET, PREPARE, WITH HOLD cursors, LISTEN); a connection that carried session state is

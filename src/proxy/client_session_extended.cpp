@@ -318,7 +318,6 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     }
     current_conn_ = conn;
     char status_before = tx_status_;
-    auto reported_before = reported_parameters(conn->pg());
     Capture capture;
     capture.limit = worker_.cache_config().max_entry_size;
     Outcome outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
@@ -333,7 +332,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
         if (outcome == Outcome::ClientGone) co_return std::nullopt;
         co_return error("08006", "upstream connection lost");
     }
-    bool pins = track_settings(*st.parsed, conn, !upstream_error, status_before, reported_before);
+    bool pins = track_settings(*st.parsed, conn, !upstream_error, status_before);
     keep_or_release(conn, st.verdict.session_state || pins);
     if (m.max_rows > 0) {
         portal.started = false;  // first batch: the tag of a complete fetch is the server's own
