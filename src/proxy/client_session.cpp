@@ -479,15 +479,27 @@ bool ClientSession::track_settings(const ParsedQuery& parsed, const ConnectionPt
     if (!changes) return false;
     if (transactional) return true;  // a transaction may still roll them back: keep the connection
     if (!succeeded) return false;    // the implicit transaction rolled every SET of the string back
+    // Two views: what the client now expects (RESET returns to its startup values), and what the
+    // connection now carries (RESET returns to the connection's own defaults). Where they differ,
+    // the next statement's sync puts the client's values back.
+    SessionSettings carried = conn ? conn->applied_settings() : SessionSettings();
     for (const auto& st : parsed.statements) {
-        if (st.reset_all) settings_ = startup_settings_;
+        if (st.reset_all) {
+            settings_ = startup_settings_;
+            carried = SessionSettings();
+        }
         for (const auto& [name, value] : st.setting_changes) {
-            if (value) settings_.set(name, *value);
-            else if (const std::string* initial = startup_settings_.get(name)) settings_.set(name, *initial);
-            else settings_.erase(name);
+            if (value) {
+                settings_.set(name, *value);
+                carried.set(name, *value);
+            } else {
+                if (const std::string* initial = startup_settings_.get(name)) settings_.set(name, *initial);
+                else settings_.erase(name);
+                carried.erase(name);
+            }
         }
     }
-    if (conn) conn->applied_settings() = settings_;  // it carries exactly these now
+    if (conn) conn->applied_settings() = carried;
     // The server reported the changed GUC_REPORT settings to libpq: pass on what this client
     // has not been told yet.
     for (const char* name : kReportedParameters) {
@@ -507,6 +519,10 @@ void ClientSession::after_deallocate_all(const ParsedQuery& parsed, const Connec
         if (conn) conn->forget_all_prepared();
         statements_.clear();
         prepared_.clear();
+        if (st.kind == "DISCARD ALL") {  // also RESET ALL on the connection
+            if (conn) conn->applied_settings() = SessionSettings();
+            settings_ = startup_settings_;
+        }
     }
 }
 

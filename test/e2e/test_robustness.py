@@ -315,5 +315,17 @@ def twenty_clients_with_their_own_settings_share_a_pool_of_two():
             check(r[0][:3] == ["pg_catalog, public", zones[i % 5], f"client-{i}"], f"client {i} saw {r}")
     for w in clients:
         w.query("RESET ALL")
-        check(rows(w.query("SHOW TimeZone")) != [], "RESET ALL")
         w.close()
+    # RESET returns to the client's startup values, whichever connection serves it next
+    w = env.wire(DateStyle="SQL, DMY")
+    w.query("SET DateStyle = 'German'")
+    check(rows(w.query("SHOW DateStyle")) == [["German, DMY"]], "SET")
+    for reset in ["RESET DateStyle", "RESET ALL", "DISCARD ALL"]:
+        w.query("SET DateStyle = 'German'")
+        w.query(reset)
+        for _ in range(3):
+            check(rows(w.query("SHOW DateStyle")) == [["SQL, DMY"]], f"after {reset}")
+    w.close()
+    other = env.wire()
+    check(rows(other.query("SHOW DateStyle")) == [["ISO, MDY"]], "nothing leaked")
+    other.close()
