@@ -24,6 +24,10 @@ void append_command_complete(std::string& out, std::string_view tag) {
 
 void append_empty_query_response(std::string& out) { MessageWriter(out, 'I'); }
 
+void append_notification(std::string& out, int32_t pid, std::string_view channel, std::string_view payload) {
+    MessageWriter(out, 'A').int32(pid).cstr(channel).cstr(payload);
+}
+
 void append_error(std::string& out, const ErrorFields& fields, bool notice) {
     MessageWriter w(out, notice ? 'N' : 'E');
     for (const auto& [code, value] : fields.fields) {

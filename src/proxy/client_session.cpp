@@ -66,6 +66,35 @@ void ClientSession::consume_input(std::size_t n) {
     }
 }
 
+bool ClientSession::relay_notifications(const ConnectionPtr& conn) {
+    bool any = false;
+    while (PGnotify* n = PQnotifies(conn->pg())) {
+        protocol::append_notification(out_, n->be_pid, n->relname, n->extra ? n->extra : "");
+        PQfreemem(n);
+        any = true;
+    }
+    return any;
+}
+
+// While a listening client waits for its next message, its pinned upstream connection is watched
+// too: notifications go out as they arrive, as the server would send them to an idle session.
+void ClientSession::watch_notifications() {
+    if (!listening_ || !pinned_ || watching_notifications_) return;
+    watching_notifications_ = true;
+    std::weak_ptr<ClientSession> weak = shared_from_this();
+    ConnectionPtr conn = pinned_;
+    conn->watch_idle([weak, conn] {  // the connection broke: the next statement reports it
+        if (auto self = weak.lock()) self->watching_notifications_ = false;
+    }, [weak, conn] {
+        auto self = weak.lock();
+        if (!self || !self->relay_notifications(conn) || self->client_gone_) return;
+        std::string chunk;
+        chunk.swap(self->out_);
+        auto buf = std::make_shared<std::string>(std::move(chunk));
+        asio::async_write(self->socket_, asio::buffer(*buf), [buf](boost::system::error_code, std::size_t) {});
+    });
+}
+
 asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
     char chunk[kReadChunk];
     boost::system::error_code ec;
@@ -84,8 +113,13 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
             socket_.cancel(ignored);
         });
     }
+    if (idle_timeouts) watch_notifications();
     std::size_t n = co_await socket_.async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
     if (timer) timer->cancel();
+    if (watching_notifications_ && pinned_) {
+        pinned_->stop_idle_watch();
+        watching_notifications_ = false;
+    }
     idle_ = false;
     if (*fired) {
         idle_timeout_ = in_transaction
@@ -583,6 +617,9 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         request.saw_error = &upstream_error;
         outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
         after_deallocate_all(*parsed, conn);
+        relay_notifications(conn);
+        for (const auto& st : parsed->statements)
+            if (st.kind == "LISTEN") listening_ = true;
         pins = track_settings(*parsed, conn, outcome == Outcome::Done && !upstream_error, status_before);
         current_conn_.reset();
         tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? transaction_status_byte(conn->pg()) : 'I';

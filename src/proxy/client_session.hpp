@@ -129,6 +129,9 @@ private:
     void watch_client(const ConnectionPtr& conn);
     void stop_watching_client();
     void consume_input(std::size_t n);
+    // NotificationResponse for every notification libpq has queued on the pinned connection.
+    bool relay_notifications(const ConnectionPtr& conn);
+    void watch_notifications();
 
     Worker& worker_;
     boost::asio::ip::tcp::socket socket_;
@@ -150,6 +153,8 @@ private:
     bool shutdown_requested_ = false;
     bool client_gone_ = false;
     bool watching_ = false;
+    bool watching_notifications_ = false;
+    bool listening_ = false;
     int32_t backend_pid_ = 0;
     int32_t backend_key_ = 0;
     std::optional<ErrorFields> idle_timeout_;

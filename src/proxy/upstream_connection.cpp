@@ -235,11 +235,11 @@ void UpstreamConnection::forget_all_prepared() {
     prepared_index_.clear();
 }
 
-void UpstreamConnection::watch_idle(std::function<void()> on_broken) {
+void UpstreamConnection::watch_idle(std::function<void()> on_broken, std::function<void()> on_input) {
     if (!sock_.is_open()) return;
     idle_watch_ = true;
     sock_.async_wait(asio::posix::descriptor_base::wait_read,
-                     [this, on_broken = std::move(on_broken)](boost::system::error_code ec) mutable {
+                     [this, on_broken = std::move(on_broken), on_input = std::move(on_input)](boost::system::error_code ec) mutable {
                          if (ec || !idle_watch_) return;
                          // Readable while idle: a notice, a ParameterStatus, or the server's goodbye.
                          if (!PQconsumeInput(conn_) || PQstatus(conn_) != CONNECTION_OK) {
@@ -252,7 +252,8 @@ void UpstreamConnection::watch_idle(std::function<void()> on_broken) {
                              ResultPtr r(PQgetResult(conn_));
                              if (!r) break;
                          }
-                         watch_idle(std::move(on_broken));
+                         if (on_input) on_input();
+                         if (idle_watch_) watch_idle(std::move(on_broken), std::move(on_input));
                      });
 }
 

@@ -84,7 +84,8 @@ public:
     boost::asio::awaitable<InternalResult> describe_prepared(const std::string& name);
 
     // While idle in the pool: notice the server closing the connection (upstream restart).
-    void watch_idle(std::function<void()> on_broken);
+    // on_input runs after input was consumed (notifications may be queued in libpq).
+    void watch_idle(std::function<void()> on_broken, std::function<void()> on_input = nullptr);
     void stop_idle_watch();
 
     PGconn* pg() const { return conn_; }

@@ -329,3 +329,30 @@ def twenty_clients_with_their_own_settings_share_a_pool_of_two():
     other = env.wire()
     check(rows(other.query("SHOW DateStyle")) == [["ISO, MDY"]], "nothing leaked")
     other.close()
+
+
+@test
+def listen_delivers_notifications_to_the_listening_client():
+    w = env.wire()
+    w.query("LISTEN dashboard")
+    other = env.wire()
+    env.up.sql("NOTIFY dashboard, 'from upstream'", db="e2e")
+    w.sock.settimeout(5)
+    t, body = w.read_msg()  # while idle, as from the server
+    check(t == "A", f"NotificationResponse, got {t}")
+    pid, rest = struct.unpack("!i", body[:4])[0], body[4:].split(b"\0")
+    check(rest[0] == b"dashboard" and rest[1] == b"from upstream" and pid > 0, f"{rest}")
+    # one that arrives during a statement comes with its results, before ReadyForQuery
+    notifier = threading.Thread(target=lambda: (time.sleep(0.2), env.up.sql("NOTIFY dashboard, 'during'", db="e2e")))
+    notifier.start()
+    msgs = w.query("SELECT pg_sleep(0.6)")
+    notifier.join()
+    notes = [m for m in msgs if m[0] == "A"]
+    check(len(notes) == 1 and b"during" in notes[0][1], f"{[m[0] for m in msgs]}")
+    # nobody else hears it
+    env.up.sql("NOTIFY dashboard, 'private'", db="e2e")
+    time.sleep(0.3)
+    check(all(t != "A" for t, _ in other.query("SELECT 'no notifications here'")), "not delivered to another client")
+    other.close()
+    w.query("UNLISTEN *")
+    w.close()
