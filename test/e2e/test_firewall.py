@@ -137,7 +137,8 @@ def reads_and_session_statements_of_drivers_and_bi_tools_pass():
                  "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE pg_catalog.pg_table_is_visible(c.oid) LIMIT 5",
                  "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
                  "SELECT pg_is_in_recovery(), pg_database_size(current_database()) > 0",
-                 "SELECT typname, oid FROM pg_catalog.pg_type WHERE typname = ANY('{int4,text}')"]:
+                 "SELECT typname, oid FROM pg_catalog.pg_type WHERE typname = ANY('{int4,text}')", "DISCARD ALL",
+                 "SELECT current_setting('application_name')"]:
         msgs = w.query(stmt)
         check(not errors(msgs), f"{stmt!r}: {errors(msgs)}")
     w.close()
