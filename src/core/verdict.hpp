@@ -33,12 +33,6 @@ struct Verdict {
     std::vector<std::string> pending_functions;  // FunctionRef::key()
     bool session_state = false;
     bool cacheable = false;  // every statement cacheable
-
-    std::vector<std::string> kinds() const {
-        std::vector<std::string> k;
-        for (const auto& s : statements) k.push_back(s.kind);
-        return k;
-    }
 };
 
 }  // namespace rproxy

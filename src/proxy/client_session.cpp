@@ -467,6 +467,11 @@ void ClientSession::finish_fill(const CacheKey& key, uint64_t fill, bool complet
 
 std::optional<ErrorFields> ClientSession::track_prepared(const ParsedQuery& parsed) {
     // EXECUTE may only run what this client PREPAREd through the firewall (in string order).
+    bool names_statements = false;
+    for (const StatementFacts& st : parsed.statements)
+        names_statements = names_statements || st.deallocate_all || !st.prepare_name.empty() ||
+                           !st.execute_name.empty() || !st.deallocate_name.empty();
+    if (!names_statements) return std::nullopt;  // the usual case: no copy on the hot path
     std::set<std::string> known = prepared_;
     for (const StatementFacts& st : parsed.statements) {
         if (st.deallocate_all) known.clear();
