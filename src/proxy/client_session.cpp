@@ -176,7 +176,11 @@ asio::awaitable<void> ClientSession::run() {
 void ClientSession::cancel_statement(int32_t key) {
     if (key != backend_key_) return;
     auto conn = current_conn_.lock();
-    if (!conn) return;  // nothing running: like the server, a late cancel does nothing
+    if (conn) cancel_upstream(conn);  // nothing running: like the server, a late cancel does nothing
+}
+
+// PQcancel blocks (it connects to the server): it runs on the helper thread, never on the loop.
+void ClientSession::cancel_upstream(const ConnectionPtr& conn) {
     if (PGcancel* cancel = PQgetCancel(conn->pg())) {
         worker_.helper().submit([cancel] {
             char errbuf[256];
@@ -629,15 +633,9 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         current_conn_.reset();
         tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? transaction_status_byte(conn->pg()) : 'I';
         if (outcome == Outcome::ClientGone) {
-            // Stop the statement upstream without blocking the loop, then drop the connection:
-            // a half-read result cannot be handed to the next client.
-            if (PGcancel* cancel = PQgetCancel(conn->pg())) {
-                worker_.helper().submit([cancel] {
-                    char errbuf[256];
-                    PQcancel(cancel, errbuf, sizeof errbuf);
-                    PQfreeCancel(cancel);
-                });
-            }
+            // Stop the statement upstream, then drop the connection: a half-read result cannot be
+            // handed to the next client.
+            cancel_upstream(conn);
             conn->mark_broken();
             keep_or_release(conn, false);
             break;

@@ -41,6 +41,7 @@ public:
     void force_close();
     // A CancelRequest with this client's BackendKeyData: cancel its running upstream statement.
     void cancel_statement(int32_t key);
+    void cancel_upstream(const ConnectionPtr& conn);
 
 private:
     enum class Outcome { Done, Retry, ClientGone };

@@ -327,6 +327,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     if (conversion_failed) capture.error = true;
     if (fill) finish_fill(*key, *fill, outcome == Outcome::Done, capture, ttl, st.sql, *st.parsed);
     if (outcome != Outcome::Done) {
+        if (outcome == Outcome::ClientGone) cancel_upstream(conn);
         conn->mark_broken();
         keep_or_release(conn, false);
         if (outcome == Outcome::ClientGone) co_return std::nullopt;
