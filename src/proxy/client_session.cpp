@@ -76,6 +76,12 @@ bool ClientSession::relay_notifications(const ConnectionPtr& conn) {
     return any;
 }
 
+void ClientSession::after_listen(const ParsedQuery& parsed, const ConnectionPtr& conn) {
+    relay_notifications(conn);
+    for (const auto& st : parsed.statements)
+        if (st.kind == "LISTEN") listening_ = true;
+}
+
 // While a listening client waits for its next message, its pinned upstream connection is watched
 // too: notifications go out as they arrive, as the server would send them to an idle session.
 void ClientSession::watch_notifications() {
@@ -87,12 +93,28 @@ void ClientSession::watch_notifications() {
         if (auto self = weak.lock()) self->watching_notifications_ = false;
     }, [weak, conn] {
         auto self = weak.lock();
-        if (!self || !self->relay_notifications(conn) || self->client_gone_) return;
-        std::string chunk;
-        chunk.swap(self->out_);
-        auto buf = std::make_shared<std::string>(std::move(chunk));
-        asio::async_write(self->socket_, asio::buffer(*buf), [buf](boost::system::error_code, std::size_t) {});
+        if (!self || self->client_gone_ || !self->relay_notifications(conn)) return;
+        // read_more writes them with flush(), so a notification never interleaves with another write.
+        self->notifications_ready_ = true;
+        boost::system::error_code ignored;
+        self->socket_.cancel(ignored);
     });
+}
+
+// Notifications that arrive while the client is idle cancel the read; they are written here, with
+// flush(), so that they never interleave with another write, and the read starts again.
+asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(asio::mutable_buffer buf, bool deliver,
+                                                                          const bool& timed_out,
+                                                                          boost::system::error_code& ec) {
+    for (;;) {
+        if (deliver) watch_notifications();
+        std::size_t n = co_await socket_.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
+        if (!notifications_ready_) co_return n;
+        notifications_ready_ = false;
+        bool sent = co_await flush();
+        if (!sent || ec != asio::error::operation_aborted || timed_out || shutdown_requested_) co_return n;
+        ec.clear();
+    }
 }
 
 asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
@@ -113,8 +135,7 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
             socket_.cancel(ignored);
         });
     }
-    if (idle_timeouts) watch_notifications();
-    std::size_t n = co_await socket_.async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+    std::size_t n = co_await read_delivering_notifications(asio::buffer(chunk), idle_timeouts, *fired, ec);
     if (timer) timer->cancel();
     if (watching_notifications_ && pinned_) {
         pinned_->stop_idle_watch();
@@ -127,7 +148,7 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
             : ErrorFields::make("FATAL", "57P05", "terminating connection due to idle-session timeout");
         co_return false;
     }
-    if (ec || n == 0) co_return false;
+    if (ec || n == 0 || client_gone_) co_return false;
     in_.append(chunk, n);
     co_return true;
 }
@@ -626,9 +647,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         request.saw_error = &upstream_error;
         outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
         after_deallocate_all(*parsed, conn);
-        relay_notifications(conn);
-        for (const auto& st : parsed->statements)
-            if (st.kind == "LISTEN") listening_ = true;
+        after_listen(*parsed, conn);
         pins = track_settings(*parsed, conn, outcome == Outcome::Done && !upstream_error, status_before);
         current_conn_.reset();
         tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? transaction_status_byte(conn->pg()) : 'I';

@@ -51,6 +51,9 @@ private:
     // idle_timeouts: after startup, waiting for the next statement (idle_client_timeout or
     // idle_in_transaction_timeout apply; idle_timeout_ tells which fired).
     boost::asio::awaitable<bool> read_more(bool idle_timeouts = false);
+    boost::asio::awaitable<std::size_t> read_delivering_notifications(boost::asio::mutable_buffer buf, bool deliver,
+                                                                      const bool& timed_out,
+                                                                      boost::system::error_code& ec);
     boost::asio::awaitable<std::optional<protocol::FrontendMessage>> next_message();
     boost::asio::awaitable<void> handle_query(const std::string& sql);
     boost::asio::awaitable<Verdict> judge(const ParsedQuery& parsed, ConnectionPtr& conn,
@@ -59,6 +62,8 @@ private:
     bool answer_locally(const ParsedQuery& parsed);
     bool deallocate_locally(const ParsedQuery& parsed);
     void after_deallocate_all(const ParsedQuery& parsed, const ConnectionPtr& conn);
+    // After a statement ran: relays notifications it brought, and a LISTEN starts idle delivery.
+    void after_listen(const ParsedQuery& parsed, const ConnectionPtr& conn);
     // Session-level SET/RESET/set_config that succeeded outside a transaction become the client's
     // own settings (applied wherever it runs next), with ParameterStatus for reported ones. Inside
     // a transaction the client stays pinned instead. Returns whether the statement must pin.
@@ -155,6 +160,7 @@ private:
     bool client_gone_ = false;
     bool watching_ = false;
     bool watching_notifications_ = false;
+    bool notifications_ready_ = false;  // relayed into out_ while idle, for read_more to flush
     bool listening_ = false;
     int32_t backend_pid_ = 0;
     int32_t backend_key_ = 0;

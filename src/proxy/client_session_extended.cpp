@@ -323,6 +323,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     Outcome outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
     current_conn_.reset();
     after_deallocate_all(*st.parsed, conn);
+    after_listen(*st.parsed, conn);
     tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? transaction_status_byte(conn->pg()) : 'I';
     if (conversion_failed) capture.error = true;
     if (fill) finish_fill(*key, *fill, outcome == Outcome::Done, capture, ttl, st.sql, *st.parsed);

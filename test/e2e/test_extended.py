@@ -330,3 +330,17 @@ def clients_cannot_touch_the_proxys_pooled_statements():
     check(rows(w.query("DEALLOCATE mine")) == [], "its own statement can be deallocated")
     w.close()
     env.same_as_direct("SELECT count(*) FROM kinds")
+
+
+@test
+def listen_through_the_extended_protocol_delivers_notifications_while_idle():
+    w = Wire(env.proxy_port)
+    w.startup(user="rproxy_up", database="e2e")
+    w.send(parse("", "LISTEN ext_channel") + bind("", "") + execute("") + SYNC)
+    while w.read_msg()[0] != "Z":
+        pass
+    env.up.sql("NOTIFY ext_channel, 'idle delivery'", db="e2e")
+    w.sock.settimeout(5)
+    t, body = w.read_msg()
+    check(t == "A" and b"ext_channel\0idle delivery\0" in body, f"NotificationResponse while idle, got {t} {body!r}")
+    w.close()

@@ -356,3 +356,35 @@ def listen_delivers_notifications_to_the_listening_client():
     other.close()
     w.query("UNLISTEN *")
     w.close()
+
+
+@test
+def notifications_never_interleave_with_query_results():
+    """A burst of notifications while the client keeps sending statements: every message arrives
+    whole (a mixed-up write would break the framing) and none is lost."""
+    w = env.wire()
+    w.query("LISTEN burst")
+    total = 300
+    # one transaction each, so that they arrive spread over the statements below
+    notifier = threading.Thread(target=lambda: env.up.sql(
+        f"DO $$ BEGIN FOR g IN 1..{total} LOOP PERFORM pg_notify('burst', g::text); COMMIT; "
+        "PERFORM pg_sleep(0.002); END LOOP; END $$", db="e2e"))
+    notifier.start()
+    seen = []
+    i = 0
+    while notifier.is_alive() or i < 150:
+        i += 1
+        msgs = w.query(f"SELECT {i} AS n")
+        check(all(t in "TDCZA" for t, _ in msgs), f"unexpected message types {[t for t, _ in msgs]}")
+        check(rows(msgs) == [[str(i)]], f"statement {i}: {rows(msgs)}")
+        seen += [body for t, body in msgs if t == "A"]
+    notifier.join()
+    check(len(seen) > 0, f"none of {total} arrived during the {i} statements: no burst to test")
+    w.sock.settimeout(5)
+    while len(seen) < total:
+        t, body = w.read_msg()
+        check(t == "A", f"only notifications while idle, got {t}")
+        seen.append(body)
+    payloads = [b.split(b"\0")[1] for b in (x[4:] for x in seen)]
+    check(payloads == [str(g).encode() for g in range(1, total + 1)], "every notification once, in order")
+    w.close()
