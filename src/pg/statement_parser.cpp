@@ -347,7 +347,10 @@ void walk_statement(Node* stmt, StmtInfo* st) {
             break;
         }
         case T_DiscardStmt:
-            if (reinterpret_cast<DiscardStmt*>(stmt)->target == DISCARD_ALL) st->deallocate_all = true;
+            if (reinterpret_cast<DiscardStmt*>(stmt)->target == DISCARD_ALL) {
+                st->deallocate_all = true;
+                st->reset_all = true;  // DISCARD ALL includes RESET ALL
+            }
             break;
         case T_CopyStmt: {
             auto* c = reinterpret_cast<CopyStmt*>(stmt);

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <tuple>
 
@@ -565,9 +566,18 @@ bool ClientSession::track_settings(const ParsedQuery& parsed, const ConnectionPt
     }
     if (conn) conn->applied_settings() = carried;
     // The server reported the changed GUC_REPORT settings to libpq: pass on what this client
-    // has not been told yet.
+    // has not been told yet. After a reset the connection fell back to its own defaults, not to
+    // the client's startup values: what a connection carrying the client's settings reported is
+    // known when they are the startup ones.
+    const UpstreamPool::ReportedParameters* known = worker_.pool().reported_parameters(settings_);
+    bool reset = std::any_of(parsed.statements.begin(), parsed.statements.end(),
+                             [](const StatementFacts& st) { return st.reset_all; });
     for (const char* name : kReportedParameters) {
         const char* v = conn ? PQparameterStatus(conn->pg(), name) : nullptr;
+        if (reset && known) {
+            for (const auto& [k, value] : *known)
+                if (k == name) v = value.c_str();
+        }
         if (!v || told_[name] == v) continue;
         told_[name] = v;
         protocol::append_parameter_status(out_, name, v);
@@ -583,10 +593,6 @@ void ClientSession::after_deallocate_all(const ParsedQuery& parsed, const Connec
         if (conn) conn->forget_all_prepared();
         statements_.clear();
         prepared_.clear();
-        if (st.kind == "DISCARD ALL") {  // also RESET ALL on the connection
-            if (conn) conn->applied_settings() = SessionSettings();
-            settings_ = startup_settings_;
-        }
     }
 }
 
