@@ -4,7 +4,7 @@ EXTENSION  = pg_rproxy
 DATA       = sql/pg_rproxy--0.1.0.sql
 PGFILEDESC = "pg_rproxy - read-only caching PostgreSQL proxy"
 
-SRCS = $(sort $(wildcard src/core/*.cpp src/protocol/*.cpp src/proxy/*.cpp src/pg/*.cpp))
+SRCS = $(sort $(wildcard src/core/*.cpp src/auth/*.cpp src/protocol/*.cpp src/proxy/*.cpp src/pg/*.cpp))
 OBJS = $(SRCS:.cpp=.o)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out (run against a server that preloads us)
@@ -12,7 +12,7 @@ REGRESS = classify firewall cache workers
 
 PG_CPPFLAGS = -Isrc -I$(shell $(PG_CONFIG) --includedir)
 PG_CXXFLAGS = -std=c++20 -Wall -Wno-register -Wno-missing-field-initializers
-SHLIB_LINK  = -L$(shell $(PG_CONFIG) --libdir) -lpq -lstdc++ -lpthread
+SHLIB_LINK  = -L$(shell $(PG_CONFIG) --libdir) -lpq -lssl -lcrypto -lstdc++ -lpthread
 
 # JIT inlining of proxy code buys nothing; skip the clang bitcode pass for C++20 sources.
 override with_llvm = no
