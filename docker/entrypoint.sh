@@ -9,7 +9,11 @@
 # UPSTREAM_SSLMODE, UPSTREAM_CONNINFO (a full libpq conninfo instead of the UPSTREAM_* parts),
 # LISTEN_HOST (localhost; '0.0.0.0' or '*' for all), LISTEN_PORT (5433), POOL_SIZE (5),
 # POOL_TIMEOUT_SECONDS (30), PROXY_WORKERS (2), CACHE_TTL_SECONDS (900), MAX_CACHE_ENTRIES (10000),
-# CACHE_SIZE (64MB).
+# CACHE_SIZE (64MB), AUTH_METHOD (scram-sha-256: how gateway roles authenticate while
+# pg_rproxy_auth_rules is empty), MAX_CLIENT_CONNECTIONS (10000), TLS_CERT_FILE and TLS_KEY_FILE
+# (TLS toward clients when both are set), TLS_CA_FILE (client certificates), PROXY_USER and
+# PROXY_PASSWORD (a gateway login role for clients, created or updated at start).
+#   entrypoint.sh role-sql            the SQL that creates/updates PROXY_USER with PROXY_PASSWORD
 set -euo pipefail
 
 die() { echo "pg_rproxy entrypoint: $*" >&2; exit 1; }
@@ -47,6 +51,21 @@ upstream_conninfo() {
     printf '%s' "$ci"
 }
 
+sql_ident() { printf '"%s"' "${1//\"/\"\"}"; }
+sql_literal() { printf "'%s'" "${1//\'/\'\'}"; }
+
+# Clients authenticate as roles of the gateway: PROXY_USER gets a SCRAM password.
+role_sql() {
+    [ -n "${PROXY_USER:-}" ] || return 0
+    [ -n "${PROXY_PASSWORD:-}" ] || die "PROXY_USER needs PROXY_PASSWORD"
+    local ident lit
+    ident=$(sql_ident "$PROXY_USER")
+    lit=$(sql_literal "$PROXY_USER")
+    echo "SET password_encryption = 'scram-sha-256';"
+    echo "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = $lit) THEN CREATE ROLE $ident; END IF; END \$\$;"
+    echo "ALTER ROLE $ident LOGIN PASSWORD $(sql_literal "$PROXY_PASSWORD");"
+}
+
 write_config() {
     local file=$1
     local listen=${LISTEN_HOST:-localhost} port=${LISTEN_PORT:-5433} pool=${POOL_SIZE:-5}
@@ -60,6 +79,12 @@ write_config() {
     require_int CACHE_TTL_SECONDS "$ttl" 1 2000000
     require_int MAX_CACHE_ENTRIES "$entries" 16 10000000
     [[ $cache_size =~ ^[0-9]+(kB|MB|GB)?$ ]] || die "CACHE_SIZE must look like 64MB, got '$cache_size'"
+    local auth=${AUTH_METHOD:-scram-sha-256} max_clients=${MAX_CLIENT_CONNECTIONS:-10000}
+    case "$auth" in scram-sha-256|md5|password|trust|reject|cert) ;; *) die "AUTH_METHOD must be scram-sha-256, md5, password, trust, reject or cert, got '$auth'" ;; esac
+    require_int MAX_CLIENT_CONNECTIONS "$max_clients" 0 1000000
+    if [ -n "${TLS_CERT_FILE:-}${TLS_KEY_FILE:-}" ] && { [ -z "${TLS_CERT_FILE:-}" ] || [ -z "${TLS_KEY_FILE:-}" ]; }; then
+        die "TLS_CERT_FILE and TLS_KEY_FILE go together"
+    fi
     {
         echo ""
         echo "# --- pg_rproxy (written by docker/entrypoint.sh from the environment) ---"
@@ -73,6 +98,15 @@ write_config() {
         echo "pg_rproxy.cache_ttl = '${ttl}s'"
         echo "pg_rproxy.cache_max_entries = $entries"
         echo "pg_rproxy.cache_size = '$cache_size'"
+        echo "pg_rproxy.auth_method = '$auth'"
+        echo "pg_rproxy.max_client_connections = $max_clients"
+        if [ -n "${TLS_CERT_FILE:-}" ]; then
+            echo "pg_rproxy.ssl = on"
+            echo "pg_rproxy.ssl_cert_file = $(conf_string "$TLS_CERT_FILE")"
+            echo "pg_rproxy.ssl_key_file = $(conf_string "$TLS_KEY_FILE")"
+        fi
+        [ -n "${TLS_CA_FILE:-}" ] && echo "pg_rproxy.ssl_ca_file = $(conf_string "$TLS_CA_FILE")"
+        true
     } >>"$file"
 }
 
@@ -84,7 +118,8 @@ container_main() {
         # In a container the proxy port is published explicitly; listen on all interfaces.
         LISTEN_HOST=${LISTEN_HOST:-*} write_config "$data/postgresql.conf"
         local out
-        out=$(postgres --single -D "$data" postgres <<<"CREATE EXTENSION pg_rproxy;" 2>&1) ||
+        out=$(postgres --single -D "$data" postgres <<<"CREATE EXTENSION pg_rproxy;
+$(role_sql)" 2>&1) ||
             die "CREATE EXTENSION pg_rproxy failed: $out"
         if grep -q "ERROR" <<<"$out"; then die "CREATE EXTENSION pg_rproxy failed: $out"; fi
     fi
@@ -95,6 +130,9 @@ case "${1:-}" in
     write-config)
         [ $# -eq 2 ] || die "usage: entrypoint.sh write-config FILE"
         write_config "$2"
+        ;;
+    role-sql)
+        role_sql
         ;;
     conninfo)
         upstream_conninfo

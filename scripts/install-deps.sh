@@ -3,10 +3,10 @@
 # Usage: scripts/install-deps.sh [run|test]   (test adds the test tools)
 set -euo pipefail
 
-want=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libboost-dev g++ make)
+want=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libboost-dev libssl-dev g++ make)
 if [ "${1:-run}" = test ]; then
     want+=(cmake libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3
-           python3-psycopg python3-psycopg2 postgresql-contrib libpostgresql-jdbc-java)
+           python3-psycopg python3-psycopg2 postgresql-contrib libpostgresql-jdbc-java openssl clang)
     command -v node >/dev/null 2>&1 || want+=(nodejs npm)
     command -v javac >/dev/null 2>&1 || want+=(openjdk-17-jdk-headless)
 fi

@@ -85,6 +85,15 @@ as_pg psql -X -q -h "$GATEWAY" -p "$gateway_port" -U postgres -d postgres -c "CR
 
 user=${UPSTREAM_USER:-postgres}
 db=${UPSTREAM_DATABASE:-postgres}
+# Clients log in as a gateway role (SCRAM); its password is kept with the state for `status`.
+export PROXY_USER=${PROXY_USER:-$user}
+if [ -z "${PROXY_PASSWORD:-}" ]; then
+    PROXY_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+fi
+export PROXY_PASSWORD
+as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$GATEWAY" -p "$gateway_port" -U postgres -d postgres \
+    -c "$("$ROOT/docker/entrypoint.sh" role-sql)" >/dev/null
+export PGPASSWORD=$PROXY_PASSWORD
 if ! wait_for_proxy localhost "$listen_port" "$user" "$db" 30; then
     echo "pg_rproxy: the proxy did not answer on port $listen_port; gateway log:" >&2
     tail -20 "$GATEWAY/server.log" >&2
@@ -94,7 +103,7 @@ fi
 cat <<MSG
 
 pg_rproxy is running.
-  proxy:     psql -h localhost -p $listen_port -U $user -d $db
+  proxy:     PGPASSWORD='$PROXY_PASSWORD' psql -h localhost -p $listen_port -U $PROXY_USER -d $db
   upstream:  $(if [ -n "${demo:-}" ]; then echo "embedded demo cluster on 127.0.0.1:$UPSTREAM_PORT (tables customers, orders)"; else echo "${UPSTREAM_HOST:-conninfo from UPSTREAM_CONNINFO}"; fi)
   admin:     psql -h $GATEWAY -p $gateway_port -U postgres -d postgres   (SELECT * FROM pg_rproxy_workers)
   logs:      $GATEWAY/server.log

@@ -47,7 +47,7 @@ if [ "$what" = all ] || [ "$what" = regress ]; then
     cluster_start "$WORK/regress-upstream"
     cluster_init "$WORK/regress-gateway" "$gw_port"
     UPSTREAM_HOST=127.0.0.1 UPSTREAM_PORT=$up_port UPSTREAM_USER=postgres UPSTREAM_DATABASE=postgres \
-        LISTEN_PORT=$proxy_port "$ROOT/docker/entrypoint.sh" write-config "$WORK/regress-gateway/data/postgresql.conf"
+        LISTEN_PORT=$proxy_port AUTH_METHOD=trust "$ROOT/docker/entrypoint.sh" write-config "$WORK/regress-gateway/data/postgresql.conf"
     cluster_start "$WORK/regress-gateway"
     wait_for_proxy 127.0.0.1 "$proxy_port" postgres postgres 30 || { tail -20 "$WORK/regress-gateway/server.log"; failed+=(proxy-start); }
     rm -rf results regression.diffs regression.out

@@ -24,6 +24,23 @@ struct UpstreamConfig {
     std::chrono::milliseconds idle_in_transaction_timeout{0};
 };
 
+// Client authentication, TLS toward clients and connection limits (pg_rproxy.* GUCs, reloadable).
+struct SecurityConfig {
+    std::string auth_method = "scram-sha-256";  // when the rules table is empty or missing
+    std::chrono::milliseconds auth_failure_delay{200};
+    std::chrono::milliseconds authentication_timeout{60000};
+    int max_client_connections = 10000;        // over all workers; 0 = no limit
+    double connection_rate = 0;                 // new connections per second per client address; 0 = off
+    int connection_burst = 0;                   // bucket size (0: the rate, at least 1)
+    bool ssl = false;
+    std::string ssl_cert_file = "server.crt";   // relative to the gateway's data directory
+    std::string ssl_key_file = "server.key";
+    std::string ssl_ca_file;                    // CA of client certificates (cert method)
+    std::string ssl_min_protocol_version = "TLSv1.2";
+    std::string ssl_ciphers = "HIGH:MEDIUM:+3DES:!aNULL";
+    std::size_t max_message_size = 16 * 1024 * 1024;
+};
+
 struct SessionLimits {
     std::size_t max_message_size = 16 * 1024 * 1024;
     std::chrono::milliseconds shutdown_grace{5000};  // in-flight statements get this long on SIGTERM

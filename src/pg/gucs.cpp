@@ -113,6 +113,7 @@ void define_gucs() {
                             "Close clients idle this long inside a transaction (the upstream rolls it back).",
                             "0 turns it off.", &idle_in_transaction_timeout_ms, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
                             nullptr, nullptr, nullptr);
+    define_security_gucs();
     MarkGUCPrefixReserved("pg_rproxy");
 }
 

@@ -8,6 +8,7 @@
 namespace rproxy::pg {
 
 void define_gucs();
+void define_security_gucs();  // security_gucs.cpp: authentication, TLS, limits
 
 int guc_workers();
 const char* guc_database();
@@ -15,6 +16,7 @@ ListenConfig listen_config();
 UpstreamConfig upstream_config();
 FirewallConfig firewall_config();
 CacheConfig cache_config();
+SecurityConfig security_config();
 int guc_cache_max_entries();
 uint64_t guc_cache_size();
 

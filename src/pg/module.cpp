@@ -1,4 +1,5 @@
 // Library entry: settings, shared memory and the listener workers. Kept tiny on purpose.
+#include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
 #include "pg/worker_stats.hpp"
@@ -19,12 +20,14 @@ void request_shmem() {
     if (prev_shmem_request_hook) prev_shmem_request_hook();
     rproxy::pg::request_worker_stats_shmem();
     rproxy::pg::request_cache_shmem();
+    rproxy::pg::request_connection_limits_shmem();
 }
 
 void startup_shmem() {
     if (prev_shmem_startup_hook) prev_shmem_startup_hook();
     rproxy::pg::init_worker_stats_shmem();
     rproxy::pg::init_cache_shmem();
+    rproxy::pg::init_connection_limits_shmem();
 }
 
 void register_workers() {

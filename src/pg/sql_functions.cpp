@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/firewall_policy.hpp"
+#include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
 #include "pg/statement_parser.hpp"
@@ -17,6 +18,7 @@ PG_FUNCTION_INFO_V1(pg_rproxy_is_preloaded);
 PG_FUNCTION_INFO_V1(pg_rproxy_classify);
 PG_FUNCTION_INFO_V1(pg_rproxy_worker_stats);
 PG_FUNCTION_INFO_V1(pg_rproxy_rejection_stats);
+PG_FUNCTION_INFO_V1(pg_rproxy_connection_event_stats);
 PG_FUNCTION_INFO_V1(pg_rproxy_cache_reset);
 PG_FUNCTION_INFO_V1(pg_rproxy_cache_invalidate);
 PG_FUNCTION_INFO_V1(pg_rproxy_cache_entries);
@@ -90,6 +92,25 @@ extern "C" Datum pg_rproxy_rejection_stats(PG_FUNCTION_ARGS) {
             for (int r = 1; r < rproxy::kRejectReasonCount; ++r) {
                 Datum values[2] = {CStringGetTextDatum(rproxy::reject_reason_name(static_cast<rproxy::RejectReason>(r))),
                                    Int64GetDatum(static_cast<int64>(counts[r]))};
+                bool nulls[2] = {false, false};
+                tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+            }
+        });
+        return Datum(0);
+    });
+}
+
+// Connections by what happened to them, for the pg_rproxy_connection_events view.
+extern "C" Datum pg_rproxy_connection_event_stats(PG_FUNCTION_ARGS) {
+    return invoke_cpp([&]() -> Datum {
+        uint64_t counts[rproxy::kConnEventCount];
+        rproxy::pg::read_conn_events(counts);
+        pg_call([&] {
+            InitMaterializedSRF(fcinfo, 0);
+            ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+            for (int i = 0; i < rproxy::kConnEventCount; ++i) {
+                Datum values[2] = {CStringGetTextDatum(rproxy::conn_event_name(static_cast<rproxy::ConnEvent>(i))),
+                                   Int64GetDatum(static_cast<int64>(counts[i]))};
                 bool nulls[2] = {false, false};
                 tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
             }

@@ -1,6 +1,7 @@
 // Entry point of a listener background worker: PostgreSQL-side setup, then the pure event loop
 // (proxy::Worker) runs on this, the main thread, with this file's WorkerHost answering its calls.
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +9,8 @@
 #include <string>
 
 #include "proxy/worker.hpp"
+#include "pg/auth_catalog.hpp"
+#include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
 #include "pg/statement_parser.hpp"
@@ -109,6 +112,17 @@ public:
 
     void publish(const WorkerCounters& counters) override { worker_stats_publish(slot_, counters); }
 
+    SecurityConfig security_config() override { return rproxy::pg::security_config(); }
+    AuthSnapshot auth_snapshot(const std::string& role) override { return read_auth_snapshot(role); }
+    void count_event(ConnEvent e) override { count_conn_event(e); }
+    bool claim_client(int max_total) override { return rproxy::pg::claim_client(slot_, max_total); }
+    void release_client() override { rproxy::pg::release_client(slot_); }
+    bool claim_role(uint32_t role_oid, int limit) override { return rproxy::pg::claim_role(slot_, role_oid, limit); }
+    void release_role(uint32_t role_oid) override { rproxy::pg::release_role(slot_, role_oid); }
+    bool rate_allow(const std::string& address, double per_second, int burst) override {
+        return rproxy::pg::rate_allow(address.c_str(), per_second, burst);
+    }
+
     int slot() override { return slot_; }
     bool forward_cancel(int slot, int32_t pid, int32_t key) override { return worker_post_cancel(slot, pid, key); }
 
@@ -155,6 +169,13 @@ void pg_rproxy_worker_main(Datum main_arg) {
     pqsignal(SIGUSR2, handle_sigusr2);
     pqsignal(SIGPIPE, SIG_IGN);
 
+    // Every client is a socket of this one process: allow as many as the hard limit permits.
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
+
     wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd < 0) ereport(FATAL, (errmsg("pg_rproxy: could not create eventfd: %m")));
 
@@ -162,6 +183,7 @@ void pg_rproxy_worker_main(Datum main_arg) {
     pgstat_report_appname("pg_rproxy listener");
 
     worker_stats_attach(slot, MyProcPid);
+    connection_limits_attach(slot);
     on_shmem_exit(detach_stats, Int32GetDatum(slot));
     ereport(LOG, (errmsg("pg_rproxy worker %d starting", slot)));
 

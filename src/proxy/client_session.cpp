@@ -35,7 +35,25 @@ ErrorFields terminating() {
 }  // namespace
 
 ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
-    : worker_(worker), socket_(std::move(socket)) {}
+    : worker_(worker), socket_(std::move(socket)), pool_(&worker.pool()) {
+    boost::system::error_code ec;
+    auto peer = socket_.remote_endpoint(ec);
+    if (!ec) {
+        auto addr = peer.address();
+        if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+        client_address_ = addr.to_string();
+    }
+}
+
+asio::awaitable<std::size_t> ClientSession::read_some(asio::mutable_buffer buf, boost::system::error_code& ec) {
+    if (tls_) co_return co_await tls_->async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
+    co_return co_await socket_.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<void> ClientSession::write_all(asio::const_buffer buf, boost::system::error_code& ec) {
+    if (tls_) co_await asio::async_write(*tls_, buf, asio::redirect_error(asio::use_awaitable, ec));
+    else co_await asio::async_write(socket_, buf, asio::redirect_error(asio::use_awaitable, ec));
+}
 
 void ClientSession::request_shutdown() {
     shutdown_requested_ = true;
@@ -49,7 +67,7 @@ void ClientSession::force_close() {
     if (!socket_.is_open()) return;
     std::string msg;
     protocol::append_error(msg, terminating());
-    ::send(socket_.native_handle(), msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (!tls_) ::send(socket_.native_handle(), msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (auto c = current_conn_.lock()) c->cancel_wait();
     boost::system::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
@@ -109,7 +127,7 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(asio::
                                                                           boost::system::error_code& ec) {
     for (;;) {
         if (deliver) watch_notifications();
-        std::size_t n = co_await socket_.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
+        std::size_t n = co_await read_some(buf, ec);
         if (!notifications_ready_) co_return n;
         notifications_ready_ = false;
         bool sent = co_await flush();
@@ -122,7 +140,7 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
     char chunk[kReadChunk];
     boost::system::error_code ec;
     idle_ = true;
-    const UpstreamConfig& cfg = worker_.pool().config();
+    const UpstreamConfig& cfg = pool().config();
     bool in_transaction = tx_status_ != 'I';
     std::chrono::milliseconds limit = in_transaction ? cfg.idle_in_transaction_timeout : cfg.idle_client_timeout;
     std::optional<asio::steady_timer> timer;
@@ -161,7 +179,7 @@ asio::awaitable<bool> ClientSession::flush() {
         co_return false;
     }
     boost::system::error_code ec;
-    co_await asio::async_write(socket_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
+    co_await write_all(asio::buffer(out_), ec);
     out_.clear();
     if (ec) client_gone_ = true;
     co_return !ec;
@@ -192,6 +210,9 @@ asio::awaitable<void> ClientSession::run() {
     auto self = shared_from_this();
     co_await serve();
     release_pinned();
+    if (auth_timer_) auth_timer_->cancel();
+    if (client_claimed_) worker_.host().release_client();
+    if (role_claimed_) worker_.host().release_role(role_claimed_);
     if (backend_pid_) worker_.forget_backend_key(backend_pid_);
 }
 
@@ -276,6 +297,15 @@ asio::awaitable<void> ClientSession::serve() {
 }
 
 asio::awaitable<bool> ClientSession::startup() {
+    if (!co_await admit()) co_return false;
+    arm_authentication_timeout();
+    bool tls_offered = worker_.tls_context() != nullptr;
+    bool direct_tls = false;
+    if (tls_offered) direct_tls = co_await first_byte_is_tls();
+    if (direct_tls) {
+        bool started = co_await start_tls(true);
+        if (!started) co_return false;
+    }
     protocol::StartupPacket packet;
     for (;;) {
         std::size_t used = 0;
@@ -289,8 +319,14 @@ asio::awaitable<bool> ClientSession::startup() {
             p->kind == protocol::StartupPacket::Kind::GssEncRequest) {
             if (in_pos_ != in_.size())
                 throw protocol::ProtocolError("08P01", "received unencrypted data after SSL request");
-            out_.push_back('N');
+            if (tls_) throw protocol::ProtocolError("08P01", "SSL request on an encrypted connection");
+            bool tls = p->kind == protocol::StartupPacket::Kind::SslRequest && tls_offered;
+            out_.push_back(tls ? 'S' : 'N');
             if (!co_await flush()) co_return false;
+            if (tls) {
+                bool started = co_await start_tls(false);
+                if (!started) co_return false;
+            }
             continue;
         }
         if (p->kind == protocol::StartupPacket::Kind::CancelRequest) {
@@ -300,6 +336,8 @@ asio::awaitable<bool> ClientSession::startup() {
         packet = std::move(*p);
         break;
     }
+    bool authenticated = co_await authenticate(packet);
+    if (!authenticated) co_return false;
 
     for (const auto& [name, value] : packet.params) {
         if (name == "user" || name == "database" || name == "options") continue;
@@ -320,17 +358,17 @@ asio::awaitable<bool> ClientSession::startup() {
 
     // The upstream decides the values the client is told (server_version, encodings, DateStyle
     // after the client's own settings). Learned once per distinct set of client settings.
-    if (!worker_.pool().reported_parameters(settings_)) {
+    if (!pool().reported_parameters(settings_)) {
         ConnectionPtr conn;
         std::optional<ErrorFields> failure;
         try {
-            conn = co_await worker_.pool().acquire();
+            conn = co_await pool().acquire();
         } catch (const UpstreamUnavailable& e) {
             failure = e.fields;
         }
         if (!failure) {
             failure = co_await sync_settings(conn);
-            worker_.pool().release(conn);
+            pool().release(conn);
         }
         if (failure) {
             co_await fatal(*failure);
@@ -338,7 +376,7 @@ asio::awaitable<bool> ClientSession::startup() {
         }
     }
     protocol::append_authentication_ok(out_);
-    for (const auto& [name, value] : *worker_.pool().reported_parameters(settings_)) {
+    for (const auto& [name, value] : *pool().reported_parameters(settings_)) {
         protocol::append_parameter_status(out_, name, value);
         told_[name] = value;
     }
@@ -349,7 +387,7 @@ asio::awaitable<bool> ClientSession::startup() {
 }
 
 asio::awaitable<std::optional<ErrorFields>> ClientSession::sync_settings(const ConnectionPtr& conn) {
-    if (conn->applied_settings() == settings_ && worker_.pool().reported_parameters(settings_)) co_return std::nullopt;
+    if (conn->applied_settings() == settings_ && pool().reported_parameters(settings_)) co_return std::nullopt;
     std::string sql = settings_sync_sql(conn->applied_settings(), settings_);
     if (!sql.empty()) {
         // A failed sync runs in one implicit transaction, so the connection keeps what it had.
@@ -361,7 +399,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::sync_settings(const C
     for (const char* name : kReportedParameters) {
         if (const char* v = PQparameterStatus(conn->pg(), name)) reported.emplace_back(name, v);
     }
-    worker_.pool().remember_parameters(settings_, std::move(reported));
+    pool().remember_parameters(settings_, std::move(reported));
     co_return std::nullopt;
 }
 
@@ -387,7 +425,7 @@ asio::awaitable<Verdict> ClientSession::judge(const ParsedQuery& parsed, Connect
         // Functions the gateway does not know: ask the upstream's pg_proc, then judge again.
         if (!conn) {
             try {
-                conn = co_await worker_.pool().acquire();
+                conn = co_await pool().acquire();
             } catch (const UpstreamUnavailable& e) {
                 failure = e.fields;
             }
@@ -454,7 +492,7 @@ std::optional<CacheKey> ClientSession::cache_key_for(const std::string& sql, con
         return std::nullopt;
     }
     *ttl_seconds = hints.ttl_seconds.value_or(cfg.ttl_seconds) + worker_.ttl_jitter(cfg.ttl_jitter_seconds);
-    return make_cache_key(worker_.pool().identity(), settings_, extra.empty() ? parsed.normalized : parsed.normalized + extra);
+    return make_cache_key(pool().identity(), settings_, extra.empty() ? parsed.normalized : parsed.normalized + extra);
 }
 
 asio::awaitable<bool> ClientSession::probe_cache(const CacheKey& key, std::optional<uint64_t>* fill) {
@@ -479,7 +517,7 @@ void ClientSession::finish_fill(const CacheKey& key, uint64_t fill, bool complet
         CacheEntryMeta meta;
         meta.rows = capture.rows;
         meta.ttl_seconds = ttl;
-        meta.role = worker_.pool().role();
+        meta.role = pool().role();
         meta.statement = sql.size() > 1024 ? sql.substr(0, 1024) : sql;
         for (const auto& r : parsed.relations) meta.relations += (meta.relations.empty() ? "" : ",") + r;
         worker_.host().cache_store(key, fill, capture.bytes, meta);
@@ -569,7 +607,7 @@ bool ClientSession::track_settings(const ParsedQuery& parsed, const ConnectionPt
     // has not been told yet. After a reset the connection fell back to its own defaults, not to
     // the client's startup values: what a connection carrying the client's settings reported is
     // known when they are the startup ones.
-    const UpstreamPool::ReportedParameters* known = worker_.pool().reported_parameters(settings_);
+    const UpstreamPool::ReportedParameters* known = pool().reported_parameters(settings_);
     bool reset = std::any_of(parsed.statements.begin(), parsed.statements.end(),
                              [](const StatementFacts& st) { return st.reset_all; });
     for (const char* name : kReportedParameters) {
@@ -611,7 +649,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     std::optional<ErrorFields> failure;
     Verdict verdict = co_await judge(*parsed, conn, failure);
     if (failure) {
-        if (conn && conn != pinned_) worker_.pool().release(conn);
+        if (conn && conn != pinned_) pool().release(conn);
         reject(*failure);
         co_await flush();
         co_return;
@@ -623,7 +661,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     std::optional<CacheKey> key = cache_key_for(sql, *parsed, verdict, &ttl, "");
     std::optional<uint64_t> fill;
     if (key && co_await probe_cache(*key, &fill)) {
-        if (conn && conn != pinned_) worker_.pool().release(conn);
+        if (conn && conn != pinned_) pool().release(conn);
         protocol::append_ready_for_query(out_, tx_status_);
         co_await flush();
         co_return;
@@ -636,7 +674,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (!conn) {
             try {
-                conn = co_await worker_.pool().acquire();
+                conn = co_await pool().acquire();
             } catch (const UpstreamUnavailable& e) {
                 failure = e.fields;
             }
@@ -699,13 +737,13 @@ void ClientSession::keep_or_release(ConnectionPtr conn, bool session_state) {
         prepared_.clear();
         tx_status_ = 'I';
     }
-    worker_.pool().release(std::move(conn));
+    pool().release(std::move(conn));
 }
 
 void ClientSession::release_pinned() {
     if (!pinned_) return;
     if (session_dirty_) pinned_->mark_broken();  // carries this client's settings: never reused
-    worker_.pool().release(std::move(pinned_));
+    pool().release(std::move(pinned_));
 }
 
 void ClientSession::watch_client(const ConnectionPtr& conn) {

@@ -5,6 +5,7 @@
 
 #include <utility>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <memory>
 #include <optional>
@@ -16,13 +17,17 @@
 #include <string_view>
 #include <functional>
 
+#include "auth/auth_rules.hpp"
+#include "core/auth_types.hpp"
 #include "core/cache_types.hpp"
+#include "core/connection_events.hpp"
 #include "core/error_fields.hpp"
 #include "core/statement_facts.hpp"
 #include "core/verdict.hpp"
 #include "protocol/extended_messages.hpp"
 #include "protocol/frontend_messages.hpp"
 #include "proxy/session_settings.hpp"
+#include "proxy/tls_context.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace rproxy {
@@ -48,6 +53,23 @@ private:
 
     boost::asio::awaitable<void> serve();
     boost::asio::awaitable<bool> startup();
+    // client_auth.cpp: the rules, the role's credentials and limits; picks the upstream pool.
+    boost::asio::awaitable<bool> authenticate(const protocol::StartupPacket& packet);
+    boost::asio::awaitable<std::optional<std::string>> read_password_message();
+    boost::asio::awaitable<int> check_credentials(auth::Method method, const RoleAuthInfo& role,
+                                                  const std::optional<std::string>& secret, const std::string& user,
+                                                  const std::string& where);
+    boost::asio::awaitable<bool> refuse(ConnEvent event, const ErrorFields& e, bool delay);
+    boost::asio::awaitable<bool> admit();  // rate limit and max_client_connections, before anything is read
+    boost::asio::awaitable<int> scram_exchange(const std::optional<std::string>& secret, const std::string& user);
+    // client_tls.cpp: the handshake (after SSLRequest, or at once for direct TLS negotiation).
+    boost::asio::awaitable<bool> start_tls(bool direct);
+    boost::asio::awaitable<bool> first_byte_is_tls();
+    void arm_authentication_timeout();
+    // The client stream, plain or TLS.
+    boost::asio::awaitable<std::size_t> read_some(boost::asio::mutable_buffer buf, boost::system::error_code& ec);
+    boost::asio::awaitable<void> write_all(boost::asio::const_buffer buf, boost::system::error_code& ec);
+    UpstreamPool& pool() { return *pool_; }
     // idle_timeouts: after startup, waiting for the next statement (idle_client_timeout or
     // idle_in_transaction_timeout apply; idle_timeout_ tells which fired).
     boost::asio::awaitable<bool> read_more(bool idle_timeouts = false);
@@ -141,6 +163,17 @@ private:
 
     Worker& worker_;
     boost::asio::ip::tcp::socket socket_;
+    TlsContextPtr tls_context_;  // kept while the session uses it, across reloads
+    std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
+    std::string client_address_;
+    std::string server_name_;    // SNI of a TLS client
+    std::string tls_end_point_;  // for SCRAM-SHA-256-PLUS
+    bool channel_bound_ = false;
+    bool client_claimed_ = false;
+    uint32_t role_claimed_ = 0;   // the role whose connection count this session holds
+    bool authenticated_ = false;
+    std::shared_ptr<boost::asio::steady_timer> auth_timer_;
+    UpstreamPool* pool_;
     std::string in_;
     std::size_t in_pos_ = 0;
     std::string out_;

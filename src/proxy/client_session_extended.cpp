@@ -65,7 +65,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_parse(std::string_
     std::optional<ErrorFields> failure;
     st->verdict = co_await judge(*st->parsed, conn, failure);
     // The same statement described before for the same upstream and settings: no round trip.
-    std::string described_key = make_cache_key(worker_.pool().identity(), settings_,
+    std::string described_key = make_cache_key(pool().identity(), settings_,
                                                statement_key(st->types, st->sql)).full;
     if (!failure && !pinned_) st->description = worker_.description(described_key);
     if (!failure && !st->parsed->statements.empty() && !st->description) {
@@ -73,7 +73,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_parse(std::string_
         // server, and Describe needs no round trip later.
         if (!conn) {
             try {
-                conn = co_await worker_.pool().acquire();
+                conn = co_await pool().acquire();
             } catch (const UpstreamUnavailable& e) {
                 failure = e.fields;
             }
@@ -280,7 +280,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     std::optional<ErrorFields> failure;
     if (!conn) {
         try {
-            conn = co_await worker_.pool().acquire();
+            conn = co_await pool().acquire();
         } catch (const UpstreamUnavailable& e) {
             failure = e.fields;
         }

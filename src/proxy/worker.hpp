@@ -7,7 +7,9 @@
 #include <boost/asio.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <unordered_map>
@@ -17,6 +19,7 @@
 #include "core/firewall_policy.hpp"
 #include "proxy/blocking_helper.hpp"
 #include "proxy/statement_memo.hpp"
+#include "proxy/tls_context.hpp"
 #include "proxy/upstream_functions.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "proxy/worker_host.hpp"
@@ -39,6 +42,12 @@ public:
 
     WorkerHost& host() { return host_; }
     UpstreamPool& pool() { return *pool_; }
+    // The pool for a rule's upstream (empty: pg_rproxy.upstream) with a role's mapped credentials
+    // (none: those of the conninfo). Pools live as long as the worker; nullptr past kMaxPools.
+    UpstreamPool* pool_for(const std::string& upstream, const std::optional<UpstreamCredentials>& credentials);
+    const SecurityConfig& security() const { return security_; }
+    // nullptr when pg_rproxy.ssl is off or its files could not be loaded.
+    TlsContextPtr tls_context() const { return tls_context_; }
     BlockingHelper& helper() { return helper_; }
     const SessionLimits& limits() const { return limits_; }
     const FirewallConfig& firewall() const { return firewall_; }
@@ -72,6 +81,18 @@ private:
     boost::asio::io_context io_;
     BlockingHelper helper_;  // after io_: destroyed (joined) first
     std::unique_ptr<UpstreamPool> pool_;
+    struct RoutedPool {
+        std::string upstream;
+        std::optional<UpstreamCredentials> credentials;
+        std::unique_ptr<UpstreamPool> pool;
+    };
+    std::map<std::string, RoutedPool> routed_pools_;
+    static constexpr std::size_t kMaxPools = 256;
+    UpstreamConfig routed_config(const RoutedPool& r) const;
+    UpstreamConfig upstream_config_;
+    SecurityConfig security_;
+    TlsContextPtr tls_context_;
+    void load_security();
     std::vector<boost::asio::ip::tcp::acceptor> acceptors_;
     boost::asio::posix::stream_descriptor wake_;
     boost::asio::posix::stream_descriptor postmaster_;

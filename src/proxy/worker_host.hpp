@@ -10,7 +10,9 @@
 #include <utility>
 #include <vector>
 
+#include "core/auth_types.hpp"
 #include "core/cache_types.hpp"
+#include "core/connection_events.hpp"
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
 #include "core/statement_facts.hpp"
@@ -56,6 +58,16 @@ public:
     virtual WakeEvents take_wake_events() = 0;
     virtual void log(LogLevel level, const std::string& message) = 0;
     virtual void publish(const WorkerCounters& counters) = 0;
+
+    // Client authentication and connection limits (pg/auth_catalog, pg/connection_limits).
+    virtual SecurityConfig security_config() = 0;
+    virtual AuthSnapshot auth_snapshot(const std::string& role) = 0;
+    virtual void count_event(ConnEvent e) = 0;
+    virtual bool claim_client(int max_total) = 0;
+    virtual void release_client() = 0;
+    virtual bool claim_role(uint32_t role_oid, int limit) = 0;
+    virtual void release_role(uint32_t role_oid) = 0;
+    virtual bool rate_allow(const std::string& address, double per_second, int burst) = 0;
 
     // This worker's slot (0..workers-1); it is encoded in the BackendKeyData the clients get.
     virtual int slot() = 0;

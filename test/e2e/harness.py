@@ -6,6 +6,7 @@ import time
 from cluster import ROOT
 
 TESTS = []
+GATEWAY_PASSWORD = "e2e gateway pw"
 
 
 def test(fn):
@@ -55,6 +56,12 @@ class Env:
         w = Wire(self.proxy_port)
         w.startup(user=self.upstream_user, **startup)
         return w
+
+    def add_gateway_roles(self, gw):
+        """The roles clients log in as through the proxy, with SCRAM secrets in the gateway."""
+        gw.sql("SET password_encryption = 'scram-sha-256'; "
+               f"CREATE ROLE {self.upstream_user} LOGIN PASSWORD '{GATEWAY_PASSWORD}'; "
+               f"ALTER ROLE postgres PASSWORD '{GATEWAY_PASSWORD}'")
 
     def wait_proxy(self, seconds=30):
         deadline = time.time() + seconds

@@ -19,6 +19,8 @@ MODULES = ["test_queries", "test_robustness", "test_firewall", "test_cache", "te
 
 
 def setup(base):
+    # Clients of the proxy authenticate as gateway roles (SCRAM); every tool reads $PGPASSWORD.
+    os.environ["PGPASSWORD"] = harness.GATEWAY_PASSWORD
     up = Cluster(base, "upstream")
     up.init("log_statement = 'all'\n")
     up.start()
@@ -46,6 +48,7 @@ def setup(base):
     assert r.returncode == 0, r.stderr
     gw.start()
     gw.sql("CREATE EXTENSION pg_rproxy")
+    env.add_gateway_roles(gw)
     env.wait_proxy()
     return env
 

@@ -214,6 +214,7 @@ def eviction_under_a_tiny_budget_keeps_results_correct():
     gw.start()
     try:
         gw.sql("CREATE EXTENSION pg_rproxy")
+        env.add_gateway_roles(gw)
         sizes = [random.Random(k).choice([1, 5, 40, 300, 2000]) for k in range(200)]
 
         def query(k):

@@ -61,7 +61,8 @@ def container_entrypoint_initialises_and_serves():
     proxy_port, pg_port = free_port(), free_port()
     e = dict(os.environ, PATH=f"{BINDIR}:{os.environ['PATH']}", PGDATA=os.path.join(data_dir, "data"),
              UPSTREAM_HOST="127.0.0.1", UPSTREAM_PORT=str(env.up.port), UPSTREAM_USER="rproxy_up",
-             UPSTREAM_DATABASE="e2e", LISTEN_PORT=str(proxy_port), POOL_SIZE="3")
+             UPSTREAM_DATABASE="e2e", LISTEN_PORT=str(proxy_port), POOL_SIZE="3",
+             PROXY_USER="rproxy_up", PROXY_PASSWORD=os.environ["PGPASSWORD"])
     cmd = [os.path.join(ROOT, "docker", "entrypoint.sh"), "-c", f"port={pg_port}",
            "-c", f"unix_socket_directories={data_dir}"]
     if os.getuid() == 0:

@@ -15,6 +15,7 @@ public class JdbcCheck {
     public static void main(String[] args) throws Exception {
         Properties p = new Properties();
         p.setProperty("user", "rproxy_up");
+        if (System.getenv("PGPASSWORD") != null) p.setProperty("password", System.getenv("PGPASSWORD"));
         p.setProperty("prepareThreshold", "1");
         p.setProperty("binaryTransfer", "true");
         StringBuilder out = new StringBuilder();
