@@ -4,7 +4,7 @@
 # gateway instance, and the end-to-end tests with real upstream and gateway clusters.
 #
 #   sudo scripts/test.sh            everything
-#   sudo scripts/test.sh unit|regress|e2e
+#   sudo scripts/test.sh unit|fuzz|regress|e2e
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +26,16 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
     cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
     cmake --build build -j"$(nproc)" >/dev/null
     (cd build && ctest --output-on-failure) || failed+=(unit)
+    echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON >/dev/null
+    cmake --build build-asan -j"$(nproc)" >/dev/null
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -E '^guard_') ||
+        failed+=(unit-sanitizers)
+fi
+
+if [ "$what" = all ] || [ "$what" = fuzz ]; then
+    echo "== fuzzing (libFuzzer + ASan/UBSan, ${FUZZ_SECONDS:-30}s per harness)"
+    "$ROOT/scripts/fuzz.sh" "${FUZZ_SECONDS:-30}" || failed+=(fuzz)
 fi
 
 WORK=$(mktemp -d /tmp/pg_rproxy_test.XXXXXX)

@@ -63,7 +63,8 @@ void read_role(const char* role, RawAuth* out) {
 void read_tables(const char* role, RawAuth* out) {
     Oid argtypes[1] = {TEXTOID};
     Datum args[1] = {CStringGetTextDatum(role)};
-    if (SPI_execute_with_args("SELECT rolname::text FROM pg_roles WHERE pg_has_role($1::name, oid, 'MEMBER')", 1, argtypes,
+    if (SPI_execute_with_args("SELECT g.rolname::text FROM pg_roles m, pg_roles g "
+                              "WHERE m.rolname = $1::name AND pg_has_role(m.oid, g.oid, 'MEMBER')", 1, argtypes,
                               args, nullptr, true, 0) == SPI_OK_SELECT) {
         out->ngroups = static_cast<int>(SPI_processed);
         out->groups = static_cast<char**>(MemoryContextAllocZero(TopTransactionContext, sizeof(char*) * (SPI_processed + 1)));

@@ -42,7 +42,8 @@ def events():
 def scram_wrong_password_unknown_and_expired_roles_get_28P01_and_no_upstream_connection():
     env.gw.sql("SET password_encryption = 'scram-sha-256'; "
                "CREATE ROLE expired_analyst LOGIN PASSWORD 'pw' VALID UNTIL '2001-01-01'")
-    probe = f"host=127.0.0.1 port={env.up.port} user=rproxy_up dbname=e2e application_name=auth_probe"
+    env.up.sql("CREATE ROLE auth_probe LOGIN", db="e2e")
+    probe = f"host=127.0.0.1 port={env.up.port} user=auth_probe dbname=e2e"
     set_rules(f"1, 'host', 'all', 'all', NULL, 'scram-sha-256', '{probe}'")
     try:
         before = events()
@@ -51,7 +52,7 @@ def scram_wrong_password_unknown_and_expired_roles_get_28P01_and_no_upstream_con
         check(time.time() - started >= 0.15, "a failed attempt is answered after the fixed delay")
         expect_refused("nobody_here", "x", "28P01", 'password authentication failed for user "nobody_here"')
         expect_refused("expired_analyst", "pw", "28P01", "password authentication failed")
-        probes = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'auth_probe'"
+        probes = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'auth_probe'"
         check(env.up.sql(probes) == "0", "no upstream connection for a failed login")
         kind, w = attempt("rproxy_up", GATEWAY_PASSWORD)
         check(kind == "ok" and rows(w.query("SELECT 1")) == [["1"]], "the right password gets in")

@@ -3,7 +3,7 @@ import hashlib
 import re
 
 from harness import check, test
-from pgwire import Wire, errors, rows
+from pgwire import StartupError, Wire, errors, rows
 
 PARITY_QUERIES = [
     "SELECT * FROM kinds ORDER BY id",
@@ -169,10 +169,12 @@ def parameter_status_and_per_client_settings():
     w.close()
     # an invalid setting fails the login like a server would
     bad = Wire(env.proxy_port)
-    bad.send(Wire.startup_packet(user="rproxy_up", DateStyle="nonsense"))
-    msgs = bad.read_until_closed()
-    e = errors(msgs)
-    check(e and e[0]["S"] == "FATAL" and e[0]["C"] == "22023", f"{e}")
+    try:
+        bad.startup(user="rproxy_up", DateStyle="nonsense")
+        raise AssertionError("an invalid DateStyle got in")
+    except StartupError as failure:
+        e = failure.fields
+    check(e["S"] == "FATAL" and e["C"] == "22023", f"{e}")
 
 
 @test

@@ -5,7 +5,7 @@ import threading
 import time
 
 from harness import check, test
-from pgwire import Closed, Wire, errors, rows
+from pgwire import Closed, StartupError, Wire, errors, rows
 
 
 def run_parallel(n, fn):
@@ -178,9 +178,12 @@ def unreachable_or_unset_upstream_gives_08001():
         err = r.stderr.decode()
         check(r.returncode != 0 and "could not connect to the upstream server" in err and "refused" in err, err)
         w = Wire(env.proxy_port)
-        w.send(Wire.startup_packet(user="rproxy_up"))
-        e = errors(w.read_until_closed())
-        check(e and e[0]["C"] == "08001" and e[0]["S"] == "FATAL", f"{e}")
+        try:
+            w.startup(user="rproxy_up")
+            raise AssertionError("startup succeeded without an upstream")
+        except StartupError as failure:
+            e = [failure.fields]
+        check(e[0]["C"] == "08001" and e[0]["S"] == "FATAL", f"{e}")
         env.gw.reload_with(upstream="")
         r = env.psql("SELECT 1")
         check(r.returncode != 0 and "pg_rproxy.upstream is not set" in r.stderr.decode(), r.stderr)
