@@ -85,7 +85,7 @@ as_pg psql -X -q -h "$GATEWAY" -p "$gateway_port" -U postgres -d postgres -c "CR
 
 user=${UPSTREAM_USER:-postgres}
 db=${UPSTREAM_DATABASE:-postgres}
-# Clients log in as a gateway role (SCRAM); its password is kept with the state for `status`.
+# Clients log in as a gateway role (SCRAM); the password is printed below.
 export PROXY_USER=${PROXY_USER:-$user}
 if [ -z "${PROXY_PASSWORD:-}" ]; then
     PROXY_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
