@@ -139,6 +139,10 @@ class Wire:
     def query(self, sql):
         """Simple query; returns the messages up to and including ReadyForQuery."""
         self.send(self.query_msg(sql))
+        return self.read_until_ready()
+
+    def read_until_ready(self):
+        """Messages up to and including ReadyForQuery."""
         msgs = []
         while True:
             t, body = self.read_msg()

@@ -1,20 +1,10 @@
 """The connect and browse sequences of Metabase, Grafana, DBeaver and Power BI, replayed message by
 message through the proxy and directly: the same messages come back, in the same order."""
-import struct
 
 from bi_sequences import TOOLS
 from harness import check, test
 from pgwire import Wire, error_fields
 from test_extended import SYNC, bind, describe, execute, parse
-
-
-def read_to_ready(w):
-    msgs = []
-    while True:
-        t, body = w.read_msg()
-        msgs.append((t, body))
-        if t == "Z":
-            return msgs
 
 
 def replay(port, tool):
@@ -30,9 +20,9 @@ def replay(port, tool):
         else:  # "prepared": described first, then bound and run, as Go drivers do
             _, name, sql = step
             w.send(parse(name, sql) + describe("S", name) + SYNC)
-            transcript.append((sql, read_to_ready(w)))
+            transcript.append((sql, w.read_until_ready()))
             w.send(bind("", name) + execute("") + SYNC)
-        transcript.append((step, read_to_ready(w)))
+        transcript.append((step, w.read_until_ready()))
     w.close()
     return transcript
 
