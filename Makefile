@@ -1,14 +1,14 @@
 # PGXS build of the pg_rproxy extension (C++20, Boost.Asio, libpq).
 MODULE_big = pg_rproxy
 EXTENSION  = pg_rproxy
-DATA       = sql/pg_rproxy--0.1.0.sql sql/pg_rproxy--0.1.0--0.2.0.sql
+DATA       = sql/pg_rproxy--0.1.0.sql sql/pg_rproxy--0.1.0--0.2.0.sql sql/pg_rproxy--0.2.0--0.3.0.sql
 PGFILEDESC = "pg_rproxy - read-only caching PostgreSQL proxy"
 
 SRCS = $(sort $(wildcard src/core/*.cpp src/auth/*.cpp src/protocol/*.cpp src/proxy/*.cpp src/pg/*.cpp))
 OBJS = $(SRCS:.cpp=.o)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out (run against a server that preloads us)
-REGRESS = classify firewall cache workers
+REGRESS    = classify firewall cache workers upgrade
 
 PG_CPPFLAGS = -Isrc -I$(shell $(PG_CONFIG) --includedir)
 PG_CXXFLAGS = -std=c++20 -Wall -Wno-register -Wno-missing-field-initializers

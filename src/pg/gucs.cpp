@@ -20,6 +20,7 @@ bool cache_enabled = true;
 int cache_ttl = 900;
 int cache_ttl_jitter = 0;
 int cache_max_entries = 10000;
+int session_table_size = 10000;
 int cache_size_kb = 64 * 1024;
 int cache_max_entry_size_kb = 1024;
 bool cache_catalog_queries = false;
@@ -113,6 +114,9 @@ void define_gucs() {
                             "Close clients idle this long inside a transaction (the upstream rolls it back).",
                             "0 turns it off.", &idle_in_transaction_timeout_ms, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
                             nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_rproxy.session_table_size", "Most client sessions the pg_rproxy_sessions view shows.",
+                            "Split evenly between the workers; clients beyond it are served but not shown.",
+                            &session_table_size, 10000, 0, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     define_security_gucs();
     MarkGUCPrefixReserved("pg_rproxy");
 }
@@ -167,6 +171,7 @@ CacheConfig cache_config() {
 }
 
 int guc_cache_max_entries() { return cache_max_entries; }
+int guc_session_table_size() { return session_table_size; }
 uint64_t guc_cache_size() { return static_cast<uint64_t>(cache_size_kb) * 1024; }
 
 }  // namespace rproxy::pg

@@ -18,6 +18,7 @@ FirewallConfig firewall_config();
 CacheConfig cache_config();
 SecurityConfig security_config();
 int guc_cache_max_entries();
+int guc_session_table_size();
 uint64_t guc_cache_size();
 
 }  // namespace rproxy::pg

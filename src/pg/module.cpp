@@ -2,6 +2,7 @@
 #include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
+#include "pg/session_table.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/server_headers.hpp"
 
@@ -21,6 +22,7 @@ void request_shmem() {
     rproxy::pg::request_worker_stats_shmem();
     rproxy::pg::request_cache_shmem();
     rproxy::pg::request_connection_limits_shmem();
+    rproxy::pg::request_session_table_shmem();
 }
 
 void startup_shmem() {
@@ -28,6 +30,7 @@ void startup_shmem() {
     rproxy::pg::init_worker_stats_shmem();
     rproxy::pg::init_cache_shmem();
     rproxy::pg::init_connection_limits_shmem();
+    rproxy::pg::init_session_table_shmem();
 }
 
 void register_workers() {

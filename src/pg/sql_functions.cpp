@@ -7,6 +7,7 @@
 #include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
+#include "pg/session_table.hpp"
 #include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/pg_guard.hpp"
@@ -19,6 +20,7 @@ PG_FUNCTION_INFO_V1(pg_rproxy_classify);
 PG_FUNCTION_INFO_V1(pg_rproxy_worker_stats);
 PG_FUNCTION_INFO_V1(pg_rproxy_rejection_stats);
 PG_FUNCTION_INFO_V1(pg_rproxy_connection_event_stats);
+PG_FUNCTION_INFO_V1(pg_rproxy_session_list);
 PG_FUNCTION_INFO_V1(pg_rproxy_cache_reset);
 PG_FUNCTION_INFO_V1(pg_rproxy_cache_invalidate);
 PG_FUNCTION_INFO_V1(pg_rproxy_cache_entries);
@@ -93,6 +95,40 @@ extern "C" Datum pg_rproxy_rejection_stats(PG_FUNCTION_ARGS) {
                 Datum values[2] = {CStringGetTextDatum(rproxy::reject_reason_name(static_cast<rproxy::RejectReason>(r))),
                                    Int64GetDatum(static_cast<int64>(counts[r]))};
                 bool nulls[2] = {false, false};
+                tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+            }
+        });
+        return Datum(0);
+    });
+}
+
+// Authenticated clients over all workers, for the pg_rproxy_sessions view.
+extern "C" Datum pg_rproxy_session_list(PG_FUNCTION_ARGS) {
+    return invoke_cpp([&]() -> Datum {
+        std::vector<rproxy::pg::SessionRow> rows;
+        rproxy::pg::session_table_scan([&](const rproxy::pg::SessionRow& r) { rows.push_back(r); });
+        pg_call([&] {
+            InitMaterializedSRF(fcinfo, 0);
+            ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+            auto text_or_null = [](const std::string& s, bool* null) {
+                *null = s.empty();
+                return s.empty() ? Datum(0) : CStringGetTextDatum(s.c_str());
+            };
+            for (const auto& r : rows) {
+                Datum values[12];
+                bool nulls[12] = {};
+                values[0] = Int32GetDatum(r.slot);
+                values[1] = Int32GetDatum(r.worker_pid);
+                values[2] = Int32GetDatum(r.info.backend_pid);
+                values[3] = text_or_null(r.info.client_address, &nulls[3]);
+                values[4] = text_or_null(r.info.role, &nulls[4]);
+                values[5] = text_or_null(r.info.database, &nulls[5]);
+                values[6] = text_or_null(r.info.upstream_user, &nulls[6]);
+                values[7] = text_or_null(r.info.auth_method, &nulls[7]);
+                values[8] = BoolGetDatum(r.info.tls);
+                values[9] = text_or_null(r.info.tls_version, &nulls[9]);
+                values[10] = text_or_null(r.info.server_name, &nulls[10]);
+                values[11] = TimestampTzGetDatum(r.connected_at);
                 tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
             }
         });

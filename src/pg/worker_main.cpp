@@ -13,6 +13,7 @@
 #include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
+#include "pg/session_table.hpp"
 #include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/pg_guard.hpp"
@@ -119,6 +120,8 @@ public:
     void release_client() override { rproxy::pg::release_client(slot_); }
     bool claim_role(uint32_t role_oid, int limit) override { return rproxy::pg::claim_role(slot_, role_oid, limit); }
     void release_role(uint32_t role_oid) override { rproxy::pg::release_role(slot_, role_oid); }
+    int session_started(const SessionInfo& info) override { return session_table_add(slot_, info); }
+    void session_ended(int handle) override { session_table_remove(slot_, handle); }
     bool rate_allow(const std::string& address, double per_second, int burst) override {
         return rproxy::pg::rate_allow(address.c_str(), per_second, burst);
     }
@@ -184,6 +187,7 @@ void pg_rproxy_worker_main(Datum main_arg) {
 
     worker_stats_attach(slot, MyProcPid);
     connection_limits_attach(slot);
+    session_table_attach(slot);
     on_shmem_exit(detach_stats, Int32GetDatum(slot));
     ereport(LOG, (errmsg("pg_rproxy worker %d starting", slot)));
 

@@ -214,6 +214,7 @@ asio::awaitable<void> ClientSession::run() {
     if (client_claimed_) worker_.host().release_client();
     if (role_claimed_) worker_.host().release_role(role_claimed_);
     if (backend_pid_) worker_.forget_backend_key(backend_pid_);
+    if (session_handle_ >= 0) worker_.host().session_ended(session_handle_);
 }
 
 void ClientSession::cancel_statement(int32_t key) {
@@ -382,6 +383,13 @@ asio::awaitable<bool> ClientSession::startup() {
     }
     std::tie(backend_pid_, backend_key_) = worker_.new_backend_key(this);
     protocol::append_backend_key_data(out_, backend_pid_, backend_key_);
+    shown_.backend_pid = backend_pid_;
+    shown_.client_address = client_address_;
+    shown_.upstream_user = pool().role();
+    shown_.tls = tls_ != nullptr;
+    shown_.tls_version = tls_version_;
+    shown_.server_name = server_name_;
+    session_handle_ = worker_.host().session_started(shown_);
     protocol::append_ready_for_query(out_, tx_status_);
     co_return co_await flush();
 }

@@ -22,6 +22,7 @@
 #include "core/cache_types.hpp"
 #include "core/connection_events.hpp"
 #include "core/error_fields.hpp"
+#include "core/session_info.hpp"
 #include "core/statement_facts.hpp"
 #include "core/verdict.hpp"
 #include "protocol/extended_messages.hpp"
@@ -167,6 +168,9 @@ private:
     std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
     std::string client_address_;
     std::string server_name_;    // SNI of a TLS client
+    std::string tls_version_;
+    SessionInfo shown_;          // for the sessions view, completed as startup goes on
+    int session_handle_ = -1;
     std::string tls_end_point_;  // for SCRAM-SHA-256-PLUS
     bool channel_bound_ = false;
     bool client_claimed_ = false;

@@ -39,6 +39,7 @@ asio::awaitable<bool> ClientSession::start_tls(bool direct) {
         co_return false;
     }
     server_name_ = tls_server_name(ssl);
+    tls_version_ = SSL_get_version(ssl);
     tls_end_point_ = tls_server_end_point(ssl);
     co_return true;
 }

@@ -15,6 +15,7 @@
 #include "core/connection_events.hpp"
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
+#include "core/session_info.hpp"
 #include "core/statement_facts.hpp"
 #include "core/verdict.hpp"
 
@@ -68,6 +69,9 @@ public:
     virtual bool claim_role(uint32_t role_oid, int limit) = 0;
     virtual void release_role(uint32_t role_oid) = 0;
     virtual bool rate_allow(const std::string& address, double per_second, int burst) = 0;
+    // The pg_rproxy_sessions view (pg/session_table): a handle, or -1 when it is not shown.
+    virtual int session_started(const SessionInfo& info) = 0;
+    virtual void session_ended(int handle) = 0;
 
     // This worker's slot (0..workers-1); it is encoded in the BackendKeyData the clients get.
     virtual int slot() = 0;

@@ -112,9 +112,30 @@ def direct_tls_negotiation_with_alpn_and_sni():
         check(tls.selected_alpn_protocol() == "postgresql", "ALPN agreed")
         w = Wire.__new__(Wire)
         w.sock, w.buf, w.params = tls, b"", {}
-        w.startup(user="rproxy_up")
+        msgs = w.startup(user="rproxy_up")
         check(rows(w.query("SELECT 'direct'")) == [["direct"]], "a statement over direct TLS")
+        (pid,) = [struct.unpack("!i", b[:4])[0] for t, b in msgs if t == "K"]
+        # the sessions view shows the SNI name this client sent, next to a plain client's row
+        plain = Wire(env.proxy_port)
+        plain.startup(user="rproxy_up")
+        shown = env.gw.sql("SELECT pid, usename, datname, upstream_user, auth_method, ssl, ssl_version, "
+                           "coalesce(server_name, '-') FROM pg_rproxy_sessions ORDER BY backend_start")
+        lines = [l.split("|") for l in shown.splitlines()]
+        mine = [l for l in lines if l[0] == str(pid)]
+        check(len(mine) == 1 and mine[0][1:6] == ["rproxy_up", "e2e", "rproxy_up", "scram-sha-256", "t"]
+              and mine[0][6].startswith("TLSv1.") and mine[0][7] == "localhost", f"TLS session shown: {shown}")
+        check(any(l[1] == "rproxy_up" and l[5] == "f" and l[7] == "-" for l in lines), f"plain session shown: {shown}")
         w.close()
+        plain.close()
+        gone = env.gw.sql(f"SELECT count(*) FROM pg_rproxy_sessions WHERE pid = {pid}")
+        for _ in range(50):
+            if gone == "0":
+                break
+            time.sleep(0.1)
+            gone = env.gw.sql(f"SELECT count(*) FROM pg_rproxy_sessions WHERE pid = {pid}")
+        check(gone == "0", "a closed session leaves the view")
+        denied = env.gw.sql("SELECT has_table_privilege('public', 'pg_rproxy_sessions', 'SELECT')")
+        check(denied == "f", "client addresses are not public")
         # without ALPN the direct path is refused
         ctx2 = ssl.create_default_context(cafile=t["ca"])
         raw = socket.create_connection(("127.0.0.1", env.proxy_port), timeout=15)

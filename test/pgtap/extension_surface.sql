@@ -7,7 +7,7 @@
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_rproxy;
 BEGIN;
-SELECT plan(21);
+SELECT plan(25);
 
 SELECT has_function('pg_rproxy_classify', ARRAY['text'], 'pg_rproxy_classify(text) exists');
 SELECT function_returns('pg_rproxy_classify', ARRAY['text'], 'setof record', 'it returns a row per statement');
@@ -42,6 +42,15 @@ SELECT set_eq('SELECT reason FROM pg_rproxy_rejections',
               ARRAY['statement_kind', 'setting', 'volatile_function', 'denied_function', 'unknown_function',
                     'syntax_error', 'fast_path_call', 'unknown_prepared_statement'],
               'rejections are counted by reason');
+
+SELECT has_view('pg_rproxy_sessions', 'the pg_rproxy_sessions view exists');
+SELECT columns_are('pg_rproxy_sessions',
+    ARRAY['worker', 'worker_pid', 'pid', 'client_addr', 'usename', 'datname', 'upstream_user', 'auth_method',
+          'ssl', 'ssl_version', 'server_name', 'backend_start'],
+    'pg_rproxy_sessions has the documented columns');
+SELECT ok(NOT has_table_privilege('public', 'pg_rproxy_sessions', 'SELECT'), 'sessions are not readable by PUBLIC');
+SELECT ok(has_table_privilege('pg_read_all_stats', 'pg_rproxy_sessions', 'SELECT'),
+          'pg_read_all_stats reads the sessions');
 
 SELECT * FROM finish();
 ROLLBACK;

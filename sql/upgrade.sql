@@ -1,0 +1,11 @@
+-- A gateway that installed 0.1.0 updates in place to the default version and gets the new objects.
+DROP EXTENSION pg_rproxy;
+CREATE EXTENSION pg_rproxy VERSION '0.1.0';
+SELECT to_regclass('pg_rproxy_sessions') IS NULL AS no_sessions_view_in_0_1_0,
+       to_regclass('pg_rproxy_auth_rules') IS NULL AS no_rules_table_in_0_1_0;
+ALTER EXTENSION pg_rproxy UPDATE;
+SELECT extversion = (SELECT default_version FROM pg_available_extensions WHERE name = 'pg_rproxy') AS at_default_version
+FROM pg_extension WHERE extname = 'pg_rproxy';
+SELECT count(*) >= 0 AS sessions_readable FROM pg_rproxy_sessions;
+SELECT count(*) AS rules FROM pg_rproxy_auth_rules;
+SELECT has_table_privilege('public', 'pg_rproxy_sessions', 'SELECT') AS public_reads_sessions;

@@ -1,0 +1,23 @@
+// What the pg_rproxy_sessions view shows of one authenticated client. Written once, when the
+// client is admitted, so the per-statement path never touches shared memory for it.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace rproxy {
+
+struct SessionInfo {
+    int32_t backend_pid = 0;       // the BackendKeyData pid the client was given
+    std::string client_address;
+    std::string role;              // gateway role
+    std::string database;
+    std::string upstream_user;     // the upstream role its statements run as
+    std::string auth_method;
+    bool tls = false;
+    std::string tls_version;       // e.g. TLSv1.3
+    std::string server_name;       // SNI the client sent; empty when none
+};
+
+}  // namespace rproxy
