@@ -9,6 +9,7 @@ import struct
 import subprocess
 import time
 
+from cluster import as_pg
 from harness import GATEWAY_PASSWORD, check, test
 from pgwire import Closed, StartupError, Wire, error_fields, rows
 
@@ -247,3 +248,82 @@ def max_client_connections_and_the_rate_limit_trip_and_recover():
         env.wire().close()  # refilled
     finally:
         env.gw.reload_with(connection_rate=None, connection_burst=None)
+
+
+def via_proxy(sql):
+    r = env.psql(sql, args=("-A", "-t"))
+    return r.returncode, r.stdout.decode().strip(), r.stderr.decode()
+
+
+def upstream_ssl(on, hba_line=None):
+    up = env.up
+    hba = os.path.join(up.data, "pg_hba.conf")
+    if on:
+        t = make_certificates()
+        up.sql("ALTER SYSTEM SET ssl = on")
+        up.sql(f"ALTER SYSTEM SET ssl_cert_file = '{t['dir']}/server.crt'")
+        up.sql(f"ALTER SYSTEM SET ssl_key_file = '{t['dir']}/server.key'")
+        up.sql(f"ALTER SYSTEM SET ssl_ca_file = '{t['ca']}'")
+        r = as_pg(["sh", "-c", f"{{ echo '{hba_line}'; cat '{hba}'; }} > '{hba}.new' && mv '{hba}.new' '{hba}'"])
+        assert r.returncode == 0, r.stderr
+    else:
+        for name in ("ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file"):
+            up.sql(f"ALTER SYSTEM RESET {name}")
+        r = as_pg(["sed", "-i", "/^hostssl e2e certuser/d", hba])
+        assert r.returncode == 0, r.stderr
+    up.sql("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+
+
+def upstream_client_key():
+    """libpq wants the client key private to the user that reads it: the gateway's postgres."""
+    t = make_certificates()
+    key = os.path.join(t["dir"], "upstream-client.key")
+    with open(os.path.join(t["dir"], "client.key"), "rb") as src, open(key, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(key, 0o600)
+    if os.getuid() == 0:
+        import pwd
+        pw = pwd.getpwnam("postgres")
+        os.chown(key, pw.pw_uid, pw.pw_gid)
+    return key
+
+
+@test
+def upstream_over_tls_with_verify_full_and_a_client_certificate():
+    t = make_certificates()
+    upstream_ssl(True, "hostssl e2e certuser 127.0.0.1/32 cert")
+    env.up.sql("DO $$ BEGIN CREATE ROLE certuser LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    env.up.sql("GRANT SELECT ON kinds TO certuser", db="e2e")
+    base = f"host=localhost port={env.up.port} dbname=e2e sslrootcert={t['ca']}"
+    try:
+        # verify-full: the upstream's certificate must chain to the CA and name "localhost"
+        env.gw.reload_with(upstream=f"{base} user=rproxy_up sslmode=verify-full")
+        rc, out, err = via_proxy("SELECT 'tls upstream', count(*) FROM kinds")
+        check(rc == 0 and out == "tls upstream|4", f"through a verify-full upstream: {err}")
+        encrypted = env.up.sql("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                               "WHERE a.usename = 'rproxy_up' AND s.ssl AND s.version LIKE 'TLSv1.%'")
+        check(int(encrypted) >= 1, f"the upstream connections are encrypted: {encrypted}")
+        # a client certificate: the upstream's cert rule logs the proxy in as its CN
+        key = upstream_client_key()
+        env.gw.reload_with(upstream=f"{base} user=certuser sslmode=verify-full sslcert={t['dir']}/client.crt sslkey={key}")
+        rc, out, err = via_proxy("SELECT current_user, count(*) FROM kinds")
+        check(rc == 0 and out == "certuser|4", f"upstream cert login: {err}")
+        dn = env.up.sql("SELECT DISTINCT client_dn FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                        "WHERE a.usename = 'certuser'")
+        check(dn == "/CN=certuser", f"the upstream saw the client certificate: {dn}")
+        # without the certificate the upstream refuses, and the client is told why
+        env.gw.reload_with(upstream=f"{base} user=certuser sslmode=verify-full")
+        rc, out, err = via_proxy("SELECT 1")
+        check(rc != 0 and "could not connect to the upstream" in err and "certificate" in err,
+              f"no client certificate: {err}")
+        # a server name the certificate does not carry fails verify-full: nothing is sent
+        env.gw.reload_with(upstream=f"host=127.0.0.2 hostaddr=127.0.0.1 port={env.up.port} dbname=e2e "
+                                    f"user=rproxy_up sslrootcert={t['ca']} sslmode=verify-full")
+        rc, out, err = via_proxy("SELECT 1")
+        check(rc != 0 and "does not match host name" in err, f"wrong host name: {err}")
+        r = env.psql("SELECT 1", direct=True)
+        check(r.returncode == 0, "the upstream itself is fine")
+    finally:
+        env.gw.reload_with(upstream=None)
+        upstream_ssl(False)
