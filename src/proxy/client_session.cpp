@@ -126,13 +126,24 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(asio::
                                                                           const bool& timed_out,
                                                                           boost::system::error_code& ec) {
     for (;;) {
+        // libpq may already hold notifications it read together with an earlier result; the
+        // socket will not turn readable for them.
+        if (deliver && listening_ && pinned_ && relay_notifications(pinned_)) notifications_ready_ = true;
+        if (notifications_ready_) {
+            notifications_ready_ = false;
+            bool sent = co_await flush();
+            if (!sent) co_return 0;
+            continue;  // more may have come while writing
+        }
         if (deliver) watch_notifications();
         std::size_t n = co_await read_some(buf, ec);
         if (!notifications_ready_) co_return n;
-        notifications_ready_ = false;
-        bool sent = co_await flush();
-        if (!sent || ec != asio::error::operation_aborted || timed_out || shutdown_requested_) co_return n;
-        ec.clear();
+        if (n > 0 || ec != asio::error::operation_aborted || timed_out || shutdown_requested_) {
+            notifications_ready_ = false;
+            co_await flush();
+            co_return n;
+        }
+        ec.clear();  // the read was cancelled only to deliver them
     }
 }
 
@@ -172,17 +183,20 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
     co_return true;
 }
 
+// A notification relayed while the write is under way is appended to out_: it goes out in the
+// next round, never into the buffer being written.
 asio::awaitable<bool> ClientSession::flush() {
-    if (out_.empty()) co_return !client_gone_;
-    if (client_gone_) {
-        out_.clear();
-        co_return false;
+    std::string sending;
+    while (!out_.empty() && !client_gone_) {
+        sending.swap(out_);
+        boost::system::error_code ec;
+        co_await write_all(asio::buffer(sending), ec);
+        if (ec) client_gone_ = true;
+        sending.clear();
+        if (out_.empty()) out_.swap(sending);  // keep the buffer's capacity for the next statement
     }
-    boost::system::error_code ec;
-    co_await write_all(asio::buffer(out_), ec);
-    out_.clear();
-    if (ec) client_gone_ = true;
-    co_return !ec;
+    if (client_gone_) out_.clear();
+    co_return !client_gone_;
 }
 
 asio::awaitable<void> ClientSession::fatal(const ErrorFields& e) {

@@ -30,6 +30,7 @@ class Cluster:
         self.data = os.path.join(self.dir, "data")
         self.log = os.path.join(self.dir, "server.log")
         self.port = port or free_port()
+        self.postgres_wrapper = None  # run the server through this (valgrind)
 
     def init(self, extra_conf=""):
         os.makedirs(self.dir, exist_ok=True)
@@ -54,7 +55,9 @@ log_line_prefix = '%m [%p] '
         assert r.returncode == 0, r.stderr
 
     def pg_ctl(self, *args, check=True, timeout=90):
-        r = as_pg([f"{BINDIR}/pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", *args], timeout=timeout)
+        wrapper = ["-p", self.postgres_wrapper] if self.postgres_wrapper else []
+        r = as_pg([f"{BINDIR}/pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "120", *wrapper, *args],
+                  timeout=timeout + 60 if wrapper else timeout)
         if check:
             assert r.returncode == 0, f"pg_ctl {args}: {r.stdout} {r.stderr}"
         return r

@@ -385,7 +385,14 @@ def notifications_never_interleave_with_query_results():
     check(len(seen) > 0, f"none of {total} arrived during the {i} statements: no burst to test")
     w.sock.settimeout(5)
     while len(seen) < total:
-        t, body = w.read_msg()
+        try:
+            t, body = w.read_msg()
+        except TimeoutError:
+            got = sorted(int(b.split(b"\0")[1]) for b in (x[4:] for x in seen))
+            missing = sorted(set(range(1, total + 1)) - set(got))
+            later = [m for m in w.query("SELECT 'poke'") if m[0] == "A"]
+            check(False, f"{len(seen)} of {total} notifications arrived after {i} statements; missing {missing}; "
+                         f"{len(later)} came with one more statement")
         check(t == "A", f"only notifications while idle, got {t}")
         seen.append(body)
     payloads = [b.split(b"\0")[1] for b in (x[4:] for x in seen)]
