@@ -19,6 +19,7 @@ namespace rproxy {
 namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kKeepBuffer = 256 * 1024;  // larger buffers are freed once empty
 constexpr std::size_t kFlushThreshold = 64 * 1024;
 
 // What a PostgreSQL 15 server reports at startup (GUC_REPORT settings), in its order.
@@ -43,11 +44,31 @@ ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
         if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
         client_address_ = addr.to_string();
     }
+    socket_.non_blocking(true, ec);  // read_some() reads only once the socket is readable
 }
 
-asio::awaitable<std::size_t> ClientSession::read_some(asio::mutable_buffer buf, boost::system::error_code& ec) {
-    if (tls_) co_return co_await tls_->async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
-    co_return co_await socket_.async_read_some(buf, asio::redirect_error(asio::use_awaitable, ec));
+asio::awaitable<std::size_t> ClientSession::read_some(boost::system::error_code& ec) {
+    if (tls_) {
+        // OpenSSL needs a buffer for the whole wait; TLS sessions carry their own anyway.
+        std::size_t old = in_.size();
+        in_.resize(old + kReadChunk);
+        std::size_t n = co_await tls_->async_read_some(asio::buffer(in_.data() + old, kReadChunk),
+                                                       asio::redirect_error(asio::use_awaitable, ec));
+        in_.resize(old + n);
+        co_return n;
+    }
+    asio::mutable_buffer shared = worker_.read_buffer();
+    for (;;) {
+        std::size_t n = socket_.read_some(shared, ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            ec.clear();
+            co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) co_return 0;
+            continue;
+        }
+        if (!ec) in_.append(static_cast<const char*>(shared.data()), n);
+        co_return n;
+    }
 }
 
 asio::awaitable<void> ClientSession::write_all(asio::const_buffer buf, boost::system::error_code& ec) {
@@ -77,7 +98,8 @@ void ClientSession::force_close() {
 void ClientSession::consume_input(std::size_t n) {
     in_pos_ += n;
     if (in_pos_ == in_.size()) {
-        in_.clear();
+        if (in_.capacity() > kKeepBuffer) std::string().swap(in_);
+        else in_.clear();
         in_pos_ = 0;
     } else if (in_pos_ > kReadChunk && in_pos_ * 2 > in_.size()) {
         in_.erase(0, in_pos_);
@@ -122,7 +144,7 @@ void ClientSession::watch_notifications() {
 
 // Notifications that arrive while the client is idle cancel the read; they are written here, with
 // flush(), so that they never interleave with another write, and the read starts again.
-asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(asio::mutable_buffer buf, bool deliver,
+asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool deliver,
                                                                           const bool& timed_out,
                                                                           boost::system::error_code& ec) {
     for (;;) {
@@ -136,7 +158,7 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(asio::
             continue;  // more may have come while writing
         }
         if (deliver) watch_notifications();
-        std::size_t n = co_await read_some(buf, ec);
+        std::size_t n = co_await read_some(ec);
         if (!notifications_ready_) co_return n;
         if (n > 0 || ec != asio::error::operation_aborted || timed_out || shutdown_requested_) {
             notifications_ready_ = false;
@@ -148,7 +170,6 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(asio::
 }
 
 asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
-    char chunk[kReadChunk];
     boost::system::error_code ec;
     idle_ = true;
     const UpstreamConfig& cfg = pool().config();
@@ -165,7 +186,7 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
             socket_.cancel(ignored);
         });
     }
-    std::size_t n = co_await read_delivering_notifications(asio::buffer(chunk), idle_timeouts, *fired, ec);
+    std::size_t n = co_await read_delivering_notifications(idle_timeouts, *fired, ec);
     if (timer) timer->cancel();
     if (watching_notifications_ && pinned_) {
         pinned_->stop_idle_watch();
@@ -178,9 +199,7 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
             : ErrorFields::make("FATAL", "57P05", "terminating connection due to idle-session timeout");
         co_return false;
     }
-    if (ec || n == 0 || client_gone_) co_return false;
-    in_.append(chunk, n);
-    co_return true;
+    co_return !ec && n > 0 && !client_gone_;
 }
 
 // A notification relayed while the write is under way is appended to out_: it goes out in the
@@ -193,7 +212,8 @@ asio::awaitable<bool> ClientSession::flush() {
         co_await write_all(asio::buffer(sending), ec);
         if (ec) client_gone_ = true;
         sending.clear();
-        if (out_.empty()) out_.swap(sending);  // keep the buffer's capacity for the next statement
+        // keep the buffer's capacity for the next statement, unless a big result made it large
+        if (out_.empty() && sending.capacity() <= kKeepBuffer) out_.swap(sending);
     }
     if (client_gone_) out_.clear();
     co_return !client_gone_;

@@ -68,13 +68,14 @@ private:
     boost::asio::awaitable<bool> first_byte_is_tls();
     void arm_authentication_timeout();
     // The client stream, plain or TLS.
-    boost::asio::awaitable<std::size_t> read_some(boost::asio::mutable_buffer buf, boost::system::error_code& ec);
+    // Appends what the client sent to in_; returns how much.
+    boost::asio::awaitable<std::size_t> read_some(boost::system::error_code& ec);
     boost::asio::awaitable<void> write_all(boost::asio::const_buffer buf, boost::system::error_code& ec);
     UpstreamPool& pool() { return *pool_; }
     // idle_timeouts: after startup, waiting for the next statement (idle_client_timeout or
     // idle_in_transaction_timeout apply; idle_timeout_ tells which fired).
     boost::asio::awaitable<bool> read_more(bool idle_timeouts = false);
-    boost::asio::awaitable<std::size_t> read_delivering_notifications(boost::asio::mutable_buffer buf, bool deliver,
+    boost::asio::awaitable<std::size_t> read_delivering_notifications(bool deliver,
                                                                       const bool& timed_out,
                                                                       boost::system::error_code& ec);
     boost::asio::awaitable<std::optional<protocol::FrontendMessage>> next_message();

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <array>
 #include <memory>
 #include <optional>
 #include <random>
@@ -54,6 +55,9 @@ public:
     UpstreamFunctions& upstream_functions() { return functions_; }
     const CacheConfig& cache_config() const { return cache_config_; }
     StatementMemo& memo() { return memo_; }
+    // Where plain client sockets are read once readable: one buffer for all sessions, so an idle
+    // client holds none (sessions never read concurrently: the loop runs one at a time).
+    boost::asio::mutable_buffer read_buffer() { return boost::asio::buffer(read_buffer_); }
     // What Describe returned for a statement (key: upstream, result settings, types, text), so a
     // repeated Parse needs no upstream round trip. Kept briefly: upstream DDL may change it.
     std::shared_ptr<PGresult> description(const std::string& key);
@@ -113,6 +117,7 @@ private:
     std::unordered_map<std::string, Described> descriptions_;
     bool shutting_down_ = false;
     Exit exit_ = Exit::Terminated;
+    std::array<char, 64 * 1024> read_buffer_;
 };
 
 }  // namespace rproxy
