@@ -21,27 +21,39 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-CacheKey make_cache_key(const std::string& upstream_identity, const SessionSettings& settings,
-                        const std::string& normalized_sql) {
-    CacheKey key;
-    key.full.reserve(upstream_identity.size() + normalized_sql.size() + 64);
-    key.full += "v1";
-    key.full += '\0';
-    key.full += upstream_identity;
-    key.full += '\0';
+std::string cache_key_prefix(const std::string& upstream_identity, const SessionSettings& settings) {
+    std::string prefix;
+    prefix.reserve(upstream_identity.size() + 64);
+    prefix += "v1";
+    prefix += '\0';
+    prefix += upstream_identity;
+    prefix += '\0';
     for (const char* name : kResultSettings) {
         if (const std::string* v = settings.get(name)) {
-            key.full += name;
-            key.full += '=';
-            key.full += *v;
-            key.full += '\0';
+            prefix += name;
+            prefix += '=';
+            prefix += *v;
+            prefix += '\0';
         }
     }
-    key.full += '\0';
+    prefix += '\0';
+    return prefix;
+}
+
+CacheKey make_cache_key(const std::string& prefix, std::string_view normalized_sql, std::string_view extra) {
+    CacheKey key;
+    key.full.reserve(prefix.size() + normalized_sql.size() + extra.size());
+    key.full += prefix;
     key.full += normalized_sql;
+    key.full += extra;
     key.h1 = hash_bytes(key.full, 0x9E3779B97F4A7C15ull);
     key.h2 = hash_bytes(key.full, 0xC2B2AE3D27D4EB4Full);
     return key;
+}
+
+CacheKey make_cache_key(const std::string& upstream_identity, const SessionSettings& settings,
+                        const std::string& normalized_sql) {
+    return make_cache_key(cache_key_prefix(upstream_identity, settings), normalized_sql);
 }
 
 namespace {

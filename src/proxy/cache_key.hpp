@@ -21,6 +21,11 @@ constexpr const char* kResultSettings[] = {
 
 CacheKey make_cache_key(const std::string& upstream_identity, const SessionSettings& settings,
                         const std::string& normalized_sql);
+// The same in two steps: the part from the upstream and the settings changes rarely, so a session
+// keeps it (ClientSession::cache_key_for) and a cache hit does no settings lookups.
+std::string cache_key_prefix(const std::string& upstream_identity, const SessionSettings& settings);
+CacheKey make_cache_key(const std::string& prefix, std::string_view normalized_sql,
+                        std::string_view extra = {});
 
 // "host=..;port=..;dbname=..;user=.." of a libpq conninfo ("" when it does not parse). The
 // password is left out: it changes nothing a query returns.

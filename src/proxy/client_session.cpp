@@ -162,7 +162,7 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
         if (!notifications_ready_) co_return n;
         if (n > 0 || ec != asio::error::operation_aborted || timed_out || shutdown_requested_) {
             notifications_ready_ = false;
-            co_await flush();
+            if (!write_now()) co_await flush();
             co_return n;
         }
         ec.clear();  // the read was cancelled only to deliver them
@@ -202,6 +202,30 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
     co_return !ec && n > 0 && !client_gone_;
 }
 
+bool ClientSession::write_now() {
+    if (out_.empty() || client_gone_) return true;
+    if (tls_) return false;
+    std::size_t done = 0;
+    while (done < out_.size()) {
+        boost::system::error_code ec;
+        std::size_t n = socket_.write_some(asio::buffer(out_.data() + done, out_.size() - done), ec);  // never blocks
+        if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+        if (ec) {
+            client_gone_ = true;
+            out_.clear();
+            return true;
+        }
+        done += n;
+    }
+    if (done == out_.size()) {
+        if (out_.capacity() > kKeepBuffer) std::string().swap(out_);
+        else out_.clear();
+        return true;
+    }
+    out_.erase(0, done);
+    return false;
+}
+
 // A notification relayed while the write is under way is appended to out_: it goes out in the
 // next round, never into the buffer being written.
 asio::awaitable<bool> ClientSession::flush() {
@@ -224,7 +248,7 @@ asio::awaitable<void> ClientSession::fatal(const ErrorFields& e) {
     for (auto& [code, value] : f.fields)
         if (code == 'S' || code == 'V') value = "FATAL";
     protocol::append_error(out_, f);
-    co_await flush();
+    if (!write_now()) co_await flush();
 }
 
 asio::awaitable<std::optional<protocol::FrontendMessage>> ClientSession::next_message() {
@@ -299,17 +323,17 @@ asio::awaitable<void> ClientSession::serve() {
                     discard_until_sync_ = false;
                     if (tx_status_ == 'I') portals_.clear();
                     protocol::append_ready_for_query(out_, tx_status_);
-                    co_await flush();
+                    if (!write_now()) co_await flush();
                     break;
                 case 'H':
-                    co_await flush();
+                    if (!write_now()) co_await flush();
                     break;
                 case 'd': case 'c': case 'f':
                     break;  // copy messages outside COPY are ignored, as PostgreSQL does
                 case 'F':  // fast-path function call: an unchecked way to run any function
                     worker_.host().count_rejection(RejectReason::FastPath);
                     reject(ErrorFields::make("ERROR", "25006", "fast-path function calls are not allowed through pg_rproxy"));
-                    co_await flush();
+                    if (!write_now()) co_await flush();
                     break;
                 case 'P': case 'B': case 'D': case 'E': case 'C':
                     co_await handle_extended(*msg);
@@ -458,11 +482,25 @@ std::shared_ptr<const ParsedQuery> ClientSession::parse(const std::string& sql) 
     return parsed;
 }
 
-asio::awaitable<Verdict> ClientSession::judge(const ParsedQuery& parsed, ConnectionPtr& conn,
-                                              std::optional<ErrorFields>& failure) {
+Verdict ClientSession::judge_known(const ParsedQuery& parsed) {
     UpstreamFunctions& functions = worker_.upstream_functions();
     UpstreamVolatility lookup = [&functions](const FunctionRef& f) { return functions.lookup(f); };
-    Verdict verdict = evaluate(parsed, worker_.firewall(), lookup);
+    return evaluate(parsed, worker_.firewall(), lookup);
+}
+
+Verdict ClientSession::finish_judgement(Verdict verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure) {
+    if (!verdict.allowed) {
+        worker_.host().count_rejection(verdict.reason);
+        failure = ErrorFields::make("ERROR", verdict.sqlstate, verdict.message, verdict.position);
+        return verdict;
+    }
+    failure = track_prepared(parsed);
+    return verdict;
+}
+
+asio::awaitable<Verdict> ClientSession::judge(const ParsedQuery& parsed, ConnectionPtr& conn,
+                                              std::optional<ErrorFields>& failure) {
+    Verdict verdict = judge_known(parsed);
     if (!verdict.pending_functions.empty()) {
         // Functions the gateway does not know: ask the upstream's pg_proc, then judge again.
         if (!conn) {
@@ -472,17 +510,11 @@ asio::awaitable<Verdict> ClientSession::judge(const ParsedQuery& parsed, Connect
                 failure = e.fields;
             }
         }
-        if (!failure) failure = co_await functions.resolve(*conn, verdict.pending_functions);
+        if (!failure) failure = co_await worker_.upstream_functions().resolve(*conn, verdict.pending_functions);
         if (failure) co_return verdict;
-        verdict = evaluate(parsed, worker_.firewall(), lookup);
+        verdict = judge_known(parsed);
     }
-    if (!verdict.allowed) {
-        worker_.host().count_rejection(verdict.reason);
-        failure = ErrorFields::make("ERROR", verdict.sqlstate, verdict.message, verdict.position);
-        co_return verdict;
-    }
-    failure = track_prepared(parsed);
-    co_return verdict;
+    co_return finish_judgement(std::move(verdict), parsed, failure);
 }
 
 // SELECT rustproxy_cache_reset() / pg_rproxy_cache_reset() sent to the proxy port is answered by
@@ -534,15 +566,29 @@ std::optional<CacheKey> ClientSession::cache_key_for(const std::string& sql, con
         return std::nullopt;
     }
     *ttl_seconds = hints.ttl_seconds.value_or(cfg.ttl_seconds) + worker_.ttl_jitter(cfg.ttl_jitter_seconds);
-    return make_cache_key(pool().identity(), settings_, extra.empty() ? parsed.normalized : parsed.normalized + extra);
+    return make_cache_key(key_prefix(), parsed.normalized, extra);
+}
+
+const std::string& ClientSession::key_prefix() {
+    if (key_prefix_.empty() || key_prefix_version_ != settings_.version() || key_prefix_identity_ != pool().identity()) {
+        key_prefix_ = cache_key_prefix(pool().identity(), settings_);
+        key_prefix_version_ = settings_.version();
+        key_prefix_identity_ = pool().identity();
+    }
+    return key_prefix_;
+}
+
+ProbeResult ClientSession::probe_cache_now(const CacheKey& key, std::optional<uint64_t>* fill) {
+    uint64_t fill_id = 0;
+    ProbeResult probe = worker_.host().cache_probe(key, out_, &fill_id);
+    if (probe == ProbeResult::Claimed) *fill = fill_id;
+    return probe;
 }
 
 asio::awaitable<bool> ClientSession::probe_cache(const CacheKey& key, std::optional<uint64_t>* fill) {
     for (int polls = 0;; ++polls) {
-        uint64_t fill_id = 0;
-        ProbeResult probe = worker_.host().cache_probe(key, out_, &fill_id);
+        ProbeResult probe = probe_cache_now(key, fill);
         if (probe == ProbeResult::Hit) co_return true;
-        if (probe == ProbeResult::Claimed) *fill = fill_id;
         if (probe != ProbeResult::Wait) co_return false;
         // Someone else is running this very statement: wait for its result instead (single
         // flight), polling shared memory with a short backoff.
@@ -679,21 +725,24 @@ void ClientSession::after_deallocate_all(const ParsedQuery& parsed, const Connec
 asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     std::shared_ptr<const ParsedQuery> parsed = parse(sql);
     if (answer_locally(*parsed)) {
-        co_await flush();
+        if (!write_now()) co_await flush();
         co_return;
     }
     if (deallocate_locally(*parsed)) {
         protocol::append_ready_for_query(out_, tx_status_);
-        co_await flush();
+        if (!write_now()) co_await flush();
         co_return;
     }
     ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
-    Verdict verdict = co_await judge(*parsed, conn, failure);
+    // Judged without a coroutine unless the upstream must be asked about a function.
+    Verdict verdict = judge_known(*parsed);
+    if (verdict.pending_functions.empty()) verdict = finish_judgement(std::move(verdict), *parsed, failure);
+    else verdict = co_await judge(*parsed, conn, failure);
     if (failure) {
         if (conn && conn != pinned_) pool().release(conn);
         reject(*failure);
-        co_await flush();
+        if (!write_now()) co_await flush();
         co_return;
     }
     worker_.count_statement();
@@ -702,10 +751,17 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     int ttl = 0;
     std::optional<CacheKey> key = cache_key_for(sql, *parsed, verdict, &ttl, "");
     std::optional<uint64_t> fill;
-    if (key && co_await probe_cache(*key, &fill)) {
+    // A hit needs no coroutine; only waiting for another client's fill of the same entry does.
+    bool hit = false;
+    if (key) {
+        ProbeResult probe = probe_cache_now(*key, &fill);
+        hit = probe == ProbeResult::Hit;
+        if (probe == ProbeResult::Wait) hit = co_await probe_cache(*key, &fill);
+    }
+    if (hit) {
         if (conn && conn != pinned_) pool().release(conn);
         protocol::append_ready_for_query(out_, tx_status_);
-        co_await flush();
+        if (!write_now()) co_await flush();
         co_return;
     }
     Capture capture;
@@ -761,7 +817,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     if (fill) finish_fill(*key, *fill, outcome == Outcome::Done && !failure, capture, ttl, sql, *parsed);
     if (outcome == Outcome::ClientGone) co_return;
     protocol::append_ready_for_query(out_, tx_status_);
-    co_await flush();
+    if (!write_now()) co_await flush();
 }
 
 void ClientSession::keep_or_release(ConnectionPtr conn, bool session_state) {

@@ -82,6 +82,8 @@ private:
     boost::asio::awaitable<void> handle_query(const std::string& sql);
     boost::asio::awaitable<Verdict> judge(const ParsedQuery& parsed, ConnectionPtr& conn,
                                           std::optional<ErrorFields>& failure);
+    Verdict judge_known(const ParsedQuery& parsed);  // pending_functions: the upstream must be asked
+    Verdict finish_judgement(Verdict verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure);
     std::shared_ptr<const ParsedQuery> parse(const std::string& sql);
     bool answer_locally(const ParsedQuery& parsed);
     bool deallocate_locally(const ParsedQuery& parsed);
@@ -98,6 +100,7 @@ private:
     // Hit: the stored bytes are in out_ and true is returned. Otherwise *fill is set when this
     // client must fill the entry.
     boost::asio::awaitable<bool> probe_cache(const CacheKey& key, std::optional<uint64_t>* fill);
+    ProbeResult probe_cache_now(const CacheKey& key, std::optional<uint64_t>* fill);  // one look, no waiting
     struct Capture;
     void finish_fill(const CacheKey& key, uint64_t fill, bool complete, const Capture& capture, int ttl,
                      const std::string& sql, const ParsedQuery& parsed);
@@ -155,6 +158,9 @@ private:
     void reject(const ErrorFields& e);
     boost::asio::awaitable<std::optional<ErrorFields>> sync_settings(const ConnectionPtr& conn);
     boost::asio::awaitable<bool> flush();
+    // Writes out_ at once when the socket takes it all (the usual case): true when nothing is left
+    // for flush(), which would cost a coroutine and an asynchronous write.
+    bool write_now();
     boost::asio::awaitable<void> fatal(const ErrorFields& e);
     void watch_client(const ConnectionPtr& conn);
     void stop_watching_client();
@@ -184,6 +190,11 @@ private:
     std::string out_;
     SessionSettings settings_;
     SessionSettings startup_settings_;  // what RESET ALL returns to
+    // cache_key_prefix() of the settings and upstream it was computed for
+    std::string key_prefix_;
+    uint64_t key_prefix_version_ = 0;
+    std::string key_prefix_identity_;
+    const std::string& key_prefix();
     std::map<std::string, std::string> told_;  // the ParameterStatus values this client has been sent
     std::weak_ptr<UpstreamConnection> current_conn_;
     // The client's own upstream connection while it is in a transaction or has changed session

@@ -63,10 +63,11 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_parse(std::string_
         co_return error("42601", "cannot insert multiple commands into a prepared statement");
     ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
-    st->verdict = co_await judge(*st->parsed, conn, failure);
+    st->verdict = judge_known(*st->parsed);
+    if (st->verdict.pending_functions.empty()) st->verdict = finish_judgement(std::move(st->verdict), *st->parsed, failure);
+    else st->verdict = co_await judge(*st->parsed, conn, failure);
     // The same statement described before for the same upstream and settings: no round trip.
-    std::string described_key = make_cache_key(pool().identity(), settings_,
-                                               statement_key(st->types, st->sql)).full;
+    std::string described_key = make_cache_key(key_prefix(), statement_key(st->types, st->sql)).full;
     if (!failure && !pinned_) st->description = worker_.description(described_key);
     if (!failure && !st->parsed->statements.empty() && !st->description) {
         // Prepared upstream now, so that errors (an unknown table...) come at Parse as from the
@@ -270,7 +271,13 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
             extra += b.params[i] ? ":" + std::to_string(b.params[i]->size()) + ":" + *b.params[i] : std::string(":null");
         }
         key = cache_key_for(st.sql, *st.parsed, st.verdict, &ttl, extra);
-        if (key && co_await probe_cache(*key, &fill)) {
+        bool hit = false;
+        if (key) {
+            ProbeResult probe = probe_cache_now(*key, &fill);
+            hit = probe == ProbeResult::Hit;
+            if (probe == ProbeResult::Wait) hit = co_await probe_cache(*key, &fill);
+        }
+        if (hit) {
             portal.started = true;
             co_return std::nullopt;
         }

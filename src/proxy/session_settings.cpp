@@ -7,16 +7,24 @@ namespace rproxy {
 namespace {
 std::string lower(std::string_view s) {
     std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // GUC names are ASCII
     return out;
 }
+uint64_t last_version = 0;
 }  // namespace
+
+void SessionSettings::touch() { version_ = ++last_version; }
 
 void SessionSettings::set(std::string_view name, std::string value) {
     values_[lower(name)] = std::move(value);
+    touch();
 }
 
-void SessionSettings::erase(std::string_view name) { values_.erase(lower(name)); }
+void SessionSettings::erase(std::string_view name) {
+    values_.erase(lower(name));
+    touch();
+}
 
 const std::string* SessionSettings::get(std::string_view name) const {
     auto it = values_.find(lower(name));

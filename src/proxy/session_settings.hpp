@@ -4,6 +4,7 @@
 #pragma once
 #include "core/pure_layer.hpp"
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -19,9 +20,14 @@ public:
     bool operator==(const SessionSettings& o) const { return values_ == o.values_; }
     bool empty() const { return values_.empty(); }
     const std::map<std::string, std::string>& values() const { return values_; }
+    // Changes with every set/erase, and no two different contents ever share one (the counter is
+    // per process), so a copy keeps a version that still describes it.
+    uint64_t version() const { return version_; }
 
 private:
+    void touch();
     std::map<std::string, std::string> values_;  // lower-case name -> value
+    uint64_t version_ = 0;
 };
 
 // SQL that turns `have` into `want` on a connection (RESET for settings the connection carries

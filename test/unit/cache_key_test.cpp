@@ -42,3 +42,29 @@ TEST(CacheHints, LeadingCommentsOnly) {
     EXPECT_FALSE(parse_cache_hints("/* pg_rproxy: ttl=-5 */ SELECT 1").ttl_seconds.has_value());
     EXPECT_FALSE(parse_cache_hints("/* unterminated pg_rproxy: no_cache").no_cache);
 }
+
+TEST(CacheKey, PrefixAndStatementGiveTheSameKeyAsTheOneStepForm) {
+    SessionSettings s;
+    s.set("TimeZone", "UTC");
+    std::string prefix = cache_key_prefix("host=a;user=u;", s);
+    CacheKey two = make_cache_key(prefix, "select 1", " p0:1:5");
+    CacheKey one = make_cache_key("host=a;user=u;", s, "select 1 p0:1:5");
+    EXPECT_EQ(two.full, one.full);
+    EXPECT_EQ(two.h1, one.h1);
+    EXPECT_EQ(two.h2, one.h2);
+}
+
+TEST(SessionSettings, VersionChangesWithEveryChangeAndTravelsWithCopies) {
+    SessionSettings a;
+    uint64_t v0 = a.version();
+    a.set("search_path", "x");
+    EXPECT_NE(a.version(), v0);
+    SessionSettings b = a;
+    EXPECT_EQ(b.version(), a.version());
+    b.set("search_path", "y");
+    a.set("search_path", "z");
+    EXPECT_NE(a.version(), b.version()) << "different contents never share a version";
+    uint64_t before = a.version();
+    a.erase("search_path");
+    EXPECT_NE(a.version(), before);
+}

@@ -1,0 +1,477 @@
+#!/usr/bin/python3
+"""pg_rproxy against what users would otherwise pick, on this machine, in one run.
+
+Starts on free ports in a temporary directory: an upstream PostgreSQL (pgbench scale 10), a
+pg_rproxy gateway, PgBouncer (transaction pooling, the same number of upstream connections),
+Pgpool-II (in-memory query cache on shared memory) and bench/canned_server (one canned row from
+memory: the ceiling of any proxy). Runs pgbench against each, alternating targets within every
+repetition, for a hot set (1,000 keys: cache hits) and select-only over all keys (misses), each with
+-M simple, extended and prepared. Then measures the gateway workers' memory with 10,000 idle
+clients. Prints a table, writes results.json and results.png (gnuplot) to the output directory.
+
+Run through bench/run.sh, which installs and builds what this needs.
+"""
+import argparse
+import asyncio
+import json
+import os
+import pwd
+import re
+import resource
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "test", "e2e"))
+from cluster import BINDIR, Cluster, as_pg, free_port  # noqa: E402
+
+SCALE = 10
+ACCOUNTS = 100000 * SCALE
+HOT_KEYS = 1000
+MODES = ["simple", "extended", "prepared"]
+WORKLOADS = {"hot": HOT_KEYS, "select_only": ACCOUNTS}
+TARGETS = ["limit", "pg_rproxy", "pgbouncer", "pgpool", "direct"]
+UPSTREAM_CONNECTIONS = 8  # pg_rproxy: 2 workers x pool_size 4; PgBouncer: default_pool_size 8
+
+
+def chown_pg(path):
+    if os.getuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def write(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    chown_pg(path)
+
+
+class Background:
+    """A server process run as postgres, stopped at the end."""
+
+    def __init__(self, name, cmd, log):
+        self.name = name
+        prefix = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen(prefix + cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def wait_port(port, seconds=30, what=""):
+    import socket
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+def wait_sql(port, user="postgres", db="postgres", seconds=60, what=""):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        r = subprocess.run(["psql", "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db,
+                            "-c", "SELECT 1"], capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} on {port} does not answer: {r.stderr}")
+
+
+class Bench:
+    def __init__(self, work, out):
+        self.work = work
+        self.out = out
+        self.procs = []
+        self.clusters = []
+
+    # --- the targets -------------------------------------------------------------------------
+    def start_upstream(self):
+        up = Cluster(self.work, "upstream")
+        up.init("shared_buffers = 512MB\nmax_connections = 300\nsynchronous_commit = off\n")
+        up.start()
+        self.clusters.append(up)
+        r = as_pg(["pgbench", "-q", "-i", "-s", str(SCALE), "-h", up.dir, "-p", str(up.port), "-U", "postgres",
+                   "postgres"])
+        assert r.returncode == 0, r.stderr
+        as_pg(["psql", "-X", "-q", "-h", up.dir, "-p", str(up.port), "-U", "postgres", "-d", "postgres", "-c",
+               "VACUUM ANALYZE"])
+        self.up = up
+
+    def start_gateway(self):
+        gw = Cluster(self.work, "gateway")
+        gw.init()
+        self.clusters.append(gw)
+        self.proxy_port = free_port()
+        env = dict(os.environ, UPSTREAM_HOST="127.0.0.1", UPSTREAM_PORT=str(self.up.port), UPSTREAM_USER="postgres",
+                   UPSTREAM_DATABASE="postgres", LISTEN_HOST="127.0.0.1", LISTEN_PORT=str(self.proxy_port),
+                   PROXY_WORKERS="2", POOL_SIZE=str(UPSTREAM_CONNECTIONS // 2), AUTH_METHOD="trust",
+                   MAX_CLIENT_CONNECTIONS="20000", MAX_CACHE_ENTRIES="20000")
+        r = subprocess.run([os.path.join(ROOT, "docker", "entrypoint.sh"), "write-config",
+                            os.path.join(gw.data, "postgresql.conf")], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        gw.append_conf("pg_rproxy.session_table_size = 20000\n")
+        gw.start()
+        gw.sql("CREATE EXTENSION pg_rproxy")
+        wait_sql(self.proxy_port, what="pg_rproxy")
+        self.gw = gw
+
+    def start_pgbouncer(self):
+        d = os.path.join(self.work, "pgbouncer")
+        os.makedirs(d, exist_ok=True)
+        chown_pg(d)
+        self.pgbouncer_port = free_port()
+        write(os.path.join(d, "userlist.txt"), '"postgres" ""\n')
+        write(os.path.join(d, "pgbouncer.ini"), f"""[databases]
+postgres = host=127.0.0.1 port={self.up.port} dbname=postgres user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.pgbouncer_port}
+unix_socket_dir = {d}
+auth_type = trust
+auth_file = {d}/userlist.txt
+pool_mode = transaction
+default_pool_size = {UPSTREAM_CONNECTIONS}
+max_client_conn = 20000
+pidfile = {d}/pgbouncer.pid
+logfile = {d}/pgbouncer.log
+""")
+        self.procs.append(Background("pgbouncer", ["pgbouncer", os.path.join(d, "pgbouncer.ini")],
+                                     os.path.join(d, "stdout.log")))
+        wait_sql(self.pgbouncer_port, what="PgBouncer")
+
+    def start_pgpool(self):
+        d = os.path.join(self.work, "pgpool")
+        os.makedirs(os.path.join(d, "oiddir"), exist_ok=True)
+        for p in (d, os.path.join(d, "oiddir")):
+            chown_pg(p)
+        self.pgpool_port = free_port()
+        write(os.path.join(d, "pgpool.conf"), f"""backend_clustering_mode = 'raw'
+listen_addresses = '127.0.0.1'
+port = {self.pgpool_port}
+unix_socket_directories = '{d}'
+pcp_listen_addresses = ''
+pcp_port = {free_port()}
+pcp_socket_dir = '{d}'
+backend_hostname0 = '127.0.0.1'
+backend_port0 = {self.up.port}
+backend_weight0 = 1
+backend_flag0 = 'DISALLOW_TO_FAILOVER'
+enable_pool_hba = off
+pool_passwd = ''
+num_init_children = 32
+max_pool = 1
+connection_cache = on
+load_balance_mode = off
+health_check_period = 0
+sr_check_period = 0
+failover_on_backend_error = off
+memory_cache_enabled = on
+memqcache_method = 'shmem'
+memqcache_total_size = 256MB
+memqcache_max_num_cache = 100000
+memqcache_expire = 0
+memqcache_oiddir = '{d}/oiddir'
+pid_file_name = '{d}/pgpool.pid'
+logdir = '{d}'
+log_min_messages = warning
+""")
+        write(os.path.join(d, "pcp.conf"), "")
+        self.procs.append(Background("pgpool", ["pgpool", "-n", "-f", os.path.join(d, "pgpool.conf"), "-F",
+                                                os.path.join(d, "pcp.conf")], os.path.join(d, "pgpool.log")))
+        wait_sql(self.pgpool_port, what="Pgpool-II")
+
+    def start_limit(self):
+        self.limit_port = free_port()
+        binary = os.path.join(self.work, "canned_server")
+        r = subprocess.run(["g++", "-O2", "-std=c++20", "-o", binary, os.path.join(HERE, "canned_server.cpp"),
+                            "-lpthread"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        self.procs.append(Background("limit", [binary, str(self.limit_port), "2"],
+                                     os.path.join(self.work, "canned_server.log")))
+        wait_port(self.limit_port, what="canned server")
+
+    def port(self, target):
+        return {"limit": getattr(self, "limit_port", None), "pg_rproxy": self.proxy_port,
+                "pgbouncer": getattr(self, "pgbouncer_port", None), "pgpool": getattr(self, "pgpool_port", None),
+                "direct": self.up.port}[target]
+
+    def stop(self):
+        for p in self.procs:
+            p.stop()
+        for c in self.clusters:
+            c.stop(mode="immediate", check=False)
+
+    # --- pgbench -----------------------------------------------------------------------------
+    def script(self, keys):
+        path = os.path.join(self.work, f"select_{keys}.sql")
+        write(path, f"\\set aid random(1, {keys})\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n")
+        return path
+
+    def pgbench(self, target, workload, mode, seconds, clients, threads):
+        logdir = tempfile.mkdtemp(dir=self.work)
+        chown_pg(logdir)
+        cmd = ["pgbench", "-n", "-M", mode, "-c", str(clients), "-j", str(threads), "-T", str(seconds),
+               "-f", self.script(WORKLOADS[workload]), "-l", "--sampling-rate", "0.2",
+               "--log-prefix", os.path.join(logdir, "tx"), "-h", "127.0.0.1", "-p", str(self.port(target)),
+               "-U", "postgres", "postgres"]
+        r = as_pg(cmd, timeout=seconds + 120)
+        tps = re.search(r"tps = ([\d.]+) \(without initial", r.stdout)
+        failed = re.search(r"number of failed transactions: (\d+)", r.stdout)
+        latencies = []
+        for name in os.listdir(logdir):
+            with open(os.path.join(logdir, name)) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 3 and parts[2].isdigit():
+                        latencies.append(int(parts[2]))
+        shutil.rmtree(logdir, ignore_errors=True)
+        result = {"tps": float(tps.group(1)) if tps and r.returncode == 0 else 0.0,
+                  "errors": r.returncode != 0 or (failed is not None and int(failed.group(1)) > 0)}
+        if latencies:
+            latencies.sort()
+            result["latency_avg_ms"] = statistics.fmean(latencies) / 1000
+            result["latency_p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1000
+        if result["errors"]:
+            result["error_text"] = (r.stderr.strip().splitlines() or ["?"])[-1][:300]
+        return result
+
+    # --- memory with idle clients -------------------------------------------------------------
+    def worker_pids(self):
+        out = self.gw.sql("SELECT pid FROM pg_rproxy_workers ORDER BY worker")
+        return [int(p) for p in out.split()]
+
+    @staticmethod
+    def private_kib(pid):
+        """Private (not shared-memory) resident KiB of a process."""
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            fields = dict(re.findall(r"^(\w+):\s+(\d+) kB", f.read(), re.M))
+        return int(fields["Private_Clean"]) + int(fields["Private_Dirty"]), int(fields["Rss"])
+
+    def idle_clients_memory(self, count):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        pids = self.worker_pids()
+        before = {p: self.private_kib(p) for p in pids}
+
+        async def connect_all():
+            startup = b"user\0postgres\0database\0postgres\0\0"
+            packet = struct.pack("!II", len(startup) + 8, 196608) + startup
+            sem = asyncio.Semaphore(200)
+            conns = []
+
+            async def one():
+                async with sem:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", self.proxy_port)
+                    writer.write(packet)
+                    buf = b""
+                    while not buf.endswith(b"Z\x00\x00\x00\x05I"):
+                        chunk = await reader.read(4096)
+                        if not chunk:
+                            raise RuntimeError(f"closed during startup: {buf[-200:]!r}")
+                        buf += chunk
+                    conns.append(writer)
+
+            await asyncio.gather(*(one() for _ in range(count)))
+            return conns
+
+        loop = asyncio.new_event_loop()
+        conns = loop.run_until_complete(connect_all())
+        time.sleep(2)
+        clients = int(self.gw.sql("SELECT sum(clients) FROM pg_rproxy_workers"))
+        after = {p: self.private_kib(p) for p in pids}
+        for w in conns:
+            w.close()
+        loop.run_until_complete(asyncio.sleep(0.5))
+        loop.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        private = sum(after[p][0] - before[p][0] for p in pids)
+        rss = sum(after[p][1] - before[p][1] for p in pids)
+        return {"clients": count, "clients_seen_by_workers": clients, "workers": len(pids),
+                "private_kib_total": private, "rss_kib_total": rss,
+                "private_kib_per_client": private / count, "rss_kib_per_client": rss / count}
+
+
+def summarise(runs):
+    """Median over repetitions per (workload, mode, target)."""
+    table = {}
+    for key, results in runs.items():
+        ok = [r for r in results if not r["errors"]]
+        pick = ok or results
+        entry = {"tps": statistics.median(r["tps"] for r in pick), "runs": len(results),
+                 "failed_runs": len(results) - len(ok)}
+        for field in ("latency_avg_ms", "latency_p99_ms"):
+            vals = [r[field] for r in pick if field in r]
+            if vals:
+                entry[field] = statistics.median(vals)
+        errs = [r["error_text"] for r in results if "error_text" in r]
+        if errs:
+            entry["error"] = errs[0]
+        table[key] = entry
+    return table
+
+
+def ratio(a, b):
+    return round(a / b, 2) if b else None
+
+
+def report(table, memory, meta):
+    lines = [f"pgbench {meta['clients']} clients, {meta['threads']} threads, {meta['seconds']} s x "
+             f"{meta['repetitions']} repetitions (median); scale {SCALE}; {meta['machine']}", ""]
+    header = f"{'workload':<12} {'mode':<9} " + " ".join(f"{t:>19}" for t in TARGETS)
+    lines.append(header + "   (tps / avg ms / p99 ms)")
+    ratios = {}
+    for workload in WORKLOADS:
+        for mode in MODES:
+            cells = []
+            for t in TARGETS:
+                e = table[f"{workload}/{mode}/{t}"]
+                if e.get("error") == "not run":
+                    cells.append(f"{'-':>19}")
+                elif e["failed_runs"] == e["runs"]:
+                    cells.append(f"{'errors':>19}")
+                else:
+                    cells.append(f"{e['tps']:>7.0f}/{e.get('latency_avg_ms', 0):.2f}/{e.get('latency_p99_ms', 0):.2f}"
+                                 .rjust(19))
+            lines.append(f"{workload:<12} {mode:<9} " + " ".join(cells))
+            me = table[f"{workload}/{mode}/pg_rproxy"]["tps"]
+            ratios[f"{workload}/{mode}"] = {
+                f"pg_rproxy/{t}": ratio(me, table[f"{workload}/{mode}/{t}"]["tps"])
+                for t in TARGETS if t != "pg_rproxy"}
+    lines += ["", "ratios (tps)"]
+    for key, r in ratios.items():
+        lines.append(f"  {key:<22} " + "  ".join(f"{k}={v}" for k, v in r.items()))
+    targets = []
+    for mode in MODES:
+        need = 0.8 if mode == "simple" else 0.7
+        got = ratios[f"hot/{mode}"]["pg_rproxy/limit"]
+        targets.append((f"hot {mode}: pg_rproxy >= {need} x limit", got is not None and got >= need, got))
+        got = ratios[f"select_only/{mode}"]["pg_rproxy/pgbouncer"]
+        targets.append((f"select_only {mode}: pg_rproxy >= 1.2 x PgBouncer", got is not None and got >= 1.2, got))
+    if memory:
+        lines += ["", f"memory: {memory['clients']} idle clients ({memory['clients_seen_by_workers']} counted by the "
+                      f"workers): {memory['private_kib_per_client']:.1f} KiB private, "
+                      f"{memory['rss_kib_per_client']:.1f} KiB RSS per client over {memory['workers']} workers"]
+        per = memory["private_kib_per_client"]
+        targets.append(("idle client <= 16 KiB of worker memory", per <= 16, round(per, 1)))
+    lines += ["", "targets"]
+    for name, met, value in targets:
+        lines.append(f"  [{'met' if met else 'MISSED'}] {name} (measured {value})")
+    return "\n".join(lines), ratios, targets
+
+
+def chart(table, out):
+    data = os.path.join(out, "results.dat")
+    with open(data, "w") as f:
+        f.write("case " + " ".join(TARGETS) + "\n")
+        for workload in WORKLOADS:
+            for mode in MODES:
+                f.write(f"{workload}/{mode} " + " ".join(f"{table[f'{workload}/{mode}/{t}']['tps']:.0f}"
+                                                        for t in TARGETS) + "\n")
+    png = os.path.join(out, "results.png")
+    plot = f"""set terminal pngcairo size 1100,560 noenhanced
+set output '{png}'
+set title 'pgbench tps by target (higher is better)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set key top right
+set ylabel 'transactions per second'
+set xtics rotate by -20
+set grid ytics
+plot for [i=2:{len(TARGETS) + 1}] '{data}' using i:xtic(1) title columnheader(i)
+"""
+    r = subprocess.run(["gnuplot"], input=plot, capture_output=True, text=True)
+    if r.returncode != 0:
+        # pngcairo may be missing from gnuplot-nox builds: the plain png terminal always exists
+        r = subprocess.run(["gnuplot"], input=plot.replace("pngcairo", "png"), capture_output=True, text=True)
+    os.remove(data)
+    return png if r.returncode == 0 else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--repetitions", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--idle-clients", type=int, default=10000)
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--only", help="comma-separated targets (default: all)")
+    ap.add_argument("--workloads", help="comma-separated workloads (default: hot,select_only)")
+    ap.add_argument("--modes", help="comma-separated -M modes (default: simple,extended,prepared)")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="pg_rproxy_bench.")
+    os.chmod(work, 0o755)
+    chown_pg(work)
+    targets = args.only.split(",") if args.only else TARGETS
+    workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
+    modes = args.modes.split(",") if args.modes else MODES
+    bench = Bench(work, args.out)
+    started = time.time()
+    try:
+        bench.start_upstream()
+        bench.start_gateway()
+        if "pgbouncer" in targets:
+            bench.start_pgbouncer()
+        if "pgpool" in targets:
+            bench.start_pgpool()
+        if "limit" in targets:
+            bench.start_limit()
+        runs = {f"{w}/{m}/{t}": [] for w in WORKLOADS for m in MODES for t in TARGETS}
+        for rep in range(args.repetitions):
+            for workload in workloads:
+                for mode in modes:
+                    # alternate the order so no target always runs right after the same neighbour
+                    order = targets if rep % 2 == 0 else list(reversed(targets))
+                    for t in order:
+                        r = bench.pgbench(t, workload, mode, args.seconds, args.clients, args.threads)
+                        runs[f"{workload}/{mode}/{t}"].append(r)
+                        print(f"  rep {rep + 1} {workload:<11} {mode:<8} {t:<9} {r['tps']:>8.0f} tps"
+                              + ("  ERRORS: " + r.get("error_text", "") if r["errors"] else ""), flush=True)
+        for key in list(runs):
+            if not runs[key]:
+                runs[key].append({"tps": 0.0, "errors": True, "error_text": "not run"})
+        memory = bench.idle_clients_memory(args.idle_clients) if args.idle_clients else None
+        cache = bench.gw.sql("SELECT hits, misses, hit_ratio FROM pg_rproxy_cache_stats")
+    finally:
+        bench.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    table = summarise(runs)
+    machine = f"{os.uname().sysname} {os.uname().release}, {os.cpu_count()} CPUs"
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine, "seconds": args.seconds,
+            "repetitions": args.repetitions, "clients": args.clients, "threads": args.threads,
+            "duration_s": round(time.time() - started)}
+    text, ratios, targets_met = report(table, memory, meta)
+    text += f"\n\npg_rproxy cache after the run (hits|misses|hit_ratio): {cache}"
+    print("\n" + text)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"meta": meta, "results": table, "ratios": ratios, "memory": memory,
+                   "targets": [{"target": n, "met": m, "measured": v} for n, m, v in targets_met],
+                   "raw": runs}, f, indent=1)
+    png = chart(table, args.out)
+    print(f"\nwrote {os.path.join(args.out, 'results.json')}" + (f" and {png}" if png else " (no chart: gnuplot failed)"))
+
+
+if __name__ == "__main__":
+    main()
