@@ -27,10 +27,11 @@ public:
         pos_ += 4;
         return static_cast<int32_t>(v);
     }
-    std::string cstr() {
+    std::string cstr() { return std::string(cstr_view()); }
+    std::string_view cstr_view() {
         std::size_t end = b_.find('\0', pos_);
         if (end == std::string_view::npos) throw ProtocolError("08P01", "invalid string in message");
-        std::string s(b_.substr(pos_, end - pos_));
+        std::string_view s = b_.substr(pos_, end - pos_);
         pos_ = end + 1;
         return s;
     }
@@ -60,6 +61,18 @@ private:
 };
 
 }  // namespace
+
+bool parse_repeats(std::string_view body, const std::string& name, const std::string& query,
+                   const std::vector<uint32_t>& types) {
+    Reader r(body);
+    if (r.cstr_view() != name || r.cstr_view() != query) return false;
+    std::size_t n = r.count(4);
+    if (n != types.size()) return false;
+    for (std::size_t i = 0; i < n; ++i)
+        if (static_cast<uint32_t>(r.i32()) != types[i]) return false;
+    r.end();
+    return true;
+}
 
 ParseMessage decode_parse(std::string_view body) {
     Reader r(body);

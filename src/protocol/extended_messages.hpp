@@ -39,6 +39,11 @@ struct ExecuteMessage {
 };
 
 ParseMessage decode_parse(std::string_view body);
+// Whether a Parse message names exactly this statement, text and parameter types (a driver that
+// sends the same unnamed Parse before every execution); decodes nothing into new memory. Throws
+// ProtocolError as decode_parse would for a malformed body.
+bool parse_repeats(std::string_view body, const std::string& name, const std::string& query,
+                   const std::vector<uint32_t>& types);
 BindMessage decode_bind(std::string_view body);
 TargetMessage decode_target(std::string_view body, const char* what);
 ExecuteMessage decode_execute(std::string_view body);

@@ -47,28 +47,11 @@ ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
     socket_.non_blocking(true, ec);  // read_some() reads only once the socket is readable
 }
 
-asio::awaitable<std::size_t> ClientSession::read_some(boost::system::error_code& ec) {
-    if (tls_) {
-        // OpenSSL needs a buffer for the whole wait; TLS sessions carry their own anyway.
-        std::size_t old = in_.size();
-        in_.resize(old + kReadChunk);
-        std::size_t n = co_await tls_->async_read_some(asio::buffer(in_.data() + old, kReadChunk),
-                                                       asio::redirect_error(asio::use_awaitable, ec));
-        in_.resize(old + n);
-        co_return n;
-    }
+std::size_t ClientSession::read_available(boost::system::error_code& ec) {
     asio::mutable_buffer shared = worker_.read_buffer();
-    for (;;) {
-        std::size_t n = socket_.read_some(shared, ec);
-        if (ec == asio::error::would_block || ec == asio::error::try_again) {
-            ec.clear();
-            co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-            if (ec) co_return 0;
-            continue;
-        }
-        if (!ec) in_.append(static_cast<const char*>(shared.data()), n);
-        co_return n;
-    }
+    std::size_t n = socket_.read_some(shared, ec);  // never blocks: would_block when nothing is there
+    if (!ec) in_.append(static_cast<const char*>(shared.data()), n);
+    return n;
 }
 
 asio::awaitable<void> ClientSession::write_all(asio::const_buffer buf, boost::system::error_code& ec) {
@@ -158,7 +141,26 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
             continue;  // more may have come while writing
         }
         if (deliver) watch_notifications();
-        std::size_t n = co_await read_some(ec);
+        std::size_t n = 0;
+        if (tls_) {
+            // OpenSSL needs a buffer for the whole wait; TLS sessions carry their own anyway.
+            std::size_t old = in_.size();
+            in_.resize(old + kReadChunk);
+            n = co_await tls_->async_read_some(asio::buffer(in_.data() + old, kReadChunk),
+                                               asio::redirect_error(asio::use_awaitable, ec));
+            in_.resize(old + n);
+        } else {
+            // Plain sockets are read only once readable, into the worker's one buffer: an idle
+            // client holds no read buffer of its own.
+            for (;;) {
+                n = read_available(ec);
+                if (ec != asio::error::would_block && ec != asio::error::try_again) break;
+                ec.clear();
+                co_await socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                                            asio::redirect_error(asio::use_awaitable, ec));
+                if (ec) break;
+            }
+        }
         if (!notifications_ready_) co_return n;
         if (n > 0 || ec != asio::error::operation_aborted || timed_out || shutdown_requested_) {
             notifications_ready_ = false;
@@ -176,8 +178,10 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
     bool in_transaction = tx_status_ != 'I';
     std::chrono::milliseconds limit = in_transaction ? cfg.idle_in_transaction_timeout : cfg.idle_client_timeout;
     std::optional<asio::steady_timer> timer;
-    auto fired = std::make_shared<bool>(false);
+    static const bool kNeverFired = false;
+    std::shared_ptr<bool> fired;  // only when there is a timer: nothing allocated per statement otherwise
     if (idle_timeouts && limit.count() > 0) {
+        fired = std::make_shared<bool>(false);
         timer.emplace(socket_.get_executor(), limit);
         timer->async_wait([this, fired](boost::system::error_code e) {
             if (e) return;
@@ -186,14 +190,15 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
             socket_.cancel(ignored);
         });
     }
-    std::size_t n = co_await read_delivering_notifications(idle_timeouts, *fired, ec);
+    const bool& timed_out = fired ? *fired : kNeverFired;
+    std::size_t n = co_await read_delivering_notifications(idle_timeouts, timed_out, ec);
     if (timer) timer->cancel();
     if (watching_notifications_ && pinned_) {
         pinned_->stop_idle_watch();
         watching_notifications_ = false;
     }
     idle_ = false;
-    if (*fired) {
+    if (timed_out) {
         idle_timeout_ = in_transaction
             ? ErrorFields::make("FATAL", "25P03", "terminating connection due to idle-in-transaction timeout")
             : ErrorFields::make("FATAL", "57P05", "terminating connection due to idle-session timeout");
@@ -335,7 +340,16 @@ asio::awaitable<void> ClientSession::serve() {
                     reject(ErrorFields::make("ERROR", "25006", "fast-path function calls are not allowed through pg_rproxy"));
                     if (!write_now()) co_await flush();
                     break;
-                case 'P': case 'B': case 'D': case 'E': case 'C':
+                case 'B': case 'D': case 'C':
+                    handle_extended_now(*msg);
+                    if (out_.size() >= kFlushThreshold && !write_now()) co_await flush();
+                    break;
+                case 'P':
+                    if (parse_again_now(msg->body)) break;
+                    co_await handle_extended(*msg);
+                    if (client_gone_) co_return;
+                    break;
+                case 'E':
                     co_await handle_extended(*msg);
                     if (client_gone_) co_return;
                     break;
@@ -488,13 +502,26 @@ Verdict ClientSession::judge_known(const ParsedQuery& parsed) {
     return evaluate(parsed, worker_.firewall(), lookup);
 }
 
-Verdict ClientSession::finish_judgement(Verdict verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure) {
+std::shared_ptr<const Verdict> ClientSession::known_verdict(const std::shared_ptr<const ParsedQuery>& parsed) {
+    StatementMemo& memo = worker_.memo();
+    if (auto v = memo.verdict(parsed.get())) return v;
+    auto v = std::make_shared<const Verdict>(judge_known(*parsed));
+    if (!v->pending_functions.empty()) return nullptr;
+    memo.remember_verdict(parsed, v);
+    return v;
+}
+
+void ClientSession::check_judgement(const Verdict& verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure) {
     if (!verdict.allowed) {
         worker_.host().count_rejection(verdict.reason);
         failure = ErrorFields::make("ERROR", verdict.sqlstate, verdict.message, verdict.position);
-        return verdict;
+        return;
     }
     failure = track_prepared(parsed);
+}
+
+Verdict ClientSession::finish_judgement(Verdict verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure) {
+    check_judgement(verdict, parsed, failure);
     return verdict;
 }
 
@@ -736,9 +763,13 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
     // Judged without a coroutine unless the upstream must be asked about a function.
-    Verdict verdict = judge_known(*parsed);
-    if (verdict.pending_functions.empty()) verdict = finish_judgement(std::move(verdict), *parsed, failure);
-    else verdict = co_await judge(*parsed, conn, failure);
+    std::shared_ptr<const Verdict> judged = known_verdict(parsed);
+    if (judged) check_judgement(*judged, *parsed, failure);
+    else {
+        Verdict slow = co_await judge(*parsed, conn, failure);
+        judged = std::make_shared<const Verdict>(std::move(slow));
+    }
+    const Verdict& verdict = *judged;
     if (failure) {
         if (conn && conn != pinned_) pool().release(conn);
         reject(*failure);

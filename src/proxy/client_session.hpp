@@ -68,8 +68,8 @@ private:
     boost::asio::awaitable<bool> first_byte_is_tls();
     void arm_authentication_timeout();
     // The client stream, plain or TLS.
-    // Appends what the client sent to in_; returns how much.
-    boost::asio::awaitable<std::size_t> read_some(boost::system::error_code& ec);
+    // Appends what a plain client socket holds to in_ without waiting (would_block: nothing).
+    std::size_t read_available(boost::system::error_code& ec);
     boost::asio::awaitable<void> write_all(boost::asio::const_buffer buf, boost::system::error_code& ec);
     UpstreamPool& pool() { return *pool_; }
     // idle_timeouts: after startup, waiting for the next statement (idle_client_timeout or
@@ -83,7 +83,11 @@ private:
     boost::asio::awaitable<Verdict> judge(const ParsedQuery& parsed, ConnectionPtr& conn,
                                           std::optional<ErrorFields>& failure);
     Verdict judge_known(const ParsedQuery& parsed);  // pending_functions: the upstream must be asked
+    // judge_known() remembered per statement until the next reload; null when the upstream must be asked.
+    std::shared_ptr<const Verdict> known_verdict(const std::shared_ptr<const ParsedQuery>& parsed);
     Verdict finish_judgement(Verdict verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure);
+    // Rejections are counted and answered, EXECUTE checked against this client's PREPAREs.
+    void check_judgement(const Verdict& verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure);
     std::shared_ptr<const ParsedQuery> parse(const std::string& sql);
     bool answer_locally(const ParsedQuery& parsed);
     bool deallocate_locally(const ParsedQuery& parsed);
@@ -133,6 +137,8 @@ private:
         std::shared_ptr<const ParsedQuery> parsed;
         Verdict verdict;
         std::shared_ptr<PGresult> description;  // PQdescribePrepared, taken at Parse
+        uint64_t reloads = 0;            // Worker::reloads() when judged and described
+        uint64_t settings_version = 0;   // settings_.version() then
     };
     struct ClientPortal {
         std::shared_ptr<ClientStatement> statement;
@@ -142,6 +148,11 @@ private:
         std::size_t pending_pos = 0;
     };
     boost::asio::awaitable<void> handle_extended(const protocol::FrontendMessage& msg);
+    // Bind, Describe and Close never wait: answered without a coroutine.
+    void handle_extended_now(const protocol::FrontendMessage& msg);
+    // The unnamed statement parsed again with the same text and types (what most drivers send
+    // before every execution): answered from the statement already judged and described.
+    bool parse_again_now(std::string_view body);
     boost::asio::awaitable<std::optional<ErrorFields>> on_parse(std::string_view body);
     std::optional<ErrorFields> on_bind(std::string_view body);
     std::optional<ErrorFields> on_describe(std::string_view body);

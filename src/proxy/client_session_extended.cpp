@@ -51,11 +51,46 @@ asio::awaitable<void> ClientSession::handle_extended(const protocol::FrontendMes
     if (out_.size() >= 64 * 1024) co_await flush();
 }
 
+void ClientSession::handle_extended_now(const protocol::FrontendMessage& msg) {
+    if (discard_until_sync_) return;
+    std::optional<ErrorFields> failure;
+    switch (msg.type) {
+        case 'B': failure = on_bind(msg.body); break;
+        case 'D': failure = on_describe(msg.body); break;
+        case 'C': failure = on_close(msg.body); break;
+        default: break;
+    }
+    if (failure) {
+        protocol::append_error(out_, *failure);
+        discard_until_sync_ = true;
+    }
+}
+
+bool ClientSession::parse_again_now(std::string_view body) {
+    if (discard_until_sync_ || pinned_) return false;
+    auto it = statements_.find(std::string());
+    if (it == statements_.end()) return false;
+    ClientStatement& st = *it->second;
+    if (!st.description || st.reloads != worker_.reloads() || st.settings_version != settings_.version()) return false;
+    if (!protocol::parse_repeats(body, std::string(), st.sql, st.types)) return false;
+    std::optional<ErrorFields> failure;
+    check_judgement(st.verdict, *st.parsed, failure);  // rejections are counted each time, as before
+    if (failure) {
+        protocol::append_error(out_, *failure);
+        discard_until_sync_ = true;
+        return true;
+    }
+    protocol::append_parse_complete(out_);
+    return true;
+}
+
 asio::awaitable<std::optional<ErrorFields>> ClientSession::on_parse(std::string_view body) {
     protocol::ParseMessage m = protocol::decode_parse(body);
     if (!m.name.empty() && statements_.count(m.name))
         co_return error("42P05", "prepared statement \"" + m.name + "\" already exists");
     auto st = std::make_shared<ClientStatement>();
+    st->reloads = worker_.reloads();
+    st->settings_version = settings_.version();
     st->sql = m.query;
     st->types = m.param_types;
     st->parsed = parse(m.query);

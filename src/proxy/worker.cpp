@@ -210,6 +210,7 @@ void Worker::arm_postmaster() {
 void Worker::on_wake() {
     WakeEvents ev = host_.take_wake_events();
     if (ev.reload) {
+        ++reloads_;
         upstream_config_ = host_.upstream_config();
         pool_->configure(upstream_config_);
         for (auto& [key, r] : routed_pools_) r.pool->configure(routed_config(r));

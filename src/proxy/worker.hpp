@@ -55,6 +55,9 @@ public:
     UpstreamFunctions& upstream_functions() { return functions_; }
     const CacheConfig& cache_config() const { return cache_config_; }
     StatementMemo& memo() { return memo_; }
+    // How many configuration reloads this worker has taken: what was judged or described before
+    // one may no longer hold.
+    uint64_t reloads() const { return reloads_; }
     // Where plain client sockets are read once readable: one buffer for all sessions, so an idle
     // client holds none (sessions never read concurrently: the loop runs one at a time).
     boost::asio::mutable_buffer read_buffer() { return boost::asio::buffer(read_buffer_); }
@@ -118,6 +121,7 @@ private:
     bool shutting_down_ = false;
     Exit exit_ = Exit::Terminated;
     std::array<char, 64 * 1024> read_buffer_;
+    uint64_t reloads_ = 0;
 };
 
 }  // namespace rproxy

@@ -57,3 +57,23 @@ TEST(ExtendedMessages, SmallBackendMessages) {
     append_parameter_description(out, {23, 25});
     EXPECT_EQ(out, std::string("1\0\0\0\x04" "2\0\0\0\x04" "s\0\0\0\x04" "t\0\0\0\x0e\0\x02\0\0\0\x17\0\0\0\x19", 30));
 }
+
+TEST(ExtendedMessages, ParseRepeatsComparesNameTextAndTypesWithoutDecoding) {
+    auto parse_body = [](const std::string& name, const std::string& sql, std::vector<uint32_t> types) {
+        std::string b = name + '\0' + sql + '\0';
+        b += static_cast<char>(types.size() >> 8);
+        b += static_cast<char>(types.size() & 0xff);
+        for (uint32_t t : types)
+            for (int shift = 24; shift >= 0; shift -= 8) b += static_cast<char>((t >> shift) & 0xff);
+        return b;
+    };
+    std::string body = parse_body("", "SELECT $1", {23});
+    EXPECT_TRUE(parse_repeats(body, "", "SELECT $1", {23}));
+    EXPECT_FALSE(parse_repeats(body, "", "SELECT $1", {25})) << "another type";
+    EXPECT_FALSE(parse_repeats(body, "", "SELECT $1", {})) << "another count";
+    EXPECT_FALSE(parse_repeats(body, "", "SELECT $2", {23})) << "another text";
+    EXPECT_FALSE(parse_repeats(body, "s1", "SELECT $1", {23})) << "another name";
+    EXPECT_THROW(parse_repeats(body + "x", "", "SELECT $1", {23}), ProtocolError) << "trailing bytes";
+    std::string lying = body.substr(0, body.size() - 4);  // the count says 1, no bytes follow
+    EXPECT_THROW(parse_repeats(lying, "", "SELECT $1", {23}), ProtocolError);
+}
