@@ -97,7 +97,8 @@ def wait_sql(port, user="postgres", db="postgres", seconds=60, what=""):
 
 
 class Bench:
-    def __init__(self, work, out):
+    def __init__(self, work, out, gateway_settings=()):
+        self.gateway_settings = list(gateway_settings)
         self.work = work
         self.out = out
         self.procs = []
@@ -128,7 +129,7 @@ class Bench:
         r = subprocess.run([os.path.join(ROOT, "docker", "entrypoint.sh"), "write-config",
                             os.path.join(gw.data, "postgresql.conf")], capture_output=True, text=True, env=env)
         assert r.returncode == 0, r.stderr
-        gw.append_conf("pg_rproxy.session_table_size = 20000\n")
+        gw.append_conf("pg_rproxy.session_table_size = 20000\n" + "".join(f"{x}\n" for x in self.gateway_settings))
         gw.start()
         gw.sql("CREATE EXTENSION pg_rproxy")
         wait_sql(self.proxy_port, what="pg_rproxy")
@@ -419,6 +420,8 @@ def main():
     ap.add_argument("--only", help="comma-separated targets (default: all)")
     ap.add_argument("--workloads", help="comma-separated workloads (default: hot,select_only)")
     ap.add_argument("--modes", help="comma-separated -M modes (default: simple,extended,prepared)")
+    ap.add_argument("--gateway-setting", action="append", default=[],
+                    help="extra postgresql.conf line for the gateway, e.g. \"pg_rproxy.cache_enabled = off\"")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="pg_rproxy_bench.")
@@ -427,7 +430,7 @@ def main():
     targets = args.only.split(",") if args.only else TARGETS
     workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
     modes = args.modes.split(",") if args.modes else MODES
-    bench = Bench(work, args.out)
+    bench = Bench(work, args.out, args.gateway_setting)
     started = time.time()
     try:
         bench.start_upstream()

@@ -79,8 +79,11 @@ def parse_callgrind(path):
 
 
 class ProfiledGateway:
-    def __init__(self, work):
+    def __init__(self, work, mode, misses=False):
         self.work = work
+        self.mode = mode
+        self.misses = misses
+        self.keys = 100000 if misses else HOT_KEYS
         self.up = Cluster(work, "upstream")
         self.up.init()
         self.up.start()
@@ -108,9 +111,9 @@ exec valgrind --quiet --tool=callgrind --trace-children=yes \\
 
     def pgbench(self, statement, seconds=None, transactions=None):
         script = os.path.join(self.work, "hit.sql")
-        write(script, f"\\set aid random(1, {HOT_KEYS})\n{statement}\n")
+        write(script, f"\\set aid random(1, {self.keys})\n{statement}\n")
         limit = ["-t", str(transactions)] if transactions else ["-T", str(seconds)]
-        r = as_pg(["pgbench", "-n", "-M", "simple", "-c", "4", "-j", "1", *limit, "-f", script, "-h", "127.0.0.1",
+        r = as_pg(["pgbench", "-n", "-M", self.mode, "-c", "4", "-j", "1", *limit, "-f", script, "-h", "127.0.0.1",
                    "-p", str(self.proxy_port), "-U", "postgres", "postgres"], timeout=(seconds or 0) + 600)
         assert r.returncode == 0, r.stderr
 
@@ -118,14 +121,21 @@ exec valgrind --quiet --tool=callgrind --trace-children=yes \\
         """One gateway lifetime: warm-up, then hits for seconds. Returns (hits, Ir, calls)."""
         self.gw.start()
         try:
+            self.gw.sql("ALTER SYSTEM RESET pg_rproxy.cache_enabled")
+            self.gw.sql("SELECT pg_reload_conf()")
             self.gw.sql("CREATE EXTENSION IF NOT EXISTS pg_rproxy")
             wait_sql(self.proxy_port, what="pg_rproxy", seconds=180)
             (worker,) = [int(p) for p in self.gw.sql("SELECT pid FROM pg_rproxy_workers").split()]
             for statement in STATEMENTS.values():  # every key of both statements, then hits
                 self.pgbench(statement, transactions=HOT_KEYS * 2)
+            if self.misses:
+                self.gw.sql("ALTER SYSTEM SET pg_rproxy.cache_enabled = off")
+                self.gw.sql("SELECT pg_reload_conf()")
+                time.sleep(1)
             if hit_statement:
                 self.pgbench(hit_statement, seconds=seconds)
-            hits = int(self.gw.sql("SELECT hits FROM pg_rproxy_cache_stats"))
+            hits = int(self.gw.sql("SELECT statements FROM pg_rproxy_workers" if self.misses
+                                   else "SELECT hits FROM pg_rproxy_cache_stats"))
         finally:
             self.gw.stop(mode="fast", check=False)
         path = os.path.join(self.out_dir, f"callgrind.out.{worker}")
@@ -146,11 +156,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--top", type=int, default=25, help="functions listed by exclusive cost")
+    ap.add_argument("--mode", default="simple", choices=["simple", "extended", "prepared"], help="pgbench -M")
+    ap.add_argument("--misses", action="store_true",
+                    help="profile statements over 100,000 keys with the cache off (per statement, not per hit)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="pg_rproxy_profile.")
     os.chmod(work, 0o755)
     chown_pg(work)
-    g = ProfiledGateway(work)
+    g = ProfiledGateway(work, args.mode, args.misses)
     try:
         base_hits, base_ir, base_calls, base_excl = g.run(None, 0)
         rows = []
@@ -162,7 +175,7 @@ def main():
             per = {name: sum(c - base_calls.get(f, 0) for f, c in calls.items() if rx.search(f)) / max(n, 1)
                    for name, rx in WATCHED.items()}
             rows.append((label, n, (ir - base_ir) / max(n, 1), per))
-        print(f"callgrind, one pg_rproxy worker, pgbench -M simple -c 4, hot set of {HOT_KEYS} keys; per hit = "
+        print(f"callgrind, one pg_rproxy worker, pgbench -M {args.mode} -c 4, hot set of {HOT_KEYS} keys; per hit = "
               f"(run with {args.seconds} s of hits - run without) / extra hits\n")
         print(f"{'statement':<10} {'hits':>7} {'instr/hit':>10} " + " ".join(f"{n:>14}" for n in WATCHED))
         for label, n, ir, per in rows:
