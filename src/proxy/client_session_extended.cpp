@@ -1,6 +1,8 @@
 // The extended query protocol on top of libpq. A client's statements are judged by the firewall
 // at Parse and prepared upstream under names of the proxy's own, on whichever pooled connection
 // runs them; portals live in the proxy. Errors skip every message up to Sync, as the server does.
+#include <charconv>
+
 #include "proxy/client_session.hpp"
 
 #include "protocol/backend_messages.hpp"
@@ -299,11 +301,27 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     if (m.max_rows == 0) {
         // Length-prefixed, so no parameter value can imitate another split of the bytes.
         std::string extra(1, '\0');
-        extra += "bind types=" + statement_key(st.types, "") + " rf=" + rf_key;
+        std::size_t values = 0;
+        for (const auto& p : b.params) values += p ? p->size() + 16 : 8;
+        extra.reserve(64 + st.types.size() * 11 + rf_key.size() + values);
+        extra += "bind types=";
+        extra += statement_key(st.types, "");
+        extra += " rf=";
+        extra += rf_key;
+        char digits[24];
         for (std::size_t i = 0; i < b.params.size(); ++i) {
             int f = b.param_formats.empty() ? 0 : b.param_formats.size() == 1 ? b.param_formats[0] : b.param_formats[i];
-            extra += " p" + std::to_string(f);
-            extra += b.params[i] ? ":" + std::to_string(b.params[i]->size()) + ":" + *b.params[i] : std::string(":null");
+            extra += " p";
+            extra += f ? '1' : '0';  // on_bind accepts formats 0 and 1 only
+            if (!b.params[i]) {
+                extra += ":null";
+                continue;
+            }
+            extra += ':';
+            auto [end, ec] = std::to_chars(digits, digits + sizeof digits, b.params[i]->size());
+            extra.append(digits, static_cast<std::size_t>(end - digits));
+            extra += ':';
+            extra += *b.params[i];
         }
         key = cache_key_for(st.sql, *st.parsed, st.verdict, &ttl, extra);
         bool hit = false;
