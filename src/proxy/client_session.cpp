@@ -883,7 +883,13 @@ void ClientSession::watch_client(const ConnectionPtr& conn) {
                            if (ec || !self->watching_) return;
                            char c;
                            ssize_t n = ::recv(self->socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-                           if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;  // more input: read later
+                           if (n > 0) return;  // more input: read after the statement
+                           if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                               // Woken with nothing to read (the reactor can report a readiness
+                               // the loop already consumed): keep watching.
+                               if (auto conn = weak.lock()) self->watch_client(conn);
+                               return;
+                           }
                            self->client_gone_ = true;
                            if (auto conn = weak.lock()) conn->cancel_wait();
                        });
