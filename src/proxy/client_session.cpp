@@ -597,10 +597,11 @@ std::optional<CacheKey> ClientSession::cache_key_for(const std::string& sql, con
 }
 
 const std::string& ClientSession::key_prefix() {
-    if (key_prefix_.empty() || key_prefix_version_ != settings_.version() || key_prefix_identity_ != pool().identity()) {
+    // The upstream identity changes only with a reload.
+    if (key_prefix_.empty() || key_prefix_version_ != settings_.version() || key_prefix_reloads_ != worker_.reloads()) {
         key_prefix_ = cache_key_prefix(pool().identity(), settings_);
         key_prefix_version_ = settings_.version();
-        key_prefix_identity_ = pool().identity();
+        key_prefix_reloads_ = worker_.reloads();
     }
     return key_prefix_;
 }
@@ -612,17 +613,16 @@ ProbeResult ClientSession::probe_cache_now(const CacheKey& key, std::optional<ui
     return probe;
 }
 
-asio::awaitable<bool> ClientSession::probe_cache(const CacheKey& key, std::optional<uint64_t>* fill) {
+// Someone else is running this very statement: wait for its result instead (single flight),
+// polling shared memory with a short backoff, until it is there or the fill is given up.
+asio::awaitable<ProbeResult> ClientSession::wait_for_fill(const CacheKey& key, std::optional<uint64_t>* fill) {
+    worker_.host().count_coalesced();
     for (int polls = 0;; ++polls) {
-        ProbeResult probe = probe_cache_now(key, fill);
-        if (probe == ProbeResult::Hit) co_return true;
-        if (probe != ProbeResult::Wait) co_return false;
-        // Someone else is running this very statement: wait for its result instead (single
-        // flight), polling shared memory with a short backoff.
-        if (polls == 0) worker_.host().count_coalesced();
         asio::steady_timer pause(socket_.get_executor(), std::chrono::milliseconds(std::min(2 << std::min(polls, 4), 20)));
         boost::system::error_code ec;
         co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        ProbeResult probe = probe_cache_now(key, fill);
+        if (probe != ProbeResult::Wait) co_return probe;
     }
 }
 
@@ -783,13 +783,9 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     std::optional<CacheKey> key = cache_key_for(sql, *parsed, verdict, &ttl, "");
     std::optional<uint64_t> fill;
     // A hit needs no coroutine; only waiting for another client's fill of the same entry does.
-    bool hit = false;
-    if (key) {
-        ProbeResult probe = probe_cache_now(*key, &fill);
-        hit = probe == ProbeResult::Hit;
-        if (probe == ProbeResult::Wait) hit = co_await probe_cache(*key, &fill);
-    }
-    if (hit) {
+    ProbeResult probe = key ? probe_cache_now(*key, &fill) : ProbeResult::Bypass;
+    if (probe == ProbeResult::Wait) probe = co_await wait_for_fill(*key, &fill);
+    if (probe == ProbeResult::Hit) {
         if (conn && conn != pinned_) pool().release(conn);
         protocol::append_ready_for_query(out_, tx_status_);
         if (!write_now()) co_await flush();

@@ -101,10 +101,9 @@ private:
     // extra: what besides the statement changes the bytes (extended protocol: parameters, formats)
     std::optional<CacheKey> cache_key_for(const std::string& sql, const ParsedQuery& parsed, const Verdict& verdict,
                                           int* ttl_seconds, const std::string& extra);
-    // Hit: the stored bytes are in out_ and true is returned. Otherwise *fill is set when this
-    // client must fill the entry.
-    boost::asio::awaitable<bool> probe_cache(const CacheKey& key, std::optional<uint64_t>* fill);
+    // Hit: the stored bytes are appended to out_. Claimed: *fill is set, this client fills the entry.
     ProbeResult probe_cache_now(const CacheKey& key, std::optional<uint64_t>* fill);  // one look, no waiting
+    boost::asio::awaitable<ProbeResult> wait_for_fill(const CacheKey& key, std::optional<uint64_t>* fill);
     struct Capture;
     void finish_fill(const CacheKey& key, uint64_t fill, bool complete, const Capture& capture, int ttl,
                      const std::string& sql, const ParsedQuery& parsed);
@@ -150,6 +149,7 @@ private:
     boost::asio::awaitable<void> handle_extended(const protocol::FrontendMessage& msg);
     // Bind, Describe and Close never wait: answered without a coroutine.
     void handle_extended_now(const protocol::FrontendMessage& msg);
+    void extended_failed(const std::optional<ErrorFields>& failure);
     // The unnamed statement parsed again with the same text and types (what most drivers send
     // before every execution): answered from the statement already judged and described.
     bool parse_again_now(std::string_view body);
@@ -204,7 +204,7 @@ private:
     // cache_key_prefix() of the settings and upstream it was computed for
     std::string key_prefix_;
     uint64_t key_prefix_version_ = 0;
-    std::string key_prefix_identity_;
+    uint64_t key_prefix_reloads_ = 0;
     const std::string& key_prefix();
     std::map<std::string, std::string> told_;  // the ParameterStatus values this client has been sent
     std::weak_ptr<UpstreamConnection> current_conn_;

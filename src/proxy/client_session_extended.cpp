@@ -13,6 +13,10 @@
 
 namespace asio = boost::asio;
 
+namespace {
+constexpr std::size_t kExtendedFlush = 64 * 1024;  // answers buffered until Sync are written past this
+}
+
 // GCC 12 reports Asio's coroutine frame allocator as mismatched new/delete for some coroutine
 // shapes (a false positive: the frame's operator new and delete are a matching pair).
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
@@ -42,34 +46,24 @@ int16_t format_of(const std::vector<int16_t>& formats, int column) {
 asio::awaitable<void> ClientSession::handle_extended(const protocol::FrontendMessage& msg) {
     if (discard_until_sync_) co_return;  // skipped until Sync, like the server
     std::optional<ErrorFields> failure;
-    switch (msg.type) {
-        case 'P': failure = co_await on_parse(msg.body); break;
-        case 'B': failure = on_bind(msg.body); break;
-        case 'D': failure = on_describe(msg.body); break;
-        case 'E': failure = co_await on_execute(msg.body); break;
-        case 'C': failure = on_close(msg.body); break;
-        default: break;
-    }
-    if (failure) {
-        protocol::append_error(out_, *failure);
-        discard_until_sync_ = true;
-    }
-    if (out_.size() >= 64 * 1024) co_await flush();
+    if (msg.type == 'P') failure = co_await on_parse(msg.body);
+    else failure = co_await on_execute(msg.body);
+    extended_failed(failure);
+    if (out_.size() >= kExtendedFlush) co_await flush();
 }
 
 void ClientSession::handle_extended_now(const protocol::FrontendMessage& msg) {
     if (discard_until_sync_) return;
-    std::optional<ErrorFields> failure;
-    switch (msg.type) {
-        case 'B': failure = on_bind(msg.body); break;
-        case 'D': failure = on_describe(msg.body); break;
-        case 'C': failure = on_close(msg.body); break;
-        default: break;
-    }
-    if (failure) {
-        protocol::append_error(out_, *failure);
-        discard_until_sync_ = true;
-    }
+    if (msg.type == 'B') extended_failed(on_bind(msg.body));
+    else if (msg.type == 'D') extended_failed(on_describe(msg.body));
+    else extended_failed(on_close(msg.body));
+}
+
+// An error skips every extended-protocol message up to Sync, as the server does.
+void ClientSession::extended_failed(const std::optional<ErrorFields>& failure) {
+    if (!failure) return;
+    protocol::append_error(out_, *failure);
+    discard_until_sync_ = true;
 }
 
 bool ClientSession::parse_again_now(std::string_view body) {
@@ -81,12 +75,8 @@ bool ClientSession::parse_again_now(std::string_view body) {
     if (!protocol::parse_repeats(body, std::string(), st.sql, st.types)) return false;
     std::optional<ErrorFields> failure;
     check_judgement(st.verdict, *st.parsed, failure);  // rejections are counted each time, as before
-    if (failure) {
-        protocol::append_error(out_, *failure);
-        discard_until_sync_ = true;
-        return true;
-    }
-    protocol::append_parse_complete(out_);
+    if (failure) extended_failed(failure);
+    else protocol::append_parse_complete(out_);
     return true;
 }
 
@@ -328,13 +318,9 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
             extra += *b.params[i];
         }
         key = cache_key_for(st.sql, *st.parsed, st.verdict, &ttl, extra);
-        bool hit = false;
-        if (key) {
-            ProbeResult probe = probe_cache_now(*key, &fill);
-            hit = probe == ProbeResult::Hit;
-            if (probe == ProbeResult::Wait) hit = co_await probe_cache(*key, &fill);
-        }
-        if (hit) {
+        ProbeResult probe = key ? probe_cache_now(*key, &fill) : ProbeResult::Bypass;
+        if (probe == ProbeResult::Wait) probe = co_await wait_for_fill(*key, &fill);
+        if (probe == ProbeResult::Hit) {
             portal.started = true;
             co_return std::nullopt;
         }
