@@ -108,6 +108,13 @@ std::optional<FrontendMessage> decode_message(std::string_view buf, std::size_t 
     return FrontendMessage{type, buf.substr(5, len - 4)};
 }
 
+std::optional<FrontendMessage> take_message(InputBuffer& in, std::size_t max_size) {
+    std::size_t used = 0;
+    auto msg = decode_message(in.unread(), max_size, used);
+    if (msg) msg->body = in.take(used).substr(5);
+    return msg;
+}
+
 std::string_view decode_query(std::string_view body) {
     std::size_t nul = body.find('\0');
     if (nul == std::string_view::npos || nul + 1 != body.size())

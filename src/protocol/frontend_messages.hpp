@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "protocol/input_buffer.hpp"
+
 namespace rproxy::protocol {
 
 // A violation that ends the connection; sqlstate is 08P01 (protocol_violation) or 54000
@@ -58,6 +60,11 @@ struct FrontendMessage {
 // Throws ProtocolError for an unknown type, a length below 4 or above max_size.
 std::optional<FrontendMessage> decode_message(std::string_view buf, std::size_t max_size,
                                               std::size_t& consumed);
+
+// The next whole message received, taken out of in: its body stays valid until the next take from
+// in, whatever is read into in meanwhile. nullopt when more bytes are needed; throws as
+// decode_message, as soon as the header shows the message is bad (before its body is buffered).
+std::optional<FrontendMessage> take_message(InputBuffer& in, std::size_t max_size);
 
 // The SQL text of a Query ('Q') body: exactly one NUL-terminated string.
 std::string_view decode_query(std::string_view body);

@@ -74,15 +74,11 @@ asio::awaitable<std::optional<std::string>> ClientSession::read_password_message
     bool sent = co_await flush();  // the request this message answers
     if (!sent) co_return std::nullopt;
     for (;;) {
-        std::size_t used = 0;
-        auto msg = protocol::decode_message(std::string_view(in_).substr(in_pos_), kMaxAuthMessage, used);
-        if (msg) {
+        if (auto msg = protocol::take_message(input_, kMaxAuthMessage)) {
             if (msg->type != 'p')
                 throw protocol::ProtocolError("08P01", "expected password response, got message type " +
                                                            std::to_string(static_cast<int>(msg->type)));
-            std::string body(msg->body);
-            consume_input(used);
-            co_return body;
+            co_return std::string(msg->body);
         }
         if (!co_await read_more()) co_return std::nullopt;  // the client left (psql asks for a password so)
     }

@@ -50,7 +50,7 @@ ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
 std::size_t ClientSession::read_available(boost::system::error_code& ec) {
     asio::mutable_buffer shared = worker_.read_buffer();
     std::size_t n = socket_.read_some(shared, ec);  // never blocks: would_block when nothing is there
-    if (!ec) in_.append(static_cast<const char*>(shared.data()), n);
+    if (!ec) input_.append(static_cast<const char*>(shared.data()), n);
     return n;
 }
 
@@ -76,18 +76,6 @@ void ClientSession::force_close() {
     boost::system::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     socket_.cancel(ignored);
-}
-
-void ClientSession::consume_input(std::size_t n) {
-    in_pos_ += n;
-    if (in_pos_ == in_.size()) {
-        if (in_.capacity() > kKeepBuffer) std::string().swap(in_);
-        else in_.clear();
-        in_pos_ = 0;
-    } else if (in_pos_ > kReadChunk && in_pos_ * 2 > in_.size()) {
-        in_.erase(0, in_pos_);
-        in_pos_ = 0;
-    }
 }
 
 bool ClientSession::relay_notifications(const ConnectionPtr& conn) {
@@ -144,11 +132,10 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
         std::size_t n = 0;
         if (tls_) {
             // OpenSSL needs a buffer for the whole wait; TLS sessions carry their own anyway.
-            std::size_t old = in_.size();
-            in_.resize(old + kReadChunk);
-            n = co_await tls_->async_read_some(asio::buffer(in_.data() + old, kReadChunk),
+            char* room = input_.prepare(kReadChunk);
+            n = co_await tls_->async_read_some(asio::buffer(room, kReadChunk),
                                                asio::redirect_error(asio::use_awaitable, ec));
-            in_.resize(old + n);
+            input_.commit(n);
         } else {
             // Plain sockets are read only once readable, into the worker's one buffer: an idle
             // client holds no read buffer of its own.
@@ -257,14 +244,9 @@ asio::awaitable<void> ClientSession::fatal(const ErrorFields& e) {
 }
 
 asio::awaitable<std::optional<protocol::FrontendMessage>> ClientSession::next_message() {
+    input_.release();  // the previous message is handled; a large one is not kept while idle
     for (;;) {
-        std::size_t used = 0;
-        auto msg = protocol::decode_message(std::string_view(in_).substr(in_pos_),
-                                            worker_.limits().max_message_size, used);
-        if (msg) {
-            consume_input(used);
-            co_return msg;
-        }
+        if (auto msg = protocol::take_message(input_, worker_.limits().max_message_size)) co_return msg;
         if (shutdown_requested_ || !co_await read_more(true)) co_return std::nullopt;
     }
 }
@@ -314,7 +296,6 @@ asio::awaitable<void> ClientSession::serve() {
             }
             switch (msg->type) {
                 case 'Q': {
-                    // The view points into in_, which the next read may move: keep a copy.
                     std::string sql(protocol::decode_query(msg->body));
                     co_await handle_query(sql);
                     if (client_gone_) co_return;
@@ -382,15 +363,15 @@ asio::awaitable<bool> ClientSession::startup() {
     protocol::StartupPacket packet;
     for (;;) {
         std::size_t used = 0;
-        auto p = protocol::decode_startup_packet(std::string_view(in_).substr(in_pos_), used);
+        auto p = protocol::decode_startup_packet(input_.unread(), used);
         if (!p) {
             if (!co_await read_more()) co_return false;
             continue;
         }
-        consume_input(used);
+        input_.take(used);  // the packet was decoded into owned strings
         if (p->kind == protocol::StartupPacket::Kind::SslRequest ||
             p->kind == protocol::StartupPacket::Kind::GssEncRequest) {
-            if (in_pos_ != in_.size())
+            if (!input_.empty())
                 throw protocol::ProtocolError("08P01", "received unencrypted data after SSL request");
             if (tls_) throw protocol::ProtocolError("08P01", "SSL request on an encrypted connection");
             bool tls = p->kind == protocol::StartupPacket::Kind::SslRequest && tls_offered;

@@ -27,6 +27,7 @@
 #include "core/verdict.hpp"
 #include "protocol/extended_messages.hpp"
 #include "protocol/frontend_messages.hpp"
+#include "protocol/input_buffer.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/tls_context.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -68,7 +69,7 @@ private:
     boost::asio::awaitable<bool> first_byte_is_tls();
     void arm_authentication_timeout();
     // The client stream, plain or TLS.
-    // Appends what a plain client socket holds to in_ without waiting (would_block: nothing).
+    // Appends what a plain client socket holds to input_ without waiting (would_block: nothing).
     std::size_t read_available(boost::system::error_code& ec);
     boost::asio::awaitable<void> write_all(boost::asio::const_buffer buf, boost::system::error_code& ec);
     UpstreamPool& pool() { return *pool_; }
@@ -78,6 +79,7 @@ private:
     boost::asio::awaitable<std::size_t> read_delivering_notifications(bool deliver,
                                                                       const bool& timed_out,
                                                                       boost::system::error_code& ec);
+    // The message returned stays valid until the next call (see protocol::InputBuffer).
     boost::asio::awaitable<std::optional<protocol::FrontendMessage>> next_message();
     boost::asio::awaitable<void> handle_query(const std::string& sql);
     boost::asio::awaitable<Verdict> judge(const ParsedQuery& parsed, ConnectionPtr& conn,
@@ -175,7 +177,6 @@ private:
     boost::asio::awaitable<void> fatal(const ErrorFields& e);
     void watch_client(const ConnectionPtr& conn);
     void stop_watching_client();
-    void consume_input(std::size_t n);
     // NotificationResponse for every notification libpq has queued on the pinned connection.
     bool relay_notifications(const ConnectionPtr& conn);
     void watch_notifications();
@@ -196,8 +197,7 @@ private:
     bool authenticated_ = false;
     std::shared_ptr<boost::asio::steady_timer> auth_timer_;
     UpstreamPool* pool_;
-    std::string in_;
-    std::size_t in_pos_ = 0;
+    protocol::InputBuffer input_;
     std::string out_;
     SessionSettings settings_;
     SessionSettings startup_settings_;  // what RESET ALL returns to
