@@ -1,5 +1,6 @@
 // Per-worker memo from exact statement text to what the parser learned about it, so a repeated
-// statement (a cache hit above all) never runs raw_parser again. Bounded; cleared on reload.
+// statement (a cache hit above all) never runs raw_parser again. Bounded in entries and in bytes of
+// statement text (a client may send statements up to pg_rproxy.max_message_size); cleared on reload.
 #pragma once
 #include "core/pure_layer.hpp"
 
@@ -14,20 +15,27 @@ namespace rproxy {
 
 class StatementMemo {
 public:
-    explicit StatementMemo(std::size_t capacity = 4096) : capacity_(capacity) {}
+    explicit StatementMemo(std::size_t capacity = 4096, std::size_t max_bytes = 8 * 1024 * 1024)
+        : capacity_(capacity), max_bytes_(max_bytes) {}
 
     std::shared_ptr<const ParsedQuery> find(const std::string& sql) const {
         auto it = memo_.find(sql);
         return it == memo_.end() ? nullptr : it->second;
     }
     void remember(const std::string& sql, std::shared_ptr<const ParsedQuery> parsed) {
-        if (memo_.size() >= capacity_) memo_.clear();  // cheap bound; hot statements come back at once
-        memo_.emplace(sql, std::move(parsed));
+        if (sql.size() > max_bytes_ / 16) return;  // a huge statement is parsed again rather than kept
+        if (memo_.size() >= capacity_ || bytes_ + sql.size() > max_bytes_) {
+            memo_.clear();  // cheap bound; hot statements come back at once
+            bytes_ = 0;
+        }
+        if (memo_.emplace(sql, std::move(parsed)).second) bytes_ += sql.size();
     }
     void clear() {
         memo_.clear();
+        bytes_ = 0;
         verdicts_.clear();
     }
+    std::size_t bytes() const { return bytes_; }
 
     // The firewall's verdict on a parsed statement, when it needed nothing from the upstream. It
     // holds until the next reload (firewall settings, built-ins and the upstream's functions are
@@ -45,6 +53,8 @@ public:
 
 private:
     std::size_t capacity_;
+    std::size_t max_bytes_;
+    std::size_t bytes_ = 0;  // statement text held by memo_
     std::unordered_map<std::string, std::shared_ptr<const ParsedQuery>> memo_;
     std::unordered_map<const ParsedQuery*, std::pair<std::shared_ptr<const ParsedQuery>, std::shared_ptr<const Verdict>>>
         verdicts_;

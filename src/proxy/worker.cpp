@@ -53,6 +53,7 @@ std::shared_ptr<PGresult> Worker::description(const std::string& key) {
     auto it = descriptions_.find(key);
     if (it == descriptions_.end()) return nullptr;
     if (std::chrono::steady_clock::now() - it->second.at > std::chrono::seconds(60)) {
+        description_bytes_ -= it->first.size();
         descriptions_.erase(it);
         return nullptr;
     }
@@ -60,8 +61,15 @@ std::shared_ptr<PGresult> Worker::description(const std::string& key) {
 }
 
 void Worker::remember_description(const std::string& key, std::shared_ptr<PGresult> d) {
-    if (descriptions_.size() >= 4096) descriptions_.clear();
-    descriptions_[key] = Described{std::move(d), std::chrono::steady_clock::now()};
+    // The key holds the statement's text: bounded in bytes as well as in entries.
+    constexpr std::size_t kMaxEntries = 4096, kMaxBytes = 8 * 1024 * 1024;
+    if (key.size() > kMaxBytes / 16) return;
+    if (descriptions_.size() >= kMaxEntries || description_bytes_ + key.size() > kMaxBytes) {
+        descriptions_.clear();
+        description_bytes_ = 0;
+    }
+    auto [it, added] = descriptions_.insert_or_assign(key, Described{std::move(d), std::chrono::steady_clock::now()});
+    if (added) description_bytes_ += it->first.size();
 }
 
 int Worker::ttl_jitter(int max_seconds) {
@@ -220,6 +228,7 @@ void Worker::on_wake() {
         functions_.clear();
         memo_.clear();  // built-in volatilities may have been re-read
         descriptions_.clear();
+        description_bytes_ = 0;
     }
     for (const auto& [pid, key] : ev.cancels) cancel(pid, key);
     if (ev.terminate && !shutting_down_) begin_shutdown();

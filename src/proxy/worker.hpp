@@ -118,6 +118,7 @@ private:
         std::chrono::steady_clock::time_point at;
     };
     std::unordered_map<std::string, Described> descriptions_;
+    std::size_t description_bytes_ = 0;  // key text held by descriptions_
     bool shutting_down_ = false;
     Exit exit_ = Exit::Terminated;
     std::array<char, 64 * 1024> read_buffer_;
