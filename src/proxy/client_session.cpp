@@ -569,6 +569,9 @@ std::optional<CacheKey> ClientSession::cache_key_for(const std::string& sql, con
     else if (session_dirty_ || verdict.session_state || parsed.temp_relation) why = Uncacheable::SessionState;
     else if (!verdict.cacheable) why = Uncacheable::NotDeterministic;
     else if (parsed.reads_catalog && !cfg.catalog_queries) why = Uncacheable::CatalogQuery;
+    // The key is stored with the result: a huge statement or parameter would fill the cache with
+    // keys. pg_rproxy.cache_max_entry_size bounds key and result together.
+    else if (key_prefix().size() + parsed.normalized.size() + extra.size() >= cfg.max_entry_size) why = Uncacheable::TooLarge;
     if (why) {
         worker_.host().count_uncacheable(*why);
         return std::nullopt;
@@ -773,7 +776,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         co_return;
     }
     Capture capture;
-    capture.limit = worker_.cache_config().max_entry_size;
+    capture.limit = worker_.cache_config().max_entry_size - (key ? key->full.size() : 0);
 
     Outcome outcome = Outcome::Done;
     bool pins = false;

@@ -369,7 +369,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     current_conn_ = conn;
     char status_before = tx_status_;
     Capture capture;
-    capture.limit = worker_.cache_config().max_entry_size;
+    capture.limit = worker_.cache_config().max_entry_size - (key ? key->full.size() : 0);
     Outcome outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
     current_conn_.reset();
     after_deallocate_all(*st.parsed, conn);

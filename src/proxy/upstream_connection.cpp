@@ -211,28 +211,31 @@ const std::string* UpstreamConnection::prepared_name(const std::string& key) {
 }
 
 std::string UpstreamConnection::add_prepared(const std::string& key, std::vector<std::string>* evicted) {
-    constexpr std::size_t kMaxPreparedPerConnection = 100;
-    while (prepared_.size() >= kMaxPreparedPerConnection) {
+    constexpr std::size_t kMaxPrepared = 100, kMaxBytes = 8 * 1024 * 1024;
+    while (!prepared_.empty() && (prepared_.size() >= kMaxPrepared || prepared_bytes_ + key.size() > kMaxBytes)) {
         evicted->push_back(prepared_.back().second);
-        prepared_index_.erase(prepared_.back().first);
-        prepared_.pop_back();
+        forget_prepared(prepared_.back().first);
     }
     std::string name = "pg_rproxy_" + std::to_string(++prepared_seq_);
     prepared_.emplace_front(key, name);
-    prepared_index_[key] = prepared_.begin();
+    prepared_index_[prepared_.front().first] = prepared_.begin();
+    prepared_bytes_ += key.size();
     return name;
 }
 
 void UpstreamConnection::forget_prepared(const std::string& key) {
     auto it = prepared_index_.find(key);
     if (it == prepared_index_.end()) return;
-    prepared_.erase(it->second);
-    prepared_index_.erase(it);
+    auto node = it->second;
+    prepared_index_.erase(it);  // before the node that owns the key's text goes
+    prepared_bytes_ -= node->first.size();
+    prepared_.erase(node);
 }
 
 void UpstreamConnection::forget_all_prepared() {
-    prepared_.clear();
     prepared_index_.clear();
+    prepared_.clear();
+    prepared_bytes_ = 0;
 }
 
 void UpstreamConnection::watch_idle(std::function<void()> on_broken, std::function<void()> on_input) {

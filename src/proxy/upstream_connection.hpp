@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error_fields.hpp"
@@ -73,7 +74,8 @@ public:
     }
 
     // Statements prepared on this connection for clients' Parse messages, keyed by parameter types
-    // and text (the same statement is prepared once per connection, whoever asks), bounded.
+    // and text (the same statement is prepared once per connection, whoever asks), bounded in
+    // count and in bytes of text; the least recently used go first.
     const std::string* prepared_name(const std::string& key);
     // Registers key under a fresh name; returns the names evicted to stay within the bound.
     std::string add_prepared(const std::string& key, std::vector<std::string>* evicted);
@@ -113,7 +115,9 @@ private:
     SessionSettings applied_;
     std::function<void(const PGresult*)> notice_sink_;
     std::list<std::pair<std::string, std::string>> prepared_;  // (key, name), most recent first
-    std::unordered_map<std::string, std::list<std::pair<std::string, std::string>>::iterator> prepared_index_;
+    // Views of the keys in prepared_ (list nodes never move): each statement's text is held once.
+    std::unordered_map<std::string_view, std::list<std::pair<std::string, std::string>>::iterator> prepared_index_;
+    std::size_t prepared_bytes_ = 0;  // key text in prepared_
     uint64_t prepared_seq_ = 0;
 };
 

@@ -171,3 +171,35 @@ def large_messages_over_tls_match_a_direct_connection():
         no_restarts(before, "large statements over TLS")
     finally:
         test_tls_limits.tls_off()
+
+
+@test
+def a_message_of_exactly_max_message_size_works_and_one_byte_more_gets_54000():
+    limit = 16 * 1024 * 1024  # pg_rproxy.max_message_size's default; the length field counts itself
+    sql = statement_of_size(limit + 1, 16)
+    check(len(query(sql)) == limit + 1, "Query message of the largest allowed length")
+    same_as_direct([query(sql)], "a statement of exactly max_message_size")
+    before = gateway_state()
+    w = Wire(env.proxy_port)
+    w.startup(user="rproxy_up", database="e2e")
+    w.send(b"Q" + (limit + 1).to_bytes(4, "big") + b"SELECT 1")
+    from pgwire import errors
+    e = errors(w.read_until_closed())
+    w.close()
+    check(e and e[-1]["C"] == "54000" and e[-1]["S"] == "FATAL", f"one byte over the limit: {e}")
+    no_restarts(before, "one byte over max_message_size")
+
+
+@test
+def statements_larger_than_an_entry_are_not_cached():
+    """The key is stored with the result: a 2 MB statement must not take 2 MB of cache for one row."""
+    def too_large():
+        return int(env.gw.sql("SELECT uncacheable_too_large FROM pg_rproxy_cache_stats"))
+
+    before = too_large()
+    sql = statement_of_size(2000 * KB, 99)
+    for _ in range(2):
+        same_as_direct([query(sql)], "a 2 MB statement, twice")
+    check(too_large() >= before + 2, "counted as too large")
+    longest = env.gw.sql("SELECT coalesce(max(length(statement)), 0) FROM pg_rproxy_cache_entries()")
+    check(int(longest) < 1024 * 1024, f"no cache entry for the 2 MB statement: longest {longest}")
