@@ -96,7 +96,7 @@ void define_gucs() {
     DefineCustomIntVariable("pg_rproxy.cache_size", "Shared memory budget for cached results.", nullptr,
                             &cache_size_kb, 64 * 1024, 64, INT_MAX / 2, PGC_POSTMASTER, GUC_UNIT_KB, nullptr, nullptr,
                             nullptr);
-    DefineCustomIntVariable("pg_rproxy.cache_max_entry_size", "Larger results are streamed, not cached.", nullptr,
+    DefineCustomIntVariable("pg_rproxy.cache_max_entry_size", "Larger entries (key with statement and parameters, plus result) are streamed, not cached.", nullptr,
                             &cache_max_entry_size_kb, 1024, 1, INT_MAX / 2, PGC_SIGHUP, GUC_UNIT_KB, nullptr, nullptr,
                             nullptr);
     DefineCustomBoolVariable("pg_rproxy.cache_catalog_queries", "Cache queries that read pg_catalog / information_schema.",
