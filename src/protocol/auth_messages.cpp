@@ -2,6 +2,7 @@
 
 #include "protocol/frontend_messages.hpp"
 #include "protocol/message_writer.hpp"
+#include "protocol/wire_reader.hpp"
 
 namespace rproxy::protocol {
 
@@ -45,8 +46,7 @@ SaslInitialResponse decode_sasl_initial_response(std::string_view body) {
     r.mechanism = body.substr(0, end);
     std::string_view rest = body.substr(end + 1);
     if (rest.size() < 4) invalid("SASL initial response: no length");
-    auto u = [&](std::size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(rest[i])); };
-    int32_t len = static_cast<int32_t>((u(0) << 24) | (u(1) << 16) | (u(2) << 8) | u(3));
+    int32_t len = static_cast<int32_t>(be32(rest, 0));
     rest.remove_prefix(4);
     if (len == -1) {
         if (!rest.empty()) invalid("SASL initial response: data after a missing value");

@@ -3,14 +3,11 @@
 #include <algorithm>
 #include <cctype>
 
+#include "protocol/wire_reader.hpp"
+
 namespace rproxy::protocol {
 
 namespace {
-
-uint32_t read32(std::string_view b, std::size_t at) {
-    auto u = [&](std::size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(b[at + i])); };
-    return (u(0) << 24) | (u(1) << 16) | (u(2) << 8) | u(3);
-}
 
 [[noreturn]] void violation(const std::string& message) { throw ProtocolError("08P01", message); }
 
@@ -43,11 +40,11 @@ const std::string* StartupPacket::param(std::string_view name) const {
 
 std::optional<StartupPacket> decode_startup_packet(std::string_view buf, std::size_t& consumed) {
     if (buf.size() < 4) return std::nullopt;
-    uint32_t len = read32(buf, 0);
+    uint32_t len = be32(buf, 0);
     if (len < 8 || len > kMaxStartupPacketLength) violation("invalid length of startup packet");
     if (buf.size() < len) return std::nullopt;
     std::string_view body = buf.substr(4, len - 4);
-    uint32_t code = read32(body, 0);
+    uint32_t code = be32(body, 0);
 
     StartupPacket p;
     consumed = len;
@@ -60,8 +57,8 @@ std::optional<StartupPacket> decode_startup_packet(std::string_view buf, std::si
     if (code == kCancelRequestCode) {
         if (len != 16) violation("invalid length of cancel request packet");
         p.kind = StartupPacket::Kind::CancelRequest;
-        p.cancel_pid = static_cast<int32_t>(read32(body, 4));
-        p.cancel_key = static_cast<int32_t>(read32(body, 8));
+        p.cancel_pid = static_cast<int32_t>(be32(body, 4));
+        p.cancel_key = static_cast<int32_t>(be32(body, 8));
         return p;
     }
     uint32_t major = code >> 16, minor = code & 0xffff;
@@ -96,7 +93,7 @@ std::optional<FrontendMessage> decode_message(std::string_view buf, std::size_t 
                   std::to_string(static_cast<int>(static_cast<unsigned char>(type))));
     }
     if (buf.size() < 5) return std::nullopt;
-    uint32_t len = read32(buf, 1);
+    uint32_t len = be32(buf, 1);
     if (len < 4) violation("invalid message length");
     if (len > max_size) {
         throw ProtocolError("54000", "message length " + std::to_string(len) +

@@ -7,27 +7,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "protocol/input_buffer.hpp"
+#include "protocol/protocol_error.hpp"
 
 namespace rproxy::protocol {
 
-// A violation that ends the connection; sqlstate is 08P01 (protocol_violation) or 54000
-// (program_limit_exceeded) for oversized messages.
-class ProtocolError : public std::runtime_error {
-public:
-    ProtocolError(std::string sqlstate, const std::string& message)
-        : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
-    const std::string& sqlstate() const { return sqlstate_; }
-
-private:
-    std::string sqlstate_;
-};
 
 constexpr uint32_t kProtocolVersion30 = 196608;  // 3.0
 constexpr uint32_t kCancelRequestCode = 80877102;

@@ -17,13 +17,13 @@ def msg(t, body=b""):
 
 
 def parse(name, sql, types=()):
-    return msg("P", cstr(name) + cstr(sql) + struct.pack("!h", len(types)) + b"".join(struct.pack("!I", t) for t in types))
+    return msg("P", cstr(name) + cstr(sql) + struct.pack("!H", len(types)) + b"".join(struct.pack("!I", t) for t in types))
 
 
 def bind(portal, stmt, params=(), param_formats=(), result_formats=()):
-    body = cstr(portal) + cstr(stmt) + struct.pack("!h", len(param_formats))
+    body = cstr(portal) + cstr(stmt) + struct.pack("!H", len(param_formats))
     body += b"".join(struct.pack("!h", f) for f in param_formats)
-    body += struct.pack("!h", len(params))
+    body += struct.pack("!H", len(params))
     for p in params:
         body += struct.pack("!i", -1) if p is None else struct.pack("!i", len(p)) + p
     body += struct.pack("!h", len(result_formats)) + b"".join(struct.pack("!h", f) for f in result_formats)

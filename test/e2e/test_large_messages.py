@@ -203,3 +203,13 @@ def statements_larger_than_an_entry_are_not_cached():
     check(too_large() >= before + 2, "counted as too large")
     longest = env.gw.sql("SELECT coalesce(max(length(statement)), 0) FROM pg_rproxy_cache_entries()")
     check(int(longest) < 1024 * 1024, f"no cache entry for the 2 MB statement: longest {longest}")
+
+
+@test
+def forty_thousand_parameters_work_as_directly():
+    """Parameter counts are unsigned 16-bit on the wire: up to 65,535, not 32,767."""
+    n = 40000
+    sql = "SELECT count(*), sum(id) FROM big WHERE id IN (" + ",".join(f"${i}" for i in range(1, n + 1)) + ")"
+    params = [str(i % 100000 + 1).encode() for i in range(n)]
+    same_as_direct([parse("", sql, [23] * n) + bind("", "", params) + describe("S", "") + execute("") + SYNC],
+                   "Parse and Bind with 40,000 parameters")
