@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # libFuzzer harnesses (clang, with AddressSanitizer and UndefinedBehaviorSanitizer) for the code
 # that reads untrusted bytes: the startup packet, every frontend message decoder, the session's
-# input path (reads of any size, messages held across reads), the SCRAM
+# input path (reads of any size, messages held across reads), every backend message decoder, the SCRAM
 # exchange and the cache-hint comment parser. Seeds are in test/fuzz/corpus/<name>; new inputs go
 # to a temporary copy. Fails on any crash, leak or sanitizer report.
 #
@@ -17,7 +17,7 @@ flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
        -I"$ROOT/src" -I"$(pg_config --includedir)")
 pure=("$ROOT"/src/protocol/*.cpp "$ROOT"/src/auth/*.cpp "$ROOT"/src/proxy/cache_key.cpp "$ROOT"/src/proxy/session_settings.cpp)
 status=0
-for harness in startup_packet frontend_messages session_input scram cache_hints; do
+for harness in startup_packet frontend_messages session_input backend_messages scram cache_hints; do
     bin="$out/$harness"
     clang++ "${flags[@]}" "$ROOT/test/fuzz/${harness}_fuzz.cpp" "${pure[@]}" -lpq -lssl -lcrypto -o "$bin"
     mkdir -p "$out/corpus-$harness"
