@@ -15,6 +15,7 @@ const char* reject_reason_name(RejectReason r) {
         case RejectReason::SyntaxError: return "syntax_error";
         case RejectReason::FastPath: return "fast_path_call";
         case RejectReason::UnknownPreparedStatement: return "unknown_prepared_statement";
+        case RejectReason::SideEffectFunction: return "side_effect_function";
     }
     return "none";
 }
@@ -45,6 +46,19 @@ namespace {
 bool listed(const std::set<std::string>& list, const FunctionRef& f) {
     if (list.count(f.name)) return true;
     return !f.schema.empty() && list.count(f.schema + "." + f.name);
+}
+
+// Built-ins whose marking (STABLE) hides an effect a read-only transaction does not stop, found by
+// searching pg_catalog for stable and immutable functions (README, "The firewall").
+const char* hidden_side_effect(const FunctionRef& f) {
+    if (!f.schema.empty() && f.schema != "pg_catalog") return nullptr;  // another schema's function of that name
+    if (f.name == "txid_current" || f.name == "pg_current_xact_id")
+        return "it assigns a transaction ID (burning XIDs toward wraparound and writing a commit record)";
+    if (f.name == "fmgr_c_validator")
+        return "it loads the function's shared library into the upstream session, which other clients then share";
+    if (f.name == "fmgr_sql_validator" || f.name == "fmgr_internal_validator")
+        return "validators are for CREATE FUNCTION, not for clients";
+    return nullptr;
 }
 
 }  // namespace
@@ -90,6 +104,10 @@ Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const Ups
             if (listed(cfg.denied_functions, f)) {
                 reject(sv, RejectReason::DeniedFunction,
                        "function " + f.display() + " is not allowed: it is listed in pg_rproxy.denied_functions");
+                break;
+            }
+            if (const char* why = hidden_side_effect(f); why && !listed(cfg.allowed_functions, f)) {
+                reject(sv, RejectReason::SideEffectFunction, "function " + f.display() + " is not allowed: " + why);
                 break;
             }
             Volatility vol = f.volatility;

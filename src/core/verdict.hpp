@@ -10,9 +10,9 @@
 namespace rproxy {
 
 enum class RejectReason { None, StatementKind, Setting, VolatileFunction, DeniedFunction, UnknownFunction,
-                          SyntaxError, FastPath, UnknownPreparedStatement };
+                          SyntaxError, FastPath, UnknownPreparedStatement, SideEffectFunction };
 const char* reject_reason_name(RejectReason r);
-constexpr int kRejectReasonCount = 9;
+constexpr int kRejectReasonCount = 10;
 
 struct StatementVerdict {
     std::string kind;

@@ -214,6 +214,25 @@ def copy_to_stdout_matches_direct():
 
 
 @test
+def stable_builtins_that_assign_transaction_ids_are_refused():
+    """txid_current() and pg_current_xact_id() are STABLE but assign an XID even in a read-only
+    transaction: refused before the upstream sees them."""
+    direct = env.psql("SELECT pg_current_xact_id()::text::bigint > 0", direct=True, args=("-A", "-t"))
+    check(direct.stdout.strip() == b"t", f"directly it assigns one: {direct.stdout!r} {direct.stderr!r}")
+    log_start = len(env.up.log_text())
+    for sql in ("SELECT txid_current()", "SELECT pg_catalog.pg_current_xact_id()",
+                "SELECT 1 FROM big WHERE id = txid_current()", "SELECT fmgr_c_validator('abs'::regproc)"):
+        w = env.wire()
+        e = errors(w.query(sql))
+        w.close()
+        check(e and e[0]["C"] == "25006" and "is not allowed" in e[0]["M"], f"{sql}: {e}")
+    new_log = env.up.log_text()[log_start:]
+    for name in ("txid_current", "pg_current_xact_id", "fmgr_c_validator"):
+        check(name not in new_log, f"{name} reached the upstream")
+    env.same_as_direct("SELECT txid_current_if_assigned() IS NULL")
+
+
+@test
 def fast_path_function_calls_are_refused():
     w = env.wire()
     before = int(env.gw.sql("SELECT rejections FROM pg_rproxy_rejections WHERE reason = 'fast_path_call'"))

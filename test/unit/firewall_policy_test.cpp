@@ -154,3 +154,24 @@ TEST(FirewallPolicy, OverloadsAreJudgedByArity) {
     EXPECT_TRUE(arity_matches(0, 1, 0, true));    // VARIADIC may take nothing
     EXPECT_TRUE(arity_matches(-1, 3, 0, false));  // unknown call site: every candidate counts
 }
+
+TEST(FirewallPolicy, StableBuiltinsWithHiddenSideEffectsAreRefused) {
+    for (const char* name : {"txid_current", "pg_current_xact_id", "fmgr_c_validator", "fmgr_sql_validator"}) {
+        for (const char* schema : {"", "pg_catalog"}) {
+            Verdict v = evaluate(one(select_calling({fn(name, Volatility::Stable, schema)})), {}, nullptr);
+            EXPECT_FALSE(v.allowed) << schema << "." << name;
+            EXPECT_EQ(v.reason, RejectReason::SideEffectFunction);
+            EXPECT_EQ(v.sqlstate, "25006");
+        }
+    }
+    Verdict v = evaluate(one(select_calling({fn("txid_current", Volatility::Stable)})), {}, nullptr);
+    EXPECT_NE(v.message.find("assigns a transaction ID"), std::string::npos) << v.message;
+    // Neighbours that only read stay allowed, and so does a function of that name in another schema.
+    EXPECT_TRUE(evaluate(one(select_calling({fn("txid_current_if_assigned", Volatility::Stable)})), {}, nullptr).allowed);
+    EXPECT_TRUE(evaluate(one(select_calling({fn("pg_current_snapshot", Volatility::Stable)})), {}, nullptr).allowed);
+    EXPECT_TRUE(evaluate(one(select_calling({fn("txid_current", Volatility::Stable, "app")})), {}, nullptr).allowed);
+    // An administrator may still allow one by name.
+    FirewallConfig cfg;
+    cfg.allowed_functions = {"txid_current"};
+    EXPECT_TRUE(evaluate(one(select_calling({fn("txid_current", Volatility::Stable)})), cfg, nullptr).allowed);
+}
