@@ -316,10 +316,10 @@ asio::awaitable<void> ClientSession::serve() {
                     break;
                 case 'd': case 'c': case 'f':
                     break;  // copy messages outside COPY are ignored, as PostgreSQL does
-                case 'F':  // fast-path function call: an unchecked way to run any function
-                    worker_.host().count_rejection(RejectReason::FastPath);
-                    reject(ErrorFields::make("ERROR", "25006", "fast-path function calls are not allowed through pg_rproxy"));
-                    if (!write_now()) co_await flush();
+                case 'F':  // fast-path function call: judged by function and arguments
+                    if (discard_until_sync_) break;  // skipped up to Sync, as the server does
+                    co_await handle_function_call(msg->body);
+                    if (client_gone_) co_return;
                     break;
                 case 'B': case 'D': case 'C':
                     handle_extended_now(*msg);

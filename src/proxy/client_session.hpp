@@ -82,6 +82,8 @@ private:
     // The message returned stays valid until the next call (see protocol::InputBuffer).
     boost::asio::awaitable<std::optional<protocol::FrontendMessage>> next_message();
     boost::asio::awaitable<void> handle_query(const std::string& sql);
+    // client_fast_path.cpp: FunctionCall, for the calls that read large objects.
+    boost::asio::awaitable<void> handle_function_call(std::string_view body);
     boost::asio::awaitable<Verdict> judge(const ParsedQuery& parsed, ConnectionPtr& conn,
                                           std::optional<ErrorFields>& failure);
     Verdict judge_known(const ParsedQuery& parsed);  // pending_functions: the upstream must be asked

@@ -6,6 +6,7 @@
 #include "protocol/auth_messages.hpp"
 #include "protocol/extended_messages.hpp"
 #include "protocol/frontend_messages.hpp"
+#include "protocol/function_call.hpp"
 
 using namespace rproxy::protocol;
 
@@ -25,6 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 case 'D': decode_target(msg->body, "Describe"); break;
                 case 'C': decode_target(msg->body, "Close"); break;
                 case 'E': decode_execute(msg->body); break;
+                case 'F': decode_function_call(msg->body); break;
                 case 'p':
                     decode_password_message(msg->body);
                     decode_sasl_initial_response(msg->body);

@@ -1,0 +1,73 @@
+#include <gtest/gtest.h>
+
+#include "core/fast_path_policy.hpp"
+#include "protocol/backend_decode.hpp"
+#include "protocol/frontend_encode.hpp"
+#include "protocol/frontend_messages.hpp"
+#include "protocol/function_call.hpp"
+
+using namespace rproxy;
+
+namespace {
+std::optional<std::string> be4(int32_t v) {
+    uint32_t u = static_cast<uint32_t>(v);
+    return std::string{char(u >> 24), char(u >> 16), char(u >> 8), char(u)};
+}
+constexpr int32_t kInvRead = 0x40000, kInvWrite = 0x20000;
+}  // namespace
+
+TEST(FastPathPolicy, ReadingLargeObjectsPasses) {
+    EXPECT_TRUE(judge_fast_path(952, {1}, {be4(16384), be4(kInvRead)}).function);                    // lo_open
+    EXPECT_TRUE(judge_fast_path(952, {0}, {std::string("16384"), std::to_string(kInvRead)}).function);  // text args
+    EXPECT_TRUE(judge_fast_path(954, {1}, {be4(0), be4(16384)}).function);                            // loread
+    EXPECT_TRUE(judge_fast_path(953, {1}, {be4(0)}).function);                                        // lo_close
+    EXPECT_TRUE(judge_fast_path(3170, {1, 1, 1}, {be4(0), std::string(8, '\0'), be4(0)}).function);   // lo_lseek64
+    EXPECT_STREQ(fast_path_function(954)->name, "loread");
+}
+
+TEST(FastPathPolicy, EverythingElseIsRefused) {
+    auto refused = [](FastPathVerdict v, const char* sqlstate) {
+        EXPECT_FALSE(v.function);
+        EXPECT_EQ(v.sqlstate, sqlstate) << v.message;
+    };
+    refused(judge_fast_path(952, {1}, {be4(16384), be4(kInvWrite)}), "25006");             // lo_open for writing
+    refused(judge_fast_path(952, {1}, {be4(16384), be4(kInvRead | kInvWrite)}), "25006");
+    refused(judge_fast_path(952, {0}, {std::string("16384"), std::string("0x20000")}), "25006");  // unreadable mode
+    refused(judge_fast_path(952, {1}, {be4(16384), std::nullopt}), "25006");
+    refused(judge_fast_path(955, {1}, {be4(0), std::string("x")}), "25006");   // lowrite
+    refused(judge_fast_path(964, {1}, {be4(16384)}), "25006");                 // lo_unlink
+    refused(judge_fast_path(957, {1}, {be4(0)}), "25006");                     // lo_creat
+    refused(judge_fast_path(1004, {1}, {be4(0), be4(0)}), "25006");            // lo_truncate
+    refused(judge_fast_path(2096, {1}, {be4(123)}), "25006");                  // pg_terminate_backend
+    refused(judge_fast_path(954, {1}, {be4(0)}), "08P01");                     // loread with one argument
+    refused(judge_fast_path(954, {2}, {be4(0), be4(1)}), "22023");
+}
+
+TEST(FunctionCall, DecodeAndAnswer) {
+    std::string wire;
+    protocol::append_function_call(wire, 954, {1}, {std::string_view("\0\0\0\0", 4), std::nullopt}, 1);
+    std::size_t used = 0;
+    auto m = protocol::decode_message(wire, 1 << 20, used);
+    ASSERT_TRUE(m);
+    auto call = protocol::decode_function_call(m->body);
+    EXPECT_EQ(call.function_oid, 954u);
+    EXPECT_EQ(call.arg_formats, (std::vector<int16_t>{1}));
+    ASSERT_EQ(call.args.size(), 2u);
+    EXPECT_EQ(*call.args[0], std::string(4, '\0'));
+    EXPECT_FALSE(call.args[1]);
+    EXPECT_EQ(call.result_format, 1);
+
+    std::string bad;
+    protocol::append_function_call(bad, 954, {1, 1, 1}, {std::string_view("a"), std::string_view("b")}, 0);
+    m = protocol::decode_message(bad, 1 << 20, used);
+    EXPECT_THROW(protocol::decode_function_call(m->body), protocol::ProtocolError);  // 3 formats, 2 arguments
+    EXPECT_THROW(protocol::decode_function_call(std::string_view("\0\0\3\xba\0", 5)), protocol::ProtocolError);
+
+    std::string out;
+    protocol::append_function_call_response(out, std::string_view("data"));
+    protocol::append_function_call_response(out, std::nullopt);
+    auto v = protocol::decode_backend_message(out, 1 << 20, used);
+    EXPECT_EQ(*protocol::decode_function_call_response(v->body), "data");
+    auto null = protocol::decode_backend_message(std::string_view(out).substr(used), 1 << 20, used);
+    EXPECT_FALSE(protocol::decode_function_call_response(null->body));
+}
