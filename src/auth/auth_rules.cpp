@@ -1,5 +1,7 @@
 #include "auth/auth_rules.hpp"
 
+#include "core/text_lists.hpp"
+
 #include <arpa/inet.h>
 
 #include <charconv>
@@ -8,20 +10,6 @@
 namespace rproxy::auth {
 
 namespace {
-
-std::vector<std::string_view> split_list(std::string_view text) {
-    std::vector<std::string_view> out;
-    while (!text.empty()) {
-        std::size_t comma = text.find(',');
-        std::string_view item = text.substr(0, comma);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-        if (!item.empty()) out.push_back(item);
-        if (comma == std::string_view::npos) break;
-        text.remove_prefix(comma + 1);
-    }
-    return out;
-}
 
 // An address as 16 bytes (IPv4 mapped into ::ffff:0:0/96) and its family.
 struct Address {
@@ -77,13 +65,13 @@ bool in_cidr(const Cidr& c, const Address& a) {
 }
 
 bool database_matches(std::string_view list, const std::string& database) {
-    for (auto item : split_list(list))
+    for (auto item : split_names(list))
         if (item == "all" || item == database) return true;
     return false;
 }
 
 bool role_matches(std::string_view list, const std::string& role, const MembershipCheck& is_member) {
-    for (auto item : split_list(list)) {
+    for (auto item : split_names(list)) {
         if (item == "all" || item == role) return true;
         if (item.size() > 1 && item[0] == '+' && is_member && is_member(std::string(item.substr(1)))) return true;
     }
@@ -138,8 +126,8 @@ std::optional<std::string> rule_error(const AuthRule& r) {
     if (r.connection_type != "host" && r.connection_type != "hostssl" && r.connection_type != "hostnossl")
         return "connection type must be host, hostssl or hostnossl";
     if (r.address != "all" && !parse_cidr(r.address)) return "address must be all or a CIDR such as 10.0.0.0/8";
-    if (split_list(r.databases).empty()) return "databases must name at least one database, or all";
-    if (split_list(r.roles).empty()) return "roles must name at least one role, +group, or all";
+    if (split_names(r.databases).empty()) return "databases must name at least one database, or all";
+    if (split_names(r.roles).empty()) return "roles must name at least one role, +group, or all";
     return std::nullopt;
 }
 

@@ -61,61 +61,30 @@ bool equal_in_constant_time(std::string_view a, std::string_view b) {
     return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-namespace {
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int value_of(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-}  // namespace
-
 std::string base64_encode(std::string_view data) {
-    std::string out;
-    out.reserve((data.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < data.size(); i += 3) {
-        uint32_t v = uint32_t(uint8_t(data[i])) << 16 | uint32_t(uint8_t(data[i + 1])) << 8 | uint8_t(data[i + 2]);
-        for (int s = 18; s >= 0; s -= 6) out.push_back(kAlphabet[(v >> s) & 63]);
-    }
-    if (i < data.size()) {
-        uint32_t v = uint32_t(uint8_t(data[i])) << 16;
-        if (i + 1 < data.size()) v |= uint32_t(uint8_t(data[i + 1])) << 8;
-        out.push_back(kAlphabet[(v >> 18) & 63]);
-        out.push_back(kAlphabet[(v >> 12) & 63]);
-        out.push_back(i + 1 < data.size() ? kAlphabet[(v >> 6) & 63] : '=');
-        out.push_back('=');
-    }
+    std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');  // EVP_EncodeBlock adds a NUL
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
+    out.resize(static_cast<std::size_t>(n));
     return out;
 }
 
 std::optional<std::string> base64_decode(std::string_view text) {
+    // EVP_DecodeBlock skips surrounding blanks and decodes padding as zero bytes: check the exact
+    // shape first (whole quads, the alphabet, at most two '=' and only at the end).
     if (text.size() % 4 != 0) return std::nullopt;
-    std::string out;
-    out.reserve(text.size() / 4 * 3);
-    for (std::size_t i = 0; i < text.size(); i += 4) {
-        bool last = i + 4 == text.size();
-        int pad = 0;
-        uint32_t v = 0;
-        for (std::size_t j = 0; j < 4; ++j) {
-            char c = text[i + j];
-            if (c == '=' && last && j >= 2) {
-                ++pad;
-                v <<= 6;
-                continue;
-            }
-            int d = value_of(c);
-            if (d < 0 || pad) return std::nullopt;  // nothing but '=' after the first '='
-            v = v << 6 | uint32_t(d);
-        }
-        out.push_back(char((v >> 16) & 255));
-        if (pad < 2) out.push_back(char((v >> 8) & 255));
-        if (pad < 1) out.push_back(char(v & 255));
+    std::size_t pad = 0;
+    while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
+    for (std::size_t i = 0; i + pad < text.size(); ++i) {
+        char c = text[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+        if (!ok) return std::nullopt;
     }
+    std::string out(text.size() / 4 * 3, '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+    if (n < 0) return std::nullopt;
+    out.resize(static_cast<std::size_t>(n) - pad);
     return out;
 }
 

@@ -1,4 +1,4 @@
-// The few digests SCRAM and md5 authentication need, over OpenSSL, plus base64 (RFC 4648).
+// The few digests SCRAM and md5 authentication need, and base64 (RFC 4648), all over OpenSSL.
 #pragma once
 #include "core/pure_layer.hpp"
 

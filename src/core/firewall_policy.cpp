@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "core/text_lists.hpp"
+
 namespace rproxy {
 
 const char* reject_reason_name(RejectReason r) {
@@ -22,17 +24,10 @@ const char* reject_reason_name(RejectReason r) {
 
 std::set<std::string> parse_name_list(const std::string& value) {
     std::set<std::string> out;
-    std::string cur;
-    auto flush = [&] {
-        auto b = cur.find_first_not_of(" \t\n"), e = cur.find_last_not_of(" \t\n");
-        if (b != std::string::npos) out.insert(cur.substr(b, e - b + 1));
-        cur.clear();
-    };
-    for (char c : value) {
-        if (c == ',') flush();
-        else cur.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    for (std::string name : split_names(value)) {
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        out.insert(std::move(name));
     }
-    flush();
     return out;
 }
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "core/auth_types.hpp"
+#include "auth/auth_snapshot.hpp"
 
 namespace rproxy::pg {
 

@@ -18,7 +18,7 @@
 #include <functional>
 
 #include "auth/auth_rules.hpp"
-#include "core/auth_types.hpp"
+#include "auth/auth_snapshot.hpp"
 #include "core/cache_types.hpp"
 #include "core/connection_events.hpp"
 #include "core/error_fields.hpp"

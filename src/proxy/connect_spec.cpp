@@ -7,24 +7,12 @@
 #include <cstdlib>
 #include <libpq-fe.h>
 
+#include "core/text_lists.hpp"
+
 namespace rproxy {
 
 namespace {
 
-std::vector<std::string> split_commas(const std::string& s) {
-    std::vector<std::string> out;
-    std::string cur;
-    for (char c : s) {
-        if (c == ',') {
-            out.push_back(cur);
-            cur.clear();
-        } else {
-            cur.push_back(c);
-        }
-    }
-    out.push_back(cur);
-    return out;
-}
 
 bool is_numeric_address(const std::string& h) {
     unsigned char buf[sizeof(struct in6_addr)];

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "core/text_lists.hpp"
+
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
@@ -14,18 +16,14 @@ namespace rproxy {
 
 std::vector<tcp::endpoint> listen_endpoints(const std::string& addresses, int port) {
     std::vector<tcp::endpoint> out;
-    std::string item;
     auto add = [&](const tcp::endpoint& ep) {
         if (std::find(out.begin(), out.end(), ep) == out.end()) out.push_back(ep);
     };
-    auto handle = [&](std::string name) {
-        auto b = name.find_first_not_of(" \t"), e = name.find_last_not_of(" \t");
-        if (b == std::string::npos) return;
-        name = name.substr(b, e - b + 1);
+    for (const std::string& name : split_names(addresses)) {
         if (name == "*") {
             add(tcp::endpoint(asio::ip::address_v4::any(), static_cast<unsigned short>(port)));
             add(tcp::endpoint(asio::ip::address_v6::any(), static_cast<unsigned short>(port)));
-            return;
+            continue;
         }
         struct addrinfo hints = {}, *res = nullptr;
         hints.ai_family = AF_UNSPEC;
@@ -43,16 +41,7 @@ std::vector<tcp::endpoint> listen_endpoints(const std::string& addresses, int po
             add(ep);
         }
         freeaddrinfo(res);
-    };
-    for (char c : addresses) {
-        if (c == ',') {
-            handle(item);
-            item.clear();
-        } else {
-            item.push_back(c);
-        }
     }
-    handle(item);
     return out;
 }
 

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/auth_types.hpp"
+#include "auth/auth_snapshot.hpp"
 #include "core/cache_types.hpp"
 #include "core/connection_events.hpp"
 #include "core/config.hpp"

@@ -39,6 +39,11 @@ TEST(Base64, RoundTripsAndRejectsGarbage) {
     EXPECT_FALSE(base64_decode("Zm9=Zm9v"));
     EXPECT_FALSE(base64_decode("Zm!v"));
     EXPECT_FALSE(base64_decode("Z==="));
+    EXPECT_FALSE(base64_decode("===="));
+    EXPECT_FALSE(base64_decode("Zm9 "));  // blanks OpenSSL alone would skip
+    EXPECT_FALSE(base64_decode(" Zm9v   "));
+    EXPECT_EQ(base64_decode("Zm8="), "fo");
+    EXPECT_EQ(base64_decode("Zg=="), "f");
 }
 
 TEST(Scram, Rfc7677Vector) {

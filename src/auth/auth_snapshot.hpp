@@ -1,4 +1,6 @@
-// What client authentication needs from the gateway's catalog, read in one go per connection.
+// What client authentication needs from the gateway's catalog, read in one go per connection: the
+// role, its memberships, the rules and the upstream credentials mapped to it. (In auth/, beside the
+// rules it carries: core stays below every other layer.)
 #pragma once
 #include "core/pure_layer.hpp"
 
