@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "core/format_codes.hpp"
+
 namespace rproxy {
 
 namespace {
@@ -54,11 +56,15 @@ const FastPathFunction* fast_path_function(uint32_t oid) {
 }
 
 FastPathVerdict judge_fast_path(uint32_t oid, const std::vector<int16_t>& formats,
-                                const std::vector<std::optional<std::string>>& args) {
+                                const std::vector<std::optional<std::string>>& args, int16_t result_format,
+                                const FirewallConfig& cfg) {
     const FastPathFunction* f = fast_path_function(oid);
     if (!f) {
         return refuse("25006", "fast-path function calls are not allowed through pg_rproxy, except to read large "
                                "objects (function " + std::to_string(oid) + ")");
+    }
+    if (cfg.denied_functions.count(f->name) || cfg.denied_functions.count(std::string("pg_catalog.") + f->name)) {
+        return refuse("25006", std::string("function ") + f->name + "() is not allowed: it is listed in pg_rproxy.denied_functions");
     }
     if (args.size() != f->arg_types.size()) {
         return refuse("08P01", "function call message contains " + std::to_string(args.size()) +
@@ -66,9 +72,10 @@ FastPathVerdict judge_fast_path(uint32_t oid, const std::vector<int16_t>& format
     }
     for (int16_t fmt : formats)
         if (fmt != 0 && fmt != 1) return refuse("22023", "unsupported format code: " + std::to_string(fmt));
+    if (result_format != 0 && result_format != 1)
+        return refuse("22023", "unsupported format code: " + std::to_string(result_format));
     if (oid == 952) {  // lo_open(oid, mode): reading only
-        int16_t fmt = formats.empty() ? 0 : formats.size() == 1 ? formats[0] : formats[1];
-        std::optional<int32_t> mode = int4_argument(args[1], fmt);
+        std::optional<int32_t> mode = int4_argument(args[1], format_for(formats, 1));
         if (!mode || (*mode & kInvWrite))
             return refuse("25006", "lo_open() is allowed through pg_rproxy for reading only (mode INV_READ)");
     }

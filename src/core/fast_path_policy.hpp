@@ -1,6 +1,7 @@
 // Which fast-path FunctionCall messages may pass: those that only read large objects, as pg_dump,
-// psql's \lo_export and libpq's lo_* functions make them. Judged by the function's OID (built-in
-// OIDs below 16384 are fixed across PostgreSQL versions) and, for lo_open, by its mode argument.
+// psql's \lo_export and libpq's lo_* functions make them. Judged by the function's OID (the
+// hand-assigned OIDs below 10000 of pg_proc.dat are the same in every PostgreSQL version) and, for
+// lo_open, by its mode argument.
 #pragma once
 #include "core/pure_layer.hpp"
 
@@ -8,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "core/firewall_policy.hpp"
 
 namespace rproxy {
 
@@ -27,7 +30,9 @@ struct FastPathVerdict {
 };
 
 // formats: as in the message (none = all text, one = all, else per argument); args nullopt = NULL.
+// pg_rproxy.denied_functions applies here too.
 FastPathVerdict judge_fast_path(uint32_t oid, const std::vector<int16_t>& formats,
-                                const std::vector<std::optional<std::string>>& args);
+                                const std::vector<std::optional<std::string>>& args, int16_t result_format,
+                                const FirewallConfig& cfg);
 
 }  // namespace rproxy

@@ -1,5 +1,7 @@
 #include "protocol/frontend_encode.hpp"
 
+#include <stdexcept>
+
 #include "protocol/frontend_messages.hpp"
 #include "protocol/message_writer.hpp"
 
@@ -7,13 +9,22 @@ namespace rproxy::protocol {
 
 namespace {
 
+// The protocol's counts are 16 bits: a longer list cannot be sent (the server allows 65535).
+// Checked before a message is begun, so that nothing half-built is left in the output.
+void check_counts(std::initializer_list<std::size_t> counts) {
+    for (std::size_t n : counts)
+        if (n > 65535) throw std::length_error("more than 65535 items in one message");
+}
+
+int16_t count16(std::size_t n) { return static_cast<int16_t>(static_cast<uint16_t>(n)); }
+
 void put_formats(MessageWriter& w, const std::vector<int16_t>& formats) {
-    w.int16(static_cast<int16_t>(formats.size()));
+    w.int16(count16(formats.size()));
     for (int16_t f : formats) w.int16(f);
 }
 
 void put_values(MessageWriter& w, const std::vector<std::optional<std::string_view>>& values) {
-    w.int16(static_cast<int16_t>(values.size()));
+    w.int16(count16(values.size()));
     for (const auto& v : values) {
         if (!v) {
             w.int32(-1);
@@ -59,14 +70,16 @@ void append_ssl_request(std::string& out) {
 void append_query(std::string& out, std::string_view sql) { MessageWriter(out, 'Q').cstr(sql); }
 
 void append_parse(std::string& out, std::string_view name, std::string_view sql, const std::vector<uint32_t>& types) {
+    check_counts({types.size()});
     MessageWriter w(out, 'P');
-    w.cstr(name).cstr(sql).int16(static_cast<int16_t>(types.size()));
+    w.cstr(name).cstr(sql).int16(count16(types.size()));
     for (uint32_t t : types) w.int32(static_cast<int32_t>(t));
 }
 
 void append_bind(std::string& out, std::string_view portal, std::string_view statement,
                  const std::vector<int16_t>& param_formats, const std::vector<std::optional<std::string_view>>& params,
                  const std::vector<int16_t>& result_formats) {
+    check_counts({param_formats.size(), params.size(), result_formats.size()});
     MessageWriter w(out, 'B');
     w.cstr(portal).cstr(statement);
     put_formats(w, param_formats);
@@ -96,6 +109,7 @@ void append_copy_fail(std::string& out, std::string_view reason) { MessageWriter
 
 void append_function_call(std::string& out, uint32_t function_oid, const std::vector<int16_t>& arg_formats,
                           const std::vector<std::optional<std::string_view>>& args, int16_t result_format) {
+    check_counts({arg_formats.size(), args.size()});
     MessageWriter w(out, 'F');
     w.int32(static_cast<int32_t>(function_oid));
     put_formats(w, arg_formats);

@@ -1,5 +1,6 @@
 // Builders of the messages a client sends, for the proxy's upstream side: its own statements, and
 // clients' extended-protocol messages re-addressed to the proxy's statement and portal names.
+// Lists longer than the protocol's 16-bit counts throw std::length_error.
 #pragma once
 #include "core/pure_layer.hpp"
 

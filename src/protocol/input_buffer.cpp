@@ -5,15 +5,18 @@
 namespace rproxy::protocol {
 
 namespace {
-// Buffers larger than this are freed once empty, so a client that once sent a big message does not
-// keep its memory while idle; smaller ones keep their capacity for the next message.
+// The receive buffer is freed once empty when larger than this, so a client that once sent a big
+// message does not keep its memory while idle; a smaller one keeps its capacity for the next read.
 constexpr std::size_t kKeepCapacity = 256 * 1024;
+// A handled message keeps its memory only when small (the usual statement): an idle client then
+// holds one small message buffer beside its receive buffer.
+constexpr std::size_t kKeepHeld = 16 * 1024;
 // Taken bytes are dropped from the front once they are this many and more than half the buffer:
 // memmove stays amortised, and a pipelined burst does not grow the buffer without bound.
 constexpr std::size_t kCompactAfter = 16 * 1024;
 
-void clear_keeping_small(std::string& s) {
-    if (s.capacity() > kKeepCapacity) std::string().swap(s);
+void clear_keeping(std::string& s, std::size_t keep) {
+    if (s.capacity() > keep) std::string().swap(s);
     else s.clear();
 }
 }  // namespace
@@ -49,11 +52,11 @@ std::string_view InputBuffer::take(std::size_t n) {
     return held_;
 }
 
-void InputBuffer::release() { clear_keeping_small(held_); }
+void InputBuffer::release() { clear_keeping(held_, kKeepHeld); }
 
 void InputBuffer::compact() {
     if (pos_ == buf_.size()) {
-        clear_keeping_small(buf_);
+        clear_keeping(buf_, kKeepCapacity);
         pos_ = 0;
     } else if (pos_ > kCompactAfter && pos_ * 2 > buf_.size()) {
         buf_.erase(0, pos_);

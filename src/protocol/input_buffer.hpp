@@ -16,7 +16,7 @@ namespace rproxy::protocol {
 
 class InputBuffer {
 public:
-    // The bytes received and not yet taken. Valid until the next append, commit or take.
+    // The bytes received and not yet taken. Valid until the next append, prepare, commit or take.
     std::string_view unread() const { return std::string_view(buf_).substr(pos_); }
     bool empty() const { return pos_ == buf_.size(); }
 
@@ -28,7 +28,7 @@ public:
 
     // The first n unread bytes, moved out of the receive buffer; see the class comment.
     std::string_view take(std::size_t n);
-    // The taken message is no longer needed: its memory is freed if it was large.
+    // The taken message is no longer needed: its memory is freed unless it was small.
     void release();
 
     // Memory held, for tests and accounting.

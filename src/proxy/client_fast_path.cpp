@@ -4,6 +4,7 @@
 // descriptors live as long as their transaction), and its one value goes back as
 // FunctionCallResponse.
 #include "core/fast_path_policy.hpp"
+#include "core/format_codes.hpp"
 #include "protocol/backend_decode.hpp"
 #include "protocol/backend_messages.hpp"
 #include "protocol/function_call.hpp"
@@ -26,29 +27,33 @@ std::string call_statement(const FastPathFunction& f) {
     return sql + ")";
 }
 
-// What the statement returned, as the server answers a fast-path call: its errors and notices as
-// they came, else FunctionCallResponse with the one value.
+// What the statement returned, as the server answers a fast-path call: its error as it came, else
+// FunctionCallResponse with the one value. Neither (the connection broke): 08006, never a result.
 void answer_call(std::string& out, std::string_view relayed) {
-    std::optional<std::string_view> value;
+    std::optional<std::optional<std::string_view>> value;
     bool failed = false;
     std::size_t used = 0;
     while (auto m = protocol::decode_backend_message(relayed, relayed.size(), used)) {
-        if (m->type == 'E' || m->type == 'N') out.append(relayed.substr(0, used));
-        failed = failed || m->type == 'E';
-        if (m->type == 'D') {
+        if (m->type == 'E') {
+            out.append(relayed.substr(0, used));
+            failed = true;
+        } else if (m->type == 'D') {
             auto row = protocol::decode_data_row(m->body);
             if (row.size() == 1) value = row[0];
         }
         relayed.remove_prefix(used);
     }
-    if (!failed) protocol::append_function_call_response(out, value);
+    if (failed) return;
+    if (value) protocol::append_function_call_response(out, *value);
+    else protocol::append_error(out, ErrorFields::make("ERROR", "08006", "the upstream returned no result for the function call"));
 }
 
 }  // namespace
 
 asio::awaitable<void> ClientSession::handle_function_call(std::string_view body) {
     protocol::FunctionCallMessage call = protocol::decode_function_call(body);
-    FastPathVerdict verdict = judge_fast_path(call.function_oid, call.arg_formats, call.args);
+    FastPathVerdict verdict = judge_fast_path(call.function_oid, call.arg_formats, call.args, call.result_format,
+                                              worker_.firewall());
     if (!verdict.function) {
         if (verdict.sqlstate == "25006") worker_.host().count_rejection(RejectReason::FastPath);
         reject(ErrorFields::make("ERROR", verdict.sqlstate, verdict.message));
@@ -80,8 +85,7 @@ asio::awaitable<void> ClientSession::handle_function_call(std::string_view body)
         const auto& a = call.args[i];
         values.push_back(a ? a->data() : nullptr);
         lengths.push_back(a ? static_cast<int>(a->size()) : 0);
-        const auto& af = call.arg_formats;
-        formats.push_back(af.empty() ? 0 : af.size() == 1 ? af[0] : af[i]);
+        formats.push_back(format_for(call.arg_formats, i));
     }
     std::string relayed;
     Request request;
@@ -89,7 +93,7 @@ asio::awaitable<void> ClientSession::handle_function_call(std::string_view body)
     request.buffer = &relayed;
     request.send = [&](PGconn* pg) {
         return PQsendQueryParams(pg, sql.c_str(), static_cast<int>(values.size()), f.arg_types.data(), values.data(),
-                                 lengths.data(), formats.data(), call.result_format == 1 ? 1 : 0);
+                                 lengths.data(), formats.data(), call.result_format);
     };
     current_conn_ = conn;
     Outcome outcome = co_await run_on(conn, request, nullptr);

@@ -297,6 +297,7 @@ asio::awaitable<void> ClientSession::serve() {
             switch (msg->type) {
                 case 'Q': {
                     std::string sql(protocol::decode_query(msg->body));
+                    input_.release();  // a large statement is not held twice while it runs
                     co_await handle_query(sql);
                     if (client_gone_) co_return;
                     break;
@@ -478,17 +479,18 @@ std::shared_ptr<const ParsedQuery> ClientSession::parse(const std::string& sql) 
 }
 
 Verdict ClientSession::judge_known(const ParsedQuery& parsed) {
-    UpstreamFunctions& functions = worker_.upstream_functions();
+    UpstreamFunctions& functions = pool().functions();
     UpstreamVolatility lookup = [&functions](const FunctionRef& f) { return functions.lookup(f); };
     return evaluate(parsed, worker_.firewall(), lookup);
 }
 
-std::shared_ptr<const Verdict> ClientSession::known_verdict(const std::shared_ptr<const ParsedQuery>& parsed) {
+std::shared_ptr<const Verdict> ClientSession::known_verdict(const std::string& sql,
+                                                            const std::shared_ptr<const ParsedQuery>& parsed) {
     StatementMemo& memo = worker_.memo();
-    if (auto v = memo.verdict(parsed.get())) return v;
+    if (auto v = memo.verdict(parsed.get(), pool_)) return v;
     auto v = std::make_shared<const Verdict>(judge_known(*parsed));
     if (!v->pending_functions.empty()) return nullptr;
-    memo.remember_verdict(parsed, v);
+    memo.remember_verdict(sql, parsed, pool_, v);
     return v;
 }
 
@@ -518,7 +520,7 @@ asio::awaitable<Verdict> ClientSession::judge(const ParsedQuery& parsed, Connect
                 failure = e.fields;
             }
         }
-        if (!failure) failure = co_await worker_.upstream_functions().resolve(*conn, verdict.pending_functions);
+        if (!failure) failure = co_await pool().functions().resolve(*conn, verdict.pending_functions);
         if (failure) co_return verdict;
         verdict = judge_known(parsed);
     }
@@ -588,6 +590,13 @@ const std::string& ClientSession::key_prefix() {
         key_prefix_reloads_ = worker_.reloads();
     }
     return key_prefix_;
+}
+
+// What the result may take of an entry: the key is stored with it. The setting may have been lowered
+// by a reload since the key was made: then nothing (the fill is abandoned as too large).
+std::size_t ClientSession::capture_limit(const std::optional<CacheKey>& key) const {
+    std::size_t max = worker_.cache_config().max_entry_size, used = key ? key->full.size() : 0;
+    return max > used ? max - used : 0;
 }
 
 ProbeResult ClientSession::probe_cache_now(const CacheKey& key, std::optional<uint64_t>* fill) {
@@ -747,7 +756,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
     // Judged without a coroutine unless the upstream must be asked about a function.
-    std::shared_ptr<const Verdict> judged = known_verdict(parsed);
+    std::shared_ptr<const Verdict> judged = known_verdict(sql, parsed);
     if (judged) check_judgement(*judged, *parsed, failure);
     else {
         Verdict slow = co_await judge(*parsed, conn, failure);
@@ -776,7 +785,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         co_return;
     }
     Capture capture;
-    capture.limit = worker_.cache_config().max_entry_size - (key ? key->full.size() : 0);
+    capture.limit = capture_limit(key);
 
     Outcome outcome = Outcome::Done;
     bool pins = false;

@@ -88,7 +88,7 @@ private:
                                           std::optional<ErrorFields>& failure);
     Verdict judge_known(const ParsedQuery& parsed);  // pending_functions: the upstream must be asked
     // judge_known() remembered per statement until the next reload; null when the upstream must be asked.
-    std::shared_ptr<const Verdict> known_verdict(const std::shared_ptr<const ParsedQuery>& parsed);
+    std::shared_ptr<const Verdict> known_verdict(const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed);
     Verdict finish_judgement(Verdict verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure);
     // Rejections are counted and answered, EXECUTE checked against this client's PREPAREs.
     void check_judgement(const Verdict& verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure);
@@ -107,6 +107,7 @@ private:
                                           int* ttl_seconds, const std::string& extra);
     // Hit: the stored bytes are appended to out_. Claimed: *fill is set, this client fills the entry.
     ProbeResult probe_cache_now(const CacheKey& key, std::optional<uint64_t>* fill);  // one look, no waiting
+    std::size_t capture_limit(const std::optional<CacheKey>& key) const;
     boost::asio::awaitable<ProbeResult> wait_for_fill(const CacheKey& key, std::optional<uint64_t>* fill);
     struct Capture;
     void finish_fill(const CacheKey& key, uint64_t fill, bool complete, const Capture& capture, int ttl,

@@ -5,6 +5,8 @@
 
 #include "proxy/client_session.hpp"
 
+#include "core/format_codes.hpp"
+
 #include "protocol/backend_messages.hpp"
 #include "protocol/binary_from_text.hpp"
 #include "proxy/cache_key.hpp"
@@ -33,12 +35,6 @@ std::string statement_key(const std::vector<uint32_t>& types, const std::string&
 
 ErrorFields error(const char* sqlstate, std::string message) {
     return ErrorFields::make("ERROR", sqlstate, std::move(message));
-}
-
-// The format each result column was asked for: none = all text, one = all columns, else per column.
-int16_t format_of(const std::vector<int16_t>& formats, int column) {
-    if (formats.empty()) return 0;
-    return formats.size() == 1 ? formats[0] : formats[std::size_t(column)];
 }
 
 }  // namespace
@@ -266,12 +262,12 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
         co_return error("08P01", "bind message has " + std::to_string(rf.size()) + " result formats but query has " +
                                      std::to_string(ncols) + " columns");
     bool any_binary = false, any_text = false;
-    for (int i = 0; i < ncols; ++i) (format_of(rf, i) ? any_binary : any_text) = true;
+    for (int i = 0; i < ncols; ++i) (format_for(rf, std::size_t(i)) ? any_binary : any_text) = true;
     int rformat = any_binary && !any_text ? 1 : 0;
     std::vector<uint32_t> binary_types;
     if (any_binary && any_text) {
         for (int i = 0; i < ncols; ++i) {
-            uint32_t type = format_of(rf, i) ? PQftype(st.description.get(), i) : 0;
+            uint32_t type = format_for(rf, std::size_t(i)) ? PQftype(st.description.get(), i) : 0;
             if (type && !protocol::binary_encodable(type))
                 co_return error("0A000", "pg_rproxy cannot return column \"" + std::string(PQfname(st.description.get(), i)) +
                                              "\" (type " + std::to_string(type) +
@@ -280,7 +276,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
         }
     }
     std::string rf_key;
-    for (int i = 0; i < ncols; ++i) rf_key += format_of(rf, i) ? '1' : '0';
+    for (int i = 0; i < ncols; ++i) rf_key += format_for(rf, std::size_t(i)) ? '1' : '0';
     if (deallocate_locally(*st.parsed)) co_return std::nullopt;
     for (const auto& f : st.parsed->statements)
         if (!f.execute_name.empty() || !f.prepare_name.empty() || !f.deallocate_name.empty())
@@ -304,7 +300,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
         extra += rf_key;
         char digits[24];
         for (std::size_t i = 0; i < b.params.size(); ++i) {
-            int f = b.param_formats.empty() ? 0 : b.param_formats.size() == 1 ? b.param_formats[0] : b.param_formats[i];
+            int f = format_for(b.param_formats, i);
             extra += " p";
             extra += f ? '1' : '0';  // on_bind accepts formats 0 and 1 only
             if (!b.params[i]) {
@@ -349,7 +345,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     for (std::size_t i = 0; i < b.params.size(); ++i) {
         values.push_back(b.params[i] ? b.params[i]->data() : nullptr);
         lengths.push_back(b.params[i] ? static_cast<int>(b.params[i]->size()) : 0);
-        formats.push_back(b.param_formats.empty() ? 0 : b.param_formats.size() == 1 ? b.param_formats[0] : b.param_formats[i]);
+        formats.push_back(format_for(b.param_formats, i));
     }
     Request request;
     request.describe_rows = false;
@@ -369,7 +365,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     current_conn_ = conn;
     char status_before = tx_status_;
     Capture capture;
-    capture.limit = worker_.cache_config().max_entry_size - (key ? key->full.size() : 0);
+    capture.limit = capture_limit(key);
     Outcome outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
     current_conn_.reset();
     after_deallocate_all(*st.parsed, conn);

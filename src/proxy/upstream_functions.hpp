@@ -1,6 +1,6 @@
 // Volatility of functions that are not gateway built-ins (user-defined or from extensions
-// upstream), read from the upstream's own pg_proc over a pooled connection and cached per worker
-// for a bounded time; cleared when the configuration is reloaded.
+// upstream), read from the upstream's own pg_proc over a pooled connection and cached by that
+// upstream's pool for a bounded time; cleared when the configuration is reloaded.
 #pragma once
 #include "core/pure_layer.hpp"
 

@@ -21,6 +21,7 @@
 #include "core/error_fields.hpp"
 #include "proxy/blocking_helper.hpp"
 #include "proxy/upstream_connection.hpp"
+#include "proxy/upstream_functions.hpp"
 
 namespace rproxy {
 
@@ -55,6 +56,10 @@ public:
     const std::string& role() const { return role_; }
     const UpstreamConfig& config() const { return cfg_; }
 
+    // Volatility of this upstream's own functions, as its pg_proc says: never applied to another
+    // upstream, where a function of the same name may be volatile.
+    UpstreamFunctions& functions() { return functions_; }
+
     std::size_t busy() const { return busy_; }
     std::size_t idle() const { return idle_.size(); }
 
@@ -87,6 +92,7 @@ private:
     std::size_t busy_ = 0;
     std::size_t connecting_ = 0;
     std::map<std::map<std::string, std::string>, ReportedParameters> reported_;
+    UpstreamFunctions functions_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

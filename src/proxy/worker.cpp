@@ -225,7 +225,8 @@ void Worker::on_wake() {
         load_security();
         firewall_ = host_.firewall_config();
         cache_config_ = host_.cache_config();
-        functions_.clear();
+        pool_->functions().clear();
+        for (auto& [key, r] : routed_pools_) r.pool->functions().clear();
         memo_.clear();  // built-in volatilities may have been re-read
         descriptions_.clear();
         description_bytes_ = 0;

@@ -21,7 +21,6 @@
 #include "proxy/blocking_helper.hpp"
 #include "proxy/statement_memo.hpp"
 #include "proxy/tls_context.hpp"
-#include "proxy/upstream_functions.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "proxy/worker_host.hpp"
 
@@ -52,7 +51,6 @@ public:
     BlockingHelper& helper() { return helper_; }
     const SessionLimits& limits() const { return limits_; }
     const FirewallConfig& firewall() const { return firewall_; }
-    UpstreamFunctions& upstream_functions() { return functions_; }
     const CacheConfig& cache_config() const { return cache_config_; }
     StatementMemo& memo() { return memo_; }
     // How many configuration reloads this worker has taken: what was judged or described before
@@ -110,7 +108,6 @@ private:
     std::mt19937 rng_;
     WorkerCounters counters_;
     FirewallConfig firewall_;
-    UpstreamFunctions functions_;
     CacheConfig cache_config_;
     StatementMemo memo_;
     struct Described {

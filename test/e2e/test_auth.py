@@ -138,3 +138,38 @@ def connection_events_view_counts_authentications():
     before = int(events()["authenticated"])
     env.wire().close()
     check(int(events()["authenticated"]) == before + 1, "one more authenticated connection")
+
+
+@test
+def what_is_learned_about_one_upstream_is_never_applied_to_another():
+    """A function of the same name is STABLE on one upstream and VOLATILE on another: each client is
+    judged by its own upstream's pg_proc, however often the other ran it first."""
+    env.up.sql("CREATE DATABASE e2e_other")
+    env.up.sql("CREATE FUNCTION public.probe_fn() RETURNS integer LANGUAGE sql STABLE AS 'SELECT 1'", db="e2e")
+    env.up.sql("CREATE FUNCTION public.probe_fn() RETURNS integer LANGUAGE sql VOLATILE AS 'SELECT 2'", db="e2e_other")
+    env.gw.sql("SET password_encryption = 'scram-sha-256'; CREATE ROLE routed_other LOGIN PASSWORD 'pw'")
+    other = f"host=127.0.0.1 port={env.up.port} user=rproxy_up dbname=e2e_other"
+    set_rules(f"1, 'host', 'all', 'routed_other', NULL, 'scram-sha-256', '{other}'",
+              "2, 'host', 'all', 'all', NULL, 'scram-sha-256', NULL")
+    try:
+        for _ in range(3):  # learnt on the first upstream, remembered per worker
+            kind, w = attempt("rproxy_up", GATEWAY_PASSWORD)
+            check(kind == "ok", f"rproxy_up: {w}")
+            check(rows(w.query("SELECT probe_fn()")) == [["1"]], "STABLE on e2e: allowed")
+            w.close()
+        for _ in range(3):
+            kind, w = attempt("routed_other", "pw", database="e2e_other")
+            check(kind == "ok", f"routed_other: {w}")
+            msgs = w.query("SELECT probe_fn()")
+            w.close()
+            errs = [error_fields(b) for t, b in msgs if t == "E"]
+            check(errs and errs[0]["C"] == "25006" and "volatile" in errs[0]["M"],
+                  f"VOLATILE on e2e_other: refused, got {msgs}")
+        kind, w = attempt("rproxy_up", GATEWAY_PASSWORD)
+        check(rows(w.query("SELECT probe_fn()")) == [["1"]], "and still allowed on e2e")
+        w.close()
+    finally:
+        env.gw.sql("DELETE FROM pg_rproxy_auth_rules")
+        env.gw.sql("DROP ROLE routed_other")
+        env.up.sql("DROP FUNCTION public.probe_fn()", db="e2e")
+        env.up.sql("DROP DATABASE e2e_other WITH (FORCE)")

@@ -14,14 +14,19 @@ std::optional<std::string> be4(int32_t v) {
     return std::string{char(u >> 24), char(u >> 16), char(u >> 8), char(u)};
 }
 constexpr int32_t kInvRead = 0x40000, kInvWrite = 0x20000;
+
+FastPathVerdict judge(uint32_t oid, const std::vector<int16_t>& formats, const std::vector<std::optional<std::string>>& args,
+                      int16_t result_format = 1, const FirewallConfig& cfg = {}) {
+    return judge_fast_path(oid, formats, args, result_format, cfg);
+}
 }  // namespace
 
 TEST(FastPathPolicy, ReadingLargeObjectsPasses) {
-    EXPECT_TRUE(judge_fast_path(952, {1}, {be4(16384), be4(kInvRead)}).function);                    // lo_open
-    EXPECT_TRUE(judge_fast_path(952, {0}, {std::string("16384"), std::to_string(kInvRead)}).function);  // text args
-    EXPECT_TRUE(judge_fast_path(954, {1}, {be4(0), be4(16384)}).function);                            // loread
-    EXPECT_TRUE(judge_fast_path(953, {1}, {be4(0)}).function);                                        // lo_close
-    EXPECT_TRUE(judge_fast_path(3170, {1, 1, 1}, {be4(0), std::string(8, '\0'), be4(0)}).function);   // lo_lseek64
+    EXPECT_TRUE(judge(952, {1}, {be4(16384), be4(kInvRead)}).function);                    // lo_open
+    EXPECT_TRUE(judge(952, {0}, {std::string("16384"), std::to_string(kInvRead)}).function);  // text args
+    EXPECT_TRUE(judge(954, {1}, {be4(0), be4(16384)}).function);                            // loread
+    EXPECT_TRUE(judge(953, {1}, {be4(0)}).function);                                        // lo_close
+    EXPECT_TRUE(judge(3170, {1, 1, 1}, {be4(0), std::string(8, '\0'), be4(0)}).function);   // lo_lseek64
     EXPECT_STREQ(fast_path_function(954)->name, "loread");
 }
 
@@ -30,17 +35,23 @@ TEST(FastPathPolicy, EverythingElseIsRefused) {
         EXPECT_FALSE(v.function);
         EXPECT_EQ(v.sqlstate, sqlstate) << v.message;
     };
-    refused(judge_fast_path(952, {1}, {be4(16384), be4(kInvWrite)}), "25006");             // lo_open for writing
-    refused(judge_fast_path(952, {1}, {be4(16384), be4(kInvRead | kInvWrite)}), "25006");
-    refused(judge_fast_path(952, {0}, {std::string("16384"), std::string("0x20000")}), "25006");  // unreadable mode
-    refused(judge_fast_path(952, {1}, {be4(16384), std::nullopt}), "25006");
-    refused(judge_fast_path(955, {1}, {be4(0), std::string("x")}), "25006");   // lowrite
-    refused(judge_fast_path(964, {1}, {be4(16384)}), "25006");                 // lo_unlink
-    refused(judge_fast_path(957, {1}, {be4(0)}), "25006");                     // lo_creat
-    refused(judge_fast_path(1004, {1}, {be4(0), be4(0)}), "25006");            // lo_truncate
-    refused(judge_fast_path(2096, {1}, {be4(123)}), "25006");                  // pg_terminate_backend
-    refused(judge_fast_path(954, {1}, {be4(0)}), "08P01");                     // loread with one argument
-    refused(judge_fast_path(954, {2}, {be4(0), be4(1)}), "22023");
+    refused(judge(952, {1}, {be4(16384), be4(kInvWrite)}), "25006");             // lo_open for writing
+    refused(judge(952, {1}, {be4(16384), be4(kInvRead | kInvWrite)}), "25006");
+    refused(judge(952, {0}, {std::string("16384"), std::string("0x20000")}), "25006");  // unreadable mode
+    refused(judge(952, {1}, {be4(16384), std::nullopt}), "25006");
+    refused(judge(955, {1}, {be4(0), std::string("x")}), "25006");   // lowrite
+    refused(judge(964, {1}, {be4(16384)}), "25006");                 // lo_unlink
+    refused(judge(957, {1}, {be4(0)}), "25006");                     // lo_creat
+    refused(judge(1004, {1}, {be4(0), be4(0)}), "25006");            // lo_truncate
+    refused(judge(2096, {1}, {be4(123)}), "25006");                  // pg_terminate_backend
+    refused(judge(954, {1}, {be4(0)}), "08P01");                     // loread with one argument
+    refused(judge(954, {2}, {be4(0), be4(1)}), "22023");
+    refused(judge(954, {1}, {be4(0), be4(1)}, 2), "22023");  // result format
+    FirewallConfig cfg;
+    cfg.denied_functions = {"loread"};
+    refused(judge(954, {1}, {be4(0), be4(1)}, 1, cfg), "25006");
+    cfg.denied_functions = {"pg_catalog.lo_open"};
+    refused(judge(952, {1}, {be4(16384), be4(kInvRead)}, 1, cfg), "25006");
 }
 
 TEST(FunctionCall, DecodeAndAnswer) {

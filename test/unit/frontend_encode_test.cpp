@@ -122,3 +122,13 @@ TEST(FrontendEncode, FunctionCall) {
     // oid, 1 format, 2 arguments of 4 bytes, result format
     EXPECT_EQ(m.body.size(), 4u + 2 + 2 + 2 + 2 * (4 + 4) + 2);
 }
+
+TEST(FrontendEncode, CountsBeyondSixteenBitsThrow) {
+    std::string out;
+    EXPECT_THROW(append_parse(out, "", "SELECT", std::vector<uint32_t>(65536, 23)), std::length_error);
+    std::vector<std::optional<std::string_view>> many(65536, std::nullopt);
+    EXPECT_THROW(append_bind(out, "", "", {}, many, {}), std::length_error);
+    EXPECT_TRUE(out.empty()) << "nothing half-built is left behind";
+    append_parse(out, "", "SELECT", std::vector<uint32_t>(65535, 23));  // the server's own limit
+    EXPECT_EQ(decode_parse(one(out).body).param_types.size(), 65535u);
+}
