@@ -36,7 +36,7 @@ void ClientSession::arm_authentication_timeout() {
         auto self = weak.lock();
         if (ec || !self || self->authenticated_) return;
         // A slow or silent client gives its slot back: the connection is cut, whatever it waits on.
-        self->worker_.host().count_event(ConnEvent::AuthenticationTimeout);
+        self->worker_.stats().count_event(ConnEvent::AuthenticationTimeout);
         self->client_gone_ = true;
         boost::system::error_code ignored;
         self->socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
@@ -46,12 +46,12 @@ void ClientSession::arm_authentication_timeout() {
 
 asio::awaitable<bool> ClientSession::admit() {
     const SecurityConfig& sec = worker_.security();
-    if (sec.connection_rate > 0 && !worker_.host().rate_allow(client_address_, sec.connection_rate, sec.connection_burst)) {
+    if (sec.connection_rate > 0 && !worker_.auth_catalog().rate_allow(client_address_, sec.connection_rate, sec.connection_burst)) {
         ErrorFields e = ErrorFields::make("FATAL", "53400", "too many connection attempts from " + client_address_);
         e.add('H', "pg_rproxy.connection_rate limits new connections per client address.");
         co_return co_await refuse(ConnEvent::RateLimited, e, false);
     }
-    if (!worker_.host().claim_client(sec.max_client_connections)) {
+    if (!worker_.auth_catalog().claim_client(sec.max_client_connections)) {
         ErrorFields e = ErrorFields::make("FATAL", "53300", "sorry, too many clients already");
         co_return co_await refuse(ConnEvent::MaxClientConnections, e, false);
     }
@@ -60,7 +60,7 @@ asio::awaitable<bool> ClientSession::admit() {
 }
 
 asio::awaitable<bool> ClientSession::refuse(ConnEvent event, const ErrorFields& e, bool delay) {
-    worker_.host().count_event(event);
+    worker_.stats().count_event(event);
     if (delay && worker_.security().auth_failure_delay.count() > 0) {
         asio::steady_timer pause(socket_.get_executor(), worker_.security().auth_failure_delay);
         boost::system::error_code ec;
@@ -200,14 +200,14 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
     std::string user = *user_param;
     const std::string* db_param = packet.param("database");
     std::string database = db_param && !db_param->empty() ? *db_param : user;
-    WorkerHost& host = worker_.host();
-    AuthSnapshot snap = host.auth_snapshot(user);
+    AuthCatalog& catalog = worker_.auth_catalog();
+    AuthSnapshot snap = catalog.auth_snapshot(user);
     std::string where = "host \"" + client_address_ + "\", user \"" + user + "\", database \"" + database + "\", " +
                         (tls_ ? "SSL encryption" : "no encryption");
     if (!snap.error.empty() || !snap.rule_problems.empty()) {
         std::string why = snap.error;
         for (const auto& p : snap.rule_problems) why += (why.empty() ? "" : "; ") + p;
-        host.log(LogLevel::Warning, "pg_rproxy: authentication rules unusable, refusing every client: " + why);
+        worker_.host().log(LogLevel::Warning, "pg_rproxy: authentication rules unusable, refusing every client: " + why);
         ErrorFields e = ErrorFields::make("FATAL", "28000", "pg_rproxy authentication rules are unusable; see the gateway log");
         co_return co_await refuse(ConnEvent::NoMatchingRule, e, true);
     }
@@ -240,7 +240,7 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
         ErrorFields e = ErrorFields::make("FATAL", "28000", "role \"" + user + "\" is not permitted to log in");
         co_return co_await refuse(ConnEvent::CannotLogin, e, true);
     }
-    if (!host.claim_role(role.oid, role.conn_limit)) {
+    if (!catalog.claim_role(role.oid, role.conn_limit)) {
         ErrorFields e = ErrorFields::make("FATAL", "53300", "too many connections for role \"" + user + "\"");
         co_return co_await refuse(ConnEvent::RoleConnectionLimit, e, false);
     }
@@ -256,7 +256,7 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
     if (shown_.auth_method.empty()) shown_.auth_method = auth::method_name(rule->method);  // SCRAM set its own
     authenticated_ = true;
     if (auth_timer_) auth_timer_->cancel();
-    host.count_event(ConnEvent::Authenticated);
+    worker_.stats().count_event(ConnEvent::Authenticated);
     co_return true;
 }
 

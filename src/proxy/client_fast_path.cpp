@@ -55,7 +55,7 @@ asio::awaitable<void> ClientSession::handle_function_call(std::string_view body)
     FastPathVerdict verdict = judge_fast_path(call.function_oid, call.arg_formats, call.args, call.result_format,
                                               worker_.firewall());
     if (!verdict.function) {
-        if (verdict.sqlstate == "25006") worker_.host().count_rejection(RejectReason::FastPath);
+        if (verdict.sqlstate == "25006") worker_.stats().count_rejection(RejectReason::FastPath);
         reject(ErrorFields::make("ERROR", verdict.sqlstate, verdict.message));
         if (!write_now()) co_await flush();
         co_return;

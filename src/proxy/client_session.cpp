@@ -256,10 +256,10 @@ asio::awaitable<void> ClientSession::run() {
     co_await serve();
     release_pinned();
     if (auth_timer_) auth_timer_->cancel();
-    if (client_claimed_) worker_.host().release_client();
-    if (role_claimed_) worker_.host().release_role(role_claimed_);
+    if (client_claimed_) worker_.auth_catalog().release_client();
+    if (role_claimed_) worker_.auth_catalog().release_role(role_claimed_);
     if (backend_pid_) worker_.forget_backend_key(backend_pid_);
-    if (session_handle_ >= 0) worker_.host().session_ended(session_handle_);
+    if (session_handle_ >= 0) worker_.stats().session_ended(session_handle_);
 }
 
 void ClientSession::cancel_statement(int32_t key) {
@@ -443,7 +443,7 @@ asio::awaitable<bool> ClientSession::startup() {
     shown_.tls = tls_ != nullptr;
     shown_.tls_version = tls_version_;
     shown_.server_name = server_name_;
-    session_handle_ = worker_.host().session_started(shown_);
+    session_handle_ = worker_.stats().session_started(shown_);
     protocol::append_ready_for_query(out_, tx_status_);
     co_return co_await flush();
 }
@@ -473,7 +473,7 @@ void ClientSession::reject(const ErrorFields& e) {
 std::shared_ptr<const ParsedQuery> ClientSession::parse(const std::string& sql) {
     StatementMemo& memo = worker_.memo();
     if (auto known = memo.find(sql)) return known;
-    auto parsed = std::make_shared<const ParsedQuery>(worker_.host().parse(sql));
+    auto parsed = std::make_shared<const ParsedQuery>(worker_.parser().parse(sql));
     memo.remember(sql, parsed);
     return parsed;
 }
@@ -496,7 +496,7 @@ std::shared_ptr<const Verdict> ClientSession::known_verdict(const std::string& s
 
 void ClientSession::check_judgement(const Verdict& verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure) {
     if (!verdict.allowed) {
-        worker_.host().count_rejection(verdict.reason);
+        worker_.stats().count_rejection(verdict.reason);
         failure = ErrorFields::make("ERROR", verdict.sqlstate, verdict.message, verdict.position);
         return;
     }
@@ -543,7 +543,7 @@ bool ClientSession::answer_locally(const ParsedQuery& parsed) {
                                  "permission denied to reset the result cache through the proxy (pg_rproxy.client_cache_reset is off)"));
         return true;
     }
-    std::string count = std::to_string(worker_.host().cache_reset());
+    std::string count = std::to_string(worker_.cache().cache_reset());
     {
         protocol::MessageWriter w(out_, 'T');
         w.int16(1).cstr(f.name).int32(0).int16(0).int32(20).int16(8).int32(-1).int16(0);
@@ -575,7 +575,7 @@ std::optional<CacheKey> ClientSession::cache_key_for(const std::string& sql, con
     // keys. pg_rproxy.cache_max_entry_size bounds key and result together.
     else if (key_prefix().size() + parsed.normalized.size() + extra.size() >= cfg.max_entry_size) why = Uncacheable::TooLarge;
     if (why) {
-        worker_.host().count_uncacheable(*why);
+        worker_.cache().count_uncacheable(*why);
         return std::nullopt;
     }
     *ttl_seconds = hints.ttl_seconds.value_or(cfg.ttl_seconds) + worker_.ttl_jitter(cfg.ttl_jitter_seconds);
@@ -601,7 +601,7 @@ std::size_t ClientSession::capture_limit(const std::optional<CacheKey>& key) con
 
 ProbeResult ClientSession::probe_cache_now(const CacheKey& key, std::optional<uint64_t>* fill) {
     uint64_t fill_id = 0;
-    ProbeResult probe = worker_.host().cache_probe(key, out_, &fill_id);
+    ProbeResult probe = worker_.cache().cache_probe(key, out_, &fill_id);
     if (probe == ProbeResult::Claimed) *fill = fill_id;
     return probe;
 }
@@ -609,7 +609,7 @@ ProbeResult ClientSession::probe_cache_now(const CacheKey& key, std::optional<ui
 // Someone else is running this very statement: wait for its result instead (single flight),
 // polling shared memory with a short backoff, until it is there or the fill is given up.
 asio::awaitable<ProbeResult> ClientSession::wait_for_fill(const CacheKey& key, std::optional<uint64_t>* fill) {
-    worker_.host().count_coalesced();
+    worker_.cache().count_coalesced();
     for (int polls = 0;; ++polls) {
         asio::steady_timer pause(socket_.get_executor(), std::chrono::milliseconds(std::min(2 << std::min(polls, 4), 20)));
         boost::system::error_code ec;
@@ -628,13 +628,13 @@ void ClientSession::finish_fill(const CacheKey& key, uint64_t fill, bool complet
         meta.role = pool().role();
         meta.statement = sql.size() > 1024 ? sql.substr(0, 1024) : sql;
         for (const auto& r : parsed.relations) meta.relations += (meta.relations.empty() ? "" : ",") + r;
-        worker_.host().cache_store(key, fill, capture.bytes, meta);
+        worker_.cache().cache_store(key, fill, capture.bytes, meta);
         return;
     }
-    if (capture.overflowed) worker_.host().count_uncacheable(Uncacheable::TooLarge);
-    if (capture.error) worker_.host().count_uncacheable(Uncacheable::Error);
+    if (capture.overflowed) worker_.cache().count_uncacheable(Uncacheable::TooLarge);
+    if (capture.error) worker_.cache().count_uncacheable(Uncacheable::Error);
     // Too large: do not make every later client wait for a fill that will never fit.
-    worker_.host().cache_abandon(key, fill, capture.overflowed ? ttl : 1);
+    worker_.cache().cache_abandon(key, fill, capture.overflowed ? ttl : 1);
 }
 
 std::optional<ErrorFields> ClientSession::track_prepared(const ParsedQuery& parsed) {
@@ -650,11 +650,11 @@ std::optional<ErrorFields> ClientSession::track_prepared(const ParsedQuery& pars
         if (!st.prepare_name.empty()) known.insert(st.prepare_name);
         if (!st.deallocate_name.empty() && !known.erase(st.deallocate_name) && !statements_.count(st.deallocate_name)) {
             // Upstream, other names belong to the proxy's pooled statements: not the client's to drop.
-            worker_.host().count_rejection(RejectReason::UnknownPreparedStatement);
+            worker_.stats().count_rejection(RejectReason::UnknownPreparedStatement);
             return ErrorFields::make("ERROR", "26000", "prepared statement \"" + st.deallocate_name + "\" does not exist");
         }
         if (!st.execute_name.empty() && !known.count(st.execute_name)) {
-            worker_.host().count_rejection(RejectReason::UnknownPreparedStatement);
+            worker_.stats().count_rejection(RejectReason::UnknownPreparedStatement);
             return ErrorFields::make("ERROR", "26000", "prepared statement \"" + st.execute_name + "\" does not exist");
         }
     }

@@ -337,7 +337,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     if (!failure) failure = co_await ensure_prepared(conn, st, &name);
     if (failure) {
         keep_or_release(conn, false);
-        if (fill) worker_.host().cache_abandon(*key, *fill, 1);
+        if (fill) worker_.cache().cache_abandon(*key, *fill, 1);
         co_return failure;
     }
     std::vector<const char*> values;

@@ -41,6 +41,10 @@ public:
     Exit run();  // throws std::runtime_error if the listeners cannot be opened
 
     WorkerHost& host() { return host_; }
+    StatementParser& parser() { return host_; }
+    ResultCacheStore& cache() { return host_; }
+    WorkerStatistics& stats() { return host_; }
+    AuthCatalog& auth_catalog() { return host_; }
     UpstreamPool& pool() { return *pool_; }
     // The pool for a rule's upstream (empty: pg_rproxy.upstream) with a role's mapped credentials
     // (none: those of the conninfo). Pools live as long as the worker; nullptr past kMaxPools.

@@ -1,4 +1,4 @@
-// What the event loop needs from PostgreSQL, as an interface: the pg layer implements it in the
+// What the event loop needs from PostgreSQL, as interfaces: the pg layer implements them in the
 // worker process (raw_parser, GUCs, signals, shared-memory statistics). Every method is called on
 // the loop's thread, which is the process's main thread.
 #pragma once
@@ -36,17 +36,21 @@ struct WorkerCounters {
 
 enum class LogLevel { Debug, Log, Warning };
 
-class WorkerHost {
-public:
-    virtual ~WorkerHost() = default;
-    // Layer 1: raw_parser and the tree walk, built-in volatilities from the gateway's catalog.
-    virtual ParsedQuery parse(std::string_view sql) = 0;
-    virtual FirewallConfig firewall_config() = 0;
-    virtual void count_rejection(RejectReason reason) = 0;
-    virtual UpstreamConfig upstream_config() = 0;
+// What the event loop needs from PostgreSQL, in four small interfaces that the pipeline's stages
+// and the sessions take one at a time, and the worker's own needs (settings, signals, log) beside
+// them. Every method is called on the loop's thread.
 
-    // The shared-memory result cache (see pg/result_cache.hpp). None of these block or throw.
-    virtual CacheConfig cache_config() = 0;
+// raw_parser and the tree walk, built-in volatilities from the gateway's catalog (pg/statement_parser).
+class StatementParser {
+public:
+    virtual ~StatementParser() = default;
+    virtual ParsedQuery parse(std::string_view sql) = 0;
+};
+
+// The shared-memory result cache (pg/result_cache). None of these block or throw.
+class ResultCacheStore {
+public:
+    virtual ~ResultCacheStore() = default;
     virtual ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id) = 0;
     virtual void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire,
                              const CacheEntryMeta& meta) = 0;
@@ -54,25 +58,43 @@ public:
     virtual uint64_t cache_reset() = 0;
     virtual void count_uncacheable(Uncacheable reason) = 0;
     virtual void count_coalesced() = 0;
-    // Called after the wake eventfd fired: handles PostgreSQL-side interrupts (ProcSignal
-    // barriers, config reload) and reports what the loop has to act on.
-    virtual WakeEvents take_wake_events() = 0;
-    virtual void log(LogLevel level, const std::string& message) = 0;
-    virtual void publish(const WorkerCounters& counters) = 0;
+};
 
-    // Client authentication and connection limits (pg/auth_catalog, pg/connection_limits).
-    virtual SecurityConfig security_config() = 0;
-    virtual AuthSnapshot auth_snapshot(const std::string& role) = 0;
+// Counters and the views built on them (pg/worker_stats, pg/connection_limits, pg/session_table).
+class WorkerStatistics {
+public:
+    virtual ~WorkerStatistics() = default;
+    virtual void count_rejection(RejectReason reason) = 0;
     virtual void count_event(ConnEvent e) = 0;
+    virtual void publish(const WorkerCounters& counters) = 0;
+    // The pg_rproxy_sessions view: a handle, or -1 when it is not shown.
+    virtual int session_started(const SessionInfo& info) = 0;
+    virtual void session_ended(int handle) = 0;
+};
+
+// Who may log in (pg/auth_catalog) and the limits on connections (pg/connection_limits).
+class AuthCatalog {
+public:
+    virtual ~AuthCatalog() = default;
+    virtual AuthSnapshot auth_snapshot(const std::string& role) = 0;
     virtual bool claim_client(int max_total) = 0;
     virtual void release_client() = 0;
     virtual bool claim_role(uint32_t role_oid, int limit) = 0;
     virtual void release_role(uint32_t role_oid) = 0;
     virtual bool rate_allow(const std::string& address, double per_second, int burst) = 0;
-    // The pg_rproxy_sessions view (pg/session_table): a handle, or -1 when it is not shown.
-    virtual int session_started(const SessionInfo& info) = 0;
-    virtual void session_ended(int handle) = 0;
+};
 
+class WorkerHost : public StatementParser, public ResultCacheStore, public WorkerStatistics, public AuthCatalog {
+public:
+    // Settings, read again after every reload.
+    virtual FirewallConfig firewall_config() = 0;
+    virtual UpstreamConfig upstream_config() = 0;
+    virtual CacheConfig cache_config() = 0;
+    virtual SecurityConfig security_config() = 0;
+    // Called after the wake eventfd fired: handles PostgreSQL-side interrupts (ProcSignal
+    // barriers, config reload) and reports what the loop has to act on.
+    virtual WakeEvents take_wake_events() = 0;
+    virtual void log(LogLevel level, const std::string& message) = 0;
     // This worker's slot (0..workers-1); it is encoded in the BackendKeyData the clients get.
     virtual int slot() = 0;
     virtual bool forward_cancel(int slot, int32_t pid, int32_t key) = 0;
