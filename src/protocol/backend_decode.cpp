@@ -29,16 +29,9 @@ std::optional<BackendMessage> decode_backend_message(std::string_view buf, std::
     if (!known_backend_type(type))
         throw ProtocolError("08P01", "unexpected message type " + std::to_string(int(static_cast<unsigned char>(type))) +
                                          " from the server");
-    if (buf.size() < 5) return std::nullopt;
-    uint32_t len = be32(buf, 1);
-    if (len < 4) malformed("message length");
-    if (len > max_size) {
-        throw ProtocolError("54000", "server message length " + std::to_string(len) + " exceeds the maximum allowed (" +
-                                         std::to_string(max_size) + ")");
-    }
-    if (buf.size() < std::size_t(len) + 1) return std::nullopt;
-    consumed = std::size_t(len) + 1;
-    return BackendMessage{type, buf.substr(5, len - 4)};
+    auto body = frame_body(buf, max_size, consumed, true);
+    if (!body) return std::nullopt;
+    return BackendMessage{type, *body};
 }
 
 std::optional<BackendMessage> take_backend_message(InputBuffer& in, std::size_t max_size) {

@@ -92,17 +92,9 @@ std::optional<FrontendMessage> decode_message(std::string_view buf, std::size_t 
         violation("invalid frontend message type " +
                   std::to_string(static_cast<int>(static_cast<unsigned char>(type))));
     }
-    if (buf.size() < 5) return std::nullopt;
-    uint32_t len = be32(buf, 1);
-    if (len < 4) violation("invalid message length");
-    if (len > max_size) {
-        throw ProtocolError("54000", "message length " + std::to_string(len) +
-                                         " exceeds the maximum allowed (" +
-                                         std::to_string(max_size) + ")");
-    }
-    if (buf.size() < std::size_t(len) + 1) return std::nullopt;
-    consumed = std::size_t(len) + 1;
-    return FrontendMessage{type, buf.substr(5, len - 4)};
+    auto body = frame_body(buf, max_size, consumed, false);
+    if (!body) return std::nullopt;
+    return FrontendMessage{type, *body};
 }
 
 std::optional<FrontendMessage> take_message(InputBuffer& in, std::size_t max_size) {

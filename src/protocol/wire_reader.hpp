@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,24 @@ namespace rproxy::protocol {
 inline uint32_t be32(std::string_view b, std::size_t at) {
     auto u = [&](std::size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(b[at + i])); };
     return (u(0) << 24) | (u(1) << 16) | (u(2) << 8) | u(3);
+}
+
+// The body of the framed message at the front of buf (a type byte, then an Int32 length that counts
+// itself), once it has all arrived; consumed is set then. Judged from the header alone, before the
+// body is buffered: a length below 4 is 08P01, one above max_size 54000.
+inline std::optional<std::string_view> frame_body(std::string_view buf, std::size_t max_size, std::size_t& consumed,
+                                                  bool from_server) {
+    if (buf.size() < 5) return std::nullopt;
+    uint32_t len = be32(buf, 1);
+    if (len < 4) throw ProtocolError("08P01", from_server ? "invalid message length from the server" : "invalid message length");
+    if (len > max_size) {
+        throw ProtocolError("54000", std::string(from_server ? "server message" : "message") + " length " +
+                                         std::to_string(len) + " exceeds the maximum allowed (" +
+                                         std::to_string(max_size) + ")");
+    }
+    if (buf.size() < std::size_t(len) + 1) return std::nullopt;
+    consumed = std::size_t(len) + 1;
+    return buf.substr(5, len - 4);
 }
 
 class WireReader {

@@ -61,15 +61,8 @@ asio::awaitable<void> ClientSession::handle_function_call(std::string_view body)
         co_return;
     }
     worker_.count_statement();
-    ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
-    if (!conn) {
-        try {
-            conn = co_await pool().acquire();
-        } catch (const UpstreamUnavailable& e) {
-            failure = e.fields;
-        }
-    }
+    ConnectionPtr conn = co_await ensure_connection(pinned_, failure);
     if (!failure) failure = co_await sync_settings(conn);
     if (failure) {
         if (conn) keep_or_release(conn, false);

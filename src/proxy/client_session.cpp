@@ -414,13 +414,8 @@ asio::awaitable<bool> ClientSession::startup() {
     // The upstream decides the values the client is told (server_version, encodings, DateStyle
     // after the client's own settings). Learned once per distinct set of client settings.
     if (!pool().reported_parameters(settings_)) {
-        ConnectionPtr conn;
         std::optional<ErrorFields> failure;
-        try {
-            conn = co_await pool().acquire();
-        } catch (const UpstreamUnavailable& e) {
-            failure = e.fields;
-        }
+        ConnectionPtr conn = co_await ensure_connection(nullptr, failure);
         if (!failure) {
             failure = co_await sync_settings(conn);
             pool().release(conn);
@@ -446,6 +441,16 @@ asio::awaitable<bool> ClientSession::startup() {
     session_handle_ = worker_.stats().session_started(shown_);
     protocol::append_ready_for_query(out_, tx_status_);
     co_return co_await flush();
+}
+
+asio::awaitable<ConnectionPtr> ClientSession::ensure_connection(ConnectionPtr conn, std::optional<ErrorFields>& failure) {
+    if (conn) co_return conn;
+    try {
+        co_return co_await pool().acquire();
+    } catch (const UpstreamUnavailable& e) {
+        failure = e.fields;
+    }
+    co_return nullptr;
 }
 
 asio::awaitable<std::optional<ErrorFields>> ClientSession::sync_settings(const ConnectionPtr& conn) {
@@ -513,13 +518,7 @@ asio::awaitable<Verdict> ClientSession::judge(const ParsedQuery& parsed, Connect
     Verdict verdict = judge_known(parsed);
     if (!verdict.pending_functions.empty()) {
         // Functions the gateway does not know: ask the upstream's pg_proc, then judge again.
-        if (!conn) {
-            try {
-                conn = co_await pool().acquire();
-            } catch (const UpstreamUnavailable& e) {
-                failure = e.fields;
-            }
-        }
+        conn = co_await ensure_connection(conn, failure);
         if (!failure) failure = co_await pool().functions().resolve(*conn, verdict.pending_functions);
         if (failure) co_return verdict;
         verdict = judge_known(parsed);
@@ -790,16 +789,10 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     Outcome outcome = Outcome::Done;
     bool pins = false;
     for (int attempt = 0; attempt < 2; ++attempt) {
-        if (!conn) {
-            try {
-                conn = co_await pool().acquire();
-            } catch (const UpstreamUnavailable& e) {
-                failure = e.fields;
-            }
-            if (failure) {
-                protocol::append_error(out_, *failure);
-                break;
-            }
+        conn = co_await ensure_connection(conn, failure);
+        if (failure) {
+            protocol::append_error(out_, *failure);
+            break;
         }
         current_conn_ = conn;
         capture.bytes.clear();

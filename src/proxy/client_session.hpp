@@ -73,6 +73,9 @@ private:
     std::size_t read_available(boost::system::error_code& ec);
     boost::asio::awaitable<void> write_all(boost::asio::const_buffer buf, boost::system::error_code& ec);
     UpstreamPool& pool() { return *pool_; }
+    // The connection a statement runs on: conn when there is one, else one from the pool; null
+    // with failure set when the upstream cannot be had.
+    boost::asio::awaitable<ConnectionPtr> ensure_connection(ConnectionPtr conn, std::optional<ErrorFields>& failure);
     // idle_timeouts: after startup, waiting for the next statement (idle_client_timeout or
     // idle_in_transaction_timeout apply; idle_timeout_ tells which fired).
     boost::asio::awaitable<bool> read_more(bool idle_timeouts = false);

@@ -99,13 +99,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_parse(std::string_
     if (!failure && !st->parsed->statements.empty() && !st->description) {
         // Prepared upstream now, so that errors (an unknown table...) come at Parse as from the
         // server, and Describe needs no round trip later.
-        if (!conn) {
-            try {
-                conn = co_await pool().acquire();
-            } catch (const UpstreamUnavailable& e) {
-                failure = e.fields;
-            }
-        }
+        conn = co_await ensure_connection(conn, failure);
         std::string name;
         if (!failure) failure = co_await sync_settings(conn);  // search_path decides what names mean
         if (!failure) failure = co_await ensure_prepared(conn, *st, &name);
@@ -322,16 +316,9 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
         }
     }
 
-    ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
-    if (!conn) {
-        try {
-            conn = co_await pool().acquire();
-        } catch (const UpstreamUnavailable& e) {
-            failure = e.fields;
-        }
-        if (failure) co_return failure;
-    }
+    ConnectionPtr conn = co_await ensure_connection(pinned_, failure);
+    if (failure) co_return failure;
     std::string name;
     failure = co_await sync_settings(conn);
     if (!failure) failure = co_await ensure_prepared(conn, st, &name);

@@ -26,14 +26,19 @@ def dump(port):
             and not l.startswith("\\unrestrict")]
 
 
-@test
-def pg_dump_through_the_proxy_equals_the_direct_dump():
+def dumps_as_superuser():
+    """pg_dump through the proxy (its upstream role a superuser for the occasion) and directly."""
     try:
         env.gw.reload_with(upstream=f"host=127.0.0.1 port={env.up.port} user=postgres dbname=e2e")
         via = dump(env.proxy_port)
     finally:
         env.gw.reload_with(upstream=None)
-    direct = dump(env.up.port)
+    return via, dump(env.up.port)
+
+
+@test
+def pg_dump_through_the_proxy_equals_the_direct_dump():
+    via, direct = dumps_as_superuser()
     check(len(via) > 1000, f"a real dump: {len(via)} lines")
     for needle in ["CREATE TABLE public.kinds", "CREATE VIEW public.kinds_view", "CREATE SEQUENCE public.s",
                    "CREATE FUNCTION public.notice_me", "CREATE INDEX big_h", "COPY public.big"]:
@@ -53,12 +58,7 @@ def pg_dump_and_lo_export_of_large_objects_match_direct():
                            "decode(repeat(md5('y'), 100000), 'hex'))", db="e2e"))
     env.up.sql(f"GRANT SELECT ON LARGE OBJECT {small}, {large} TO rproxy_up", db="e2e")
     try:
-        try:
-            env.gw.reload_with(upstream=f"host=127.0.0.1 port={env.up.port} user=postgres dbname=e2e")
-            via = dump(env.proxy_port)
-        finally:
-            env.gw.reload_with(upstream=None)
-        direct = dump(env.up.port)
+        via, direct = dumps_as_superuser()
         check(any("lo_open" in l for l in via) and any(str(large) in l for l in via), "the dump has the large objects")
         if via != direct:
             diff = [(i, a[:100], b[:100]) for i, (a, b) in enumerate(zip(via, direct)) if a != b][:5]
