@@ -344,3 +344,51 @@ def listen_through_the_extended_protocol_delivers_notifications_while_idle():
     t, body = w.read_msg()
     check(t == "A" and b"ext_channel\0idle delivery\0" in body, f"NotificationResponse while idle, got {t} {body!r}")
     w.close()
+
+
+UDT_SCRIPT = r'''
+import sys
+import psycopg
+from psycopg.types.composite import CompositeInfo, register_composite
+from psycopg.types.enum import EnumInfo, register_enum
+from psycopg.types.range import RangeInfo, register_range
+
+port = int(sys.argv[1])
+out = []
+with psycopg.connect(f"host=127.0.0.1 port={port} user=rproxy_up dbname=e2e") as conn:
+    q = "SELECT m, d, p, r, ir FROM udt ORDER BY d"
+    cur = conn.cursor(binary=True)
+    cur.execute(q)  # unregistered: as psycopg loads types it does not know
+    out.append(cur.fetchall())
+    register_enum(EnumInfo.fetch(conn, "mood"), conn)
+    register_composite(CompositeInfo.fetch(conn, "pair"), conn)
+    register_range(RangeInfo.fetch(conn, "floatrange"), conn)
+    cur = conn.cursor(binary=True)
+    cur.execute(q + " DESC")
+    out.append(cur.fetchall())
+    cur.execute("SELECT ARRAY[m], ARRAY[p], d + %s FROM udt WHERE m = %s ORDER BY d", (1, "ok"))
+    out.append(cur.fetchall())
+print(repr(out))
+'''
+
+
+@test
+def psycopg_binary_cursors_over_user_defined_types_match_a_direct_connection():
+    env.up.sql("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); "
+               "CREATE DOMAIN posint AS integer CHECK (VALUE > 0); "
+               "CREATE TYPE pair AS (a integer, b text); "
+               "CREATE TYPE floatrange AS RANGE (subtype = float8); "
+               "CREATE TABLE udt (m mood, d posint, p pair, r floatrange, ir int4range); "
+               "INSERT INTO udt VALUES ('happy', 1, (1, 'x'), '[1.5,2.5)', '[1,10)'), "
+               "('ok', 2, (NULL, 'y z'), 'empty', '(,5]'), ('sad', 3, NULL, '(0.25,)', NULL); "
+               "GRANT SELECT ON udt TO rproxy_up", db="e2e")
+    try:
+        def run(port):
+            r = subprocess.run(["/usr/bin/python3", "-c", UDT_SCRIPT, str(port)], capture_output=True, text=True)
+            check(r.returncode == 0, f"driver script on {port}: {r.stderr[-1500:]}")
+            return r.stdout
+        via, direct = run(env.proxy_port), run(env.up.port)
+        check("happy" in direct and "Range" in direct, f"the types were loaded: {direct[:400]}")
+        check(via == direct, f"psycopg results differ:\n proxy  {via[:1500]}\n direct {direct[:1500]}")
+    finally:
+        env.up.sql("DROP TABLE udt; DROP TYPE floatrange; DROP TYPE pair; DROP DOMAIN posint; DROP TYPE mood", db="e2e")
