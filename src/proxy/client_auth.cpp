@@ -255,7 +255,7 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
     shown_.database = database;
     if (shown_.auth_method.empty()) shown_.auth_method = auth::method_name(rule->method);  // SCRAM set its own
     authenticated_ = true;
-    if (auth_timer_) auth_timer_->cancel();
+    auth_timer_.reset();  // destroying it cancels the wait; a logged-in client holds no timer
     worker_.stats().count_event(ConnEvent::Authenticated);
     co_return true;
 }

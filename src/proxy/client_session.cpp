@@ -426,10 +426,9 @@ asio::awaitable<bool> ClientSession::startup() {
         }
     }
     protocol::append_authentication_ok(out_);
-    for (const auto& [name, value] : *pool().reported_parameters(settings_)) {
+    told_.start(pool().shared_reported_parameters(settings_));
+    for (const auto& [name, value] : *pool().reported_parameters(settings_))
         protocol::append_parameter_status(out_, name, value);
-        told_[name] = value;
-    }
     std::tie(backend_pid_, backend_key_) = worker_.new_backend_key(this);
     protocol::append_backend_key_data(out_, backend_pid_, backend_key_);
     shown_.backend_pid = backend_pid_;
@@ -723,8 +722,8 @@ bool ClientSession::track_settings(const ParsedQuery& parsed, const ConnectionPt
             for (const auto& [k, value] : *known)
                 if (k == name) v = value.c_str();
         }
-        if (!v || told_[name] == v) continue;
-        told_[name] = v;
+        if (!v || told_.told(name, v)) continue;
+        told_.tell(name, v);
         protocol::append_parameter_status(out_, name, v);
     }
     return false;

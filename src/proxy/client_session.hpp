@@ -30,6 +30,7 @@
 #include "protocol/input_buffer.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/tls_context.hpp"
+#include "proxy/told_parameters.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace rproxy {
@@ -212,7 +213,7 @@ private:
     uint64_t key_prefix_version_ = 0;
     uint64_t key_prefix_reloads_ = 0;
     const std::string& key_prefix();
-    std::map<std::string, std::string> told_;  // the ParameterStatus values this client has been sent
+    ToldParameters told_;  // the ParameterStatus values this client has been sent
     std::weak_ptr<UpstreamConnection> current_conn_;
     // The client's own upstream connection while it is in a transaction or has changed session
     // state (SET, PREPARE, WITH HOLD cursors, LISTEN); a connection that carried session state is

@@ -35,13 +35,19 @@ void UpstreamPool::configure(const UpstreamConfig& cfg) {
 
 const UpstreamPool::ReportedParameters* UpstreamPool::reported_parameters(const SessionSettings& settings) const {
     auto it = reported_.find(settings.values());
-    return it == reported_.end() ? nullptr : &it->second;
+    return it == reported_.end() ? nullptr : it->second.get();
+}
+
+std::shared_ptr<const UpstreamPool::ReportedParameters> UpstreamPool::shared_reported_parameters(
+    const SessionSettings& settings) const {
+    auto it = reported_.find(settings.values());
+    return it == reported_.end() ? nullptr : it->second;
 }
 
 void UpstreamPool::remember_parameters(const SessionSettings& settings, ReportedParameters params) {
     constexpr std::size_t kMaxDistinctSettings = 256;  // distinct client setting sets are few
     if (reported_.size() >= kMaxDistinctSettings && !reported_.count(settings.values())) reported_.clear();
-    reported_[settings.values()] = std::move(params);
+    reported_[settings.values()] = std::make_shared<const ReportedParameters>(std::move(params));
 }
 
 void UpstreamPool::close_idle() {

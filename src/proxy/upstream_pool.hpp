@@ -49,6 +49,8 @@ public:
     // settings, so that new clients with the same settings log in without an upstream round trip.
     using ReportedParameters = std::vector<std::pair<std::string, std::string>>;
     const ReportedParameters* reported_parameters(const SessionSettings& settings) const;
+    // The same, shared: clients keep it as what they were told at startup.
+    std::shared_ptr<const ReportedParameters> shared_reported_parameters(const SessionSettings& settings) const;
     void remember_parameters(const SessionSettings& settings, ReportedParameters params);
 
     // host/port/database/role of the current upstream setting: part of every cache key.
@@ -91,7 +93,7 @@ private:
     std::deque<std::shared_ptr<Waiter>> waiters_;
     std::size_t busy_ = 0;
     std::size_t connecting_ = 0;
-    std::map<std::map<std::string, std::string>, ReportedParameters> reported_;
+    std::map<std::map<std::string, std::string>, std::shared_ptr<const ReportedParameters>> reported_;
     UpstreamFunctions functions_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
