@@ -105,7 +105,7 @@ asio::awaitable<int> ClientSession::scram_exchange(const std::optional<std::stri
     if (step.state == auth::ScramExchange::State::Success) {
         protocol::append_auth_sasl_final(out_, step.message);
         channel_bound_ = exchange.channel_bound();
-        shown_.auth_method = channel_bound_ ? "scram-sha-256-plus" : "scram-sha-256";
+        shown_->auth_method = channel_bound_ ? "scram-sha-256-plus" : "scram-sha-256";
         co_return 1;
     }
     if (step.sqlstate == "28P01") co_return 0;
@@ -251,9 +251,9 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
         co_return co_await refuse(ConnEvent::MaxClientConnections, e, false);
     }
     pool_ = pool;
-    shown_.role = user;
-    shown_.database = database;
-    if (shown_.auth_method.empty()) shown_.auth_method = auth::method_name(rule->method);  // SCRAM set its own
+    shown_->role = user;
+    shown_->database = database;
+    if (shown_->auth_method.empty()) shown_->auth_method = auth::method_name(rule->method);  // SCRAM set its own
     authenticated_ = true;
     auth_timer_.reset();  // destroying it cancels the wait; a logged-in client holds no timer
     worker_.stats().count_event(ConnEvent::Authenticated);

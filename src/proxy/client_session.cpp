@@ -431,13 +431,14 @@ asio::awaitable<bool> ClientSession::startup() {
         protocol::append_parameter_status(out_, name, value);
     std::tie(backend_pid_, backend_key_) = worker_.new_backend_key(this);
     protocol::append_backend_key_data(out_, backend_pid_, backend_key_);
-    shown_.backend_pid = backend_pid_;
-    shown_.client_address = client_address_;
-    shown_.upstream_user = pool().role();
-    shown_.tls = tls_ != nullptr;
-    shown_.tls_version = tls_version_;
-    shown_.server_name = server_name_;
-    session_handle_ = worker_.stats().session_started(shown_);
+    shown_->backend_pid = backend_pid_;
+    shown_->client_address = client_address_;
+    shown_->upstream_user = pool().role();
+    shown_->tls = tls_ != nullptr;
+    shown_->tls_version = tls_version_;
+    shown_->server_name = server_name_;
+    session_handle_ = worker_.stats().session_started(*shown_);
+    shown_.reset();
     protocol::append_ready_for_query(out_, tx_status_);
     co_return co_await flush();
 }

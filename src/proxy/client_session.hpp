@@ -195,7 +195,8 @@ private:
     std::string client_address_;
     std::string server_name_;    // SNI of a TLS client
     std::string tls_version_;
-    SessionInfo shown_;          // for the sessions view, completed as startup goes on
+    // For the sessions view, completed as startup goes on and freed once published.
+    std::unique_ptr<SessionInfo> shown_ = std::make_unique<SessionInfo>();
     int session_handle_ = -1;
     std::string tls_end_point_;  // for SCRAM-SHA-256-PLUS
     bool channel_bound_ = false;
