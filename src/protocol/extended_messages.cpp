@@ -1,5 +1,6 @@
 #include "protocol/extended_messages.hpp"
 
+#include "protocol/backend_decode.hpp"
 #include "protocol/message_writer.hpp"
 #include "protocol/wire_reader.hpp"
 
@@ -78,6 +79,23 @@ void append_parameter_description(std::string& out, const std::vector<uint32_t>&
     MessageWriter w(out, 't');
     w.int16(static_cast<int16_t>(types.size()));
     for (uint32_t t : types) w.int32(static_cast<int32_t>(t));
+}
+
+void append_row_description_for(std::string& out, std::string_view statement_rows, const std::vector<int16_t>& formats) {
+    std::vector<FieldDescription> fields = decode_row_description(statement_rows);
+    MessageWriter w(out, 'T');
+    w.int16(static_cast<int16_t>(fields.size()));
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        const FieldDescription& f = fields[i];
+        int16_t format = formats.empty() ? 0 : formats.size() == 1 ? formats[0] : i < formats.size() ? formats[i] : 0;
+        w.cstr(f.name)
+            .int32(static_cast<int32_t>(f.table_oid))
+            .int16(f.column)
+            .int32(static_cast<int32_t>(f.type_oid))
+            .int16(f.type_size)
+            .int32(f.type_modifier)
+            .int16(format);
+    }
 }
 
 }  // namespace rproxy::protocol

@@ -54,5 +54,8 @@ void append_close_complete(std::string& out);
 void append_no_data(std::string& out);
 void append_portal_suspended(std::string& out);
 void append_parameter_description(std::string& out, const std::vector<uint32_t>& types);
+// A statement's RowDescription body (columns in text format) as a portal's Describe answers it:
+// the same columns with the result formats its Bind asked for (none = text, one = all, else each).
+void append_row_description_for(std::string& out, std::string_view statement_rows, const std::vector<int16_t>& formats);
 
 }  // namespace rproxy::protocol

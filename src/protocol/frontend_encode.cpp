@@ -4,6 +4,7 @@
 
 #include "protocol/frontend_messages.hpp"
 #include "protocol/message_writer.hpp"
+#include "protocol/wire_reader.hpp"
 
 namespace rproxy::protocol {
 
@@ -85,6 +86,15 @@ void append_bind(std::string& out, std::string_view portal, std::string_view sta
     put_formats(w, param_formats);
     put_values(w, params);
     put_formats(w, result_formats);
+}
+
+void append_bind_to(std::string& out, std::string_view bind_body, std::string_view statement) {
+    WireReader r(bind_body);
+    std::string_view portal = r.cstr_view();
+    r.cstr_view();  // the client's statement name
+    std::string_view rest = r.rest();
+    MessageWriter w(out, 'B');
+    w.cstr(portal).cstr(statement).bytes(rest.data(), rest.size());
 }
 
 void append_describe(std::string& out, char kind, std::string_view name) {

@@ -24,6 +24,9 @@ void append_parse(std::string& out, std::string_view name, std::string_view sql,
 void append_bind(std::string& out, std::string_view portal, std::string_view statement,
                  const std::vector<int16_t>& param_formats, const std::vector<std::optional<std::string_view>>& params,
                  const std::vector<int16_t>& result_formats);
+// A client's Bind (body as received, already checked by decode_bind) addressed to another
+// statement: the rest of it is copied as it is.
+void append_bind_to(std::string& out, std::string_view bind_body, std::string_view statement);
 void append_describe(std::string& out, char kind, std::string_view name);  // kind 'S' or 'P'
 void append_execute(std::string& out, std::string_view portal, int32_t max_rows);
 void append_close(std::string& out, char kind, std::string_view name);

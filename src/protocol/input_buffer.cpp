@@ -23,6 +23,7 @@ void clear_keeping(std::string& s, std::size_t keep) {
 
 char* InputBuffer::prepare(std::size_t n) {
     if (prepared_) throw std::logic_error("InputBuffer::prepare while a read is outstanding");
+    compact();
     std::size_t old = buf_.size();
     buf_.resize(old + n);
     prepared_ = n;
@@ -50,6 +51,12 @@ std::string_view InputBuffer::take(std::size_t n) {
     pos_ += n;
     compact();
     return held_;
+}
+
+void InputBuffer::skip(std::size_t n) {
+    if (prepared_) throw std::logic_error("InputBuffer::skip while a read is outstanding");
+    if (n > buf_.size() - pos_) throw std::logic_error("InputBuffer::skip of more than was received");
+    pos_ += n;
 }
 
 void InputBuffer::release() { clear_keeping(held_, kKeepHeld); }

@@ -20,7 +20,10 @@ public:
     std::string_view unread() const { return std::string_view(buf_).substr(pos_); }
     bool empty() const { return pos_ == buf_.size(); }
 
-    void append(const char* data, std::size_t n) { buf_.append(data, n); }
+    void append(const char* data, std::size_t n) {
+        compact();
+        buf_.append(data, n);
+    }
     // Room for n more bytes at the end (for reads that need their buffer while they wait, TLS);
     // commit(k) keeps the first k of them. Nothing else may touch the buffer in between.
     char* prepare(std::size_t n);
@@ -28,6 +31,9 @@ public:
 
     // The first n unread bytes, moved out of the receive buffer; see the class comment.
     std::string_view take(std::size_t n);
+    // The first n unread bytes were handled where they lie (views from unread()): they are dropped
+    // without a copy. Those views stay valid until the next append, prepare or take.
+    void skip(std::size_t n);
     // The taken message is no longer needed: its memory is freed unless it was small.
     void release();
 

@@ -66,4 +66,9 @@ private:
     bool finished_ = false;
 };
 
+// A message passed on as it was received: its type and body, framed again.
+inline void append_message(std::string& out, char type, std::string_view body) {
+    MessageWriter(out, type).bytes(body.data(), body.size());
+}
+
 }  // namespace rproxy::protocol

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "protocol/extended_messages.hpp"
+#include "protocol/backend_decode.hpp"
 #include "protocol/message_writer.hpp"
 
 using namespace rproxy::protocol;
@@ -76,4 +77,28 @@ TEST(ExtendedMessages, ParseRepeatsComparesNameTextAndTypesWithoutDecoding) {
     EXPECT_THROW(parse_repeats(body + "x", "", "SELECT $1", {23}), ProtocolError) << "trailing bytes";
     std::string lying = body.substr(0, body.size() - 4);  // the count says 1, no bytes follow
     EXPECT_THROW(parse_repeats(lying, "", "SELECT $1", {23}), ProtocolError);
+}
+
+TEST(ExtendedMessages, RowDescriptionForAPortalTakesTheBindsFormats) {
+    std::string t;
+    MessageWriter(t, 'T').int16(2)
+        .cstr("a").int32(16384).int16(1).int32(23).int16(4).int32(-1).int16(0)
+        .cstr("b").int32(0).int16(0).int32(25).int16(-1).int32(-1).int16(0);
+    std::string body = body_of(t);
+    auto formats_of = [](const std::string& msg) {
+        std::vector<int16_t> f;
+        for (const auto& field : decode_row_description(msg.substr(5))) f.push_back(field.format);
+        return f;
+    };
+    std::string out;
+    append_row_description_for(out, body, {});
+    EXPECT_EQ(out, t);  // no formats: text, as described
+    out.clear();
+    append_row_description_for(out, body, {1});
+    EXPECT_EQ(formats_of(out), (std::vector<int16_t>{1, 1}));
+    out.clear();
+    append_row_description_for(out, body, {0, 1});
+    EXPECT_EQ(formats_of(out), (std::vector<int16_t>{0, 1}));
+    EXPECT_EQ(decode_row_description(out.substr(5))[0].table_oid, 16384u);
+    EXPECT_THROW(append_row_description_for(out, body.substr(0, body.size() - 1), {}), ProtocolError);
 }

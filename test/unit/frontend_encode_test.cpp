@@ -6,6 +6,7 @@
 #include "protocol/extended_messages.hpp"
 #include "protocol/frontend_encode.hpp"
 #include "protocol/frontend_messages.hpp"
+#include "protocol/protocol_error.hpp"
 
 using namespace rproxy::protocol;
 
@@ -131,4 +132,22 @@ TEST(FrontendEncode, CountsBeyondSixteenBitsThrow) {
     EXPECT_TRUE(out.empty()) << "nothing half-built is left behind";
     append_parse(out, "", "SELECT", std::vector<uint32_t>(65535, 23));  // the server's own limit
     EXPECT_EQ(decode_parse(one(out).body).param_types.size(), 65535u);
+}
+
+TEST(FrontendEncode, BindReaddressedToAnotherStatementKeepsEverythingElse) {
+    std::string original;
+    std::vector<std::optional<std::string_view>> params{std::string_view("\0\0\0\x2a", 4), std::nullopt,
+                                                        std::string_view("text")};
+    append_bind(original, "portal", "client_name", {1, 1, 0}, params, {0, 1});
+    std::string readdressed;
+    append_bind_to(readdressed, one(original).body, "pg_rproxy_7");
+    BindMessage a = decode_bind(one(original).body), b = decode_bind(one(readdressed).body);
+    EXPECT_EQ(b.portal, "portal");
+    EXPECT_EQ(b.statement, "pg_rproxy_7");
+    EXPECT_EQ(a.param_formats, b.param_formats);
+    EXPECT_EQ(a.params, b.params);
+    EXPECT_EQ(a.result_formats, b.result_formats);
+    // Only the name changed: the rest of the body is the same bytes.
+    EXPECT_EQ(original.substr(5 + 7 + 12), readdressed.substr(5 + 7 + 12));
+    EXPECT_THROW(append_bind_to(readdressed, std::string_view("no terminator", 13), "x"), ProtocolError);
 }

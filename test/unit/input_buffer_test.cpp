@@ -11,6 +11,7 @@
 #include "protocol/frontend_messages.hpp"
 #include "protocol/input_buffer.hpp"
 #include "protocol/message_writer.hpp"
+#include "protocol/wire_reader.hpp"
 
 using namespace rproxy::protocol;
 
@@ -188,4 +189,30 @@ TEST(InputBuffer, MisuseIsALogicErrorNotCorruption) {
     EXPECT_THROW(in.commit(11), std::logic_error);
     in.commit(2);
     EXPECT_EQ(in.unread().size(), 5u);
+}
+
+TEST(InputBuffer, SkippedMessagesAreReadInPlaceAndCompactedLater) {
+    InputBuffer in;
+    std::string wire;
+    for (int i = 0; i < 3000; ++i) MessageWriter(wire, 'D').int16(1).int32(4).bytes("abcd", 4);
+    in.append(wire.data(), wire.size());
+    std::size_t seen = 0;
+    for (;;) {
+        std::string_view unread = in.unread();
+        if (unread.size() < 5) break;
+        std::size_t len = 1 + be32(unread, 1);
+        EXPECT_EQ(unread.substr(0, len), std::string_view(wire).substr(seen, len));  // in place, no copy
+        in.skip(len);
+        seen += len;
+        if (seen == 17 * len) {
+            // A read after some were skipped: the skipped bytes go, the rest stays in order.
+            std::string more;
+            MessageWriter(more, 'C').cstr("SELECT 3001");
+            in.append(more.data(), more.size());
+            wire += more;
+        }
+    }
+    EXPECT_EQ(seen, wire.size());
+    EXPECT_TRUE(in.empty());
+    EXPECT_THROW(in.skip(1), std::logic_error);
 }
