@@ -5,7 +5,9 @@ DATA       = sql/pg_rproxy--0.1.0.sql sql/pg_rproxy--0.1.0--0.2.0.sql sql/pg_rpr
 PGFILEDESC = "pg_rproxy - read-only caching PostgreSQL proxy"
 
 SRCS = $(sort $(wildcard src/core/*.cpp src/auth/*.cpp src/protocol/*.cpp src/proxy/*.cpp src/pg/*.cpp))
-OBJS = $(SRCS:.cpp=.o)
+# C: the one file that reads libpq's private connection struct (pg/libpq_unread.c)
+C_SRCS = $(wildcard src/pg/*.c)
+OBJS = $(SRCS:.cpp=.o) $(C_SRCS:.c=.o)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out (run against a server that preloads us)
 REGRESS    = classify firewall cache workers upgrade

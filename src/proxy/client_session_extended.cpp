@@ -1,23 +1,22 @@
-// The extended query protocol on top of libpq. A client's statements are judged by the firewall
-// at Parse and prepared upstream under names of the proxy's own, on whichever pooled connection
-// runs them; portals live in the proxy. Errors skip every message up to Sync, as the server does.
+// The extended query protocol through the statement pipeline. The client's messages are forwarded
+// as it sent them, up to Sync or Flush, on one connection per batch: statement names map to the
+// connection's own (each text prepared once per connection, whoever asks), portal names pass as
+// they are. The server's answers come back byte for byte: errors arrive where the server raises
+// them, portals really suspend, one Sync is one implicit transaction, any type comes in any format.
+//
+// The one exception is a Bind the cache may answer: it is held back until its Execute, which a
+// hit answers with the proxy's own BindComplete, RowDescription and the stored rows.
 #include <charconv>
 
-#include "proxy/client_session.hpp"
-
 #include "core/format_codes.hpp"
-
 #include "protocol/backend_messages.hpp"
-#include "protocol/binary_from_text.hpp"
+#include "protocol/frontend_encode.hpp"
+#include "protocol/message_writer.hpp"
 #include "proxy/cache_key.hpp"
-#include "proxy/result_relay.hpp"
+#include "proxy/client_session.hpp"
 #include "proxy/worker.hpp"
 
 namespace asio = boost::asio;
-
-namespace {
-constexpr std::size_t kExtendedFlush = 64 * 1024;  // answers buffered until Sync are written past this
-}
 
 // GCC 12 reports Asio's coroutine frame allocator as mismatched new/delete for some coroutine
 // shapes (a false positive: the frame's operator new and delete are a matching pair).
@@ -26,6 +25,9 @@ constexpr std::size_t kExtendedFlush = 64 * 1024;  // answers buffered until Syn
 namespace rproxy {
 
 namespace {
+
+constexpr std::size_t kClientFlush = 64 * 1024;    // answers buffered until Sync are written past this
+constexpr std::size_t kUpstreamBatch = 64 * 1024;  // a longer pipeline is sent and drained as it grows
 
 std::string statement_key(const std::vector<uint32_t>& types, const std::string& sql) {
     std::string key;
@@ -37,46 +39,191 @@ ErrorFields error(const char* sqlstate, std::string message) {
     return ErrorFields::make("ERROR", sqlstate, std::move(message));
 }
 
-}  // namespace
-
-asio::awaitable<void> ClientSession::handle_extended(const protocol::FrontendMessage& msg) {
-    if (discard_until_sync_) co_return;  // skipped until Sync, like the server
-    std::optional<ErrorFields> failure;
-    if (msg.type == 'P') failure = co_await on_parse(msg.body);
-    else failure = co_await on_execute(msg.body);
-    extended_failed(failure);
-    if (out_.size() >= kExtendedFlush) co_await flush();
+Expected expect(Expected::Kind kind, bool swallow = false) {
+    Expected e;
+    e.kind = kind;
+    e.swallow = swallow;
+    return e;
 }
 
-void ClientSession::handle_extended_now(const protocol::FrontendMessage& msg) {
-    if (discard_until_sync_) return;
-    if (msg.type == 'B') extended_failed(on_bind(msg.body));
-    else if (msg.type == 'D') extended_failed(on_describe(msg.body));
-    else extended_failed(on_close(msg.body));
+// What besides the statement makes a Bind's result differ: parameters, their formats, the result
+// formats. Length-prefixed, so no parameter value can imitate another split of the bytes.
+std::string bind_cache_extra(const std::vector<uint32_t>& types, const protocol::BindMessage& b) {
+    std::string extra(1, '\0');
+    std::size_t values = 0;
+    for (const auto& p : b.params) values += p ? p->size() + 16 : 8;
+    extra.reserve(64 + types.size() * 11 + b.result_formats.size() * 2 + values);
+    extra += "bind types=";
+    extra += statement_key(types, "");
+    extra += " rf=";
+    for (int16_t f : b.result_formats) extra += f ? '1' : '0';
+    char digits[24];
+    for (std::size_t i = 0; i < b.params.size(); ++i) {
+        extra += " p";
+        extra += format_for(b.param_formats, i) ? '1' : '0';
+        if (!b.params[i]) {
+            extra += ":null";
+            continue;
+        }
+        extra += ':';
+        auto [end, ec] = std::to_chars(digits, digits + sizeof digits, b.params[i]->size());
+        extra.append(digits, static_cast<std::size_t>(end - digits));
+        extra += ':';
+        extra += *b.params[i];
+    }
+    return extra;
+}
+
+}  // namespace
+
+const StatementDescription* ClientSession::description_of(const ClientStatement& st) {
+    if (st.description) return st.description.get();
+    if (st.describing && st.describing->complete()) return st.describing.get();
+    return nullptr;
+}
+
+asio::awaitable<void> ClientSession::handle_extended(const protocol::FrontendMessage& msg) {
+    if (msg.type == 'S') {
+        co_await on_sync();
+        co_return;
+    }
+    if (discard_until_sync_) co_return;  // skipped until Sync, like the server
+    if (msg.type == 'H') {
+        co_await on_flush();
+        co_return;
+    }
+    std::optional<ErrorFields> failure;
+    // A held Bind waits only for its own Describe and Execute: anything else sends it first, so
+    // that every answer keeps its place.
+    if (held_portal_) {
+        bool same = false;
+        if (msg.type == 'D' || msg.type == 'E') {
+            std::size_t at = msg.type == 'D' ? 1 : 0;
+            if (msg.body.size() > at && (msg.type != 'D' || msg.body[0] == 'P')) {
+                std::string_view name = msg.body.substr(at);
+                name = name.substr(0, name.find('\0'));
+                same = name == *held_portal_;
+            }
+        }
+        if (!same) {
+            std::string name = *held_portal_;
+            failure = co_await forward_portal(name, portals_[name]);
+        }
+    }
+    if (!failure) {
+        switch (msg.type) {
+            case 'P': failure = co_await on_parse(msg.body); break;
+            case 'B': failure = co_await on_bind(msg.body); break;
+            case 'D': failure = co_await on_describe(msg.body); break;
+            case 'E': failure = co_await on_execute(msg.body); break;
+            case 'C': failure = co_await on_close(msg.body); break;
+            default: break;
+        }
+    }
+    extended_failed(failure);
+    if (batch_conn_ && batch_conn_->output().size() >= kUpstreamBatch) co_await drain_batch();
+    if (out_.size() >= kClientFlush) co_await flush();
 }
 
 // An error skips every extended-protocol message up to Sync, as the server does.
 void ClientSession::extended_failed(const std::optional<ErrorFields>& failure) {
     if (!failure) return;
-    protocol::append_error(out_, *failure);
+    std::string bytes;
+    protocol::append_error(bytes, *failure);
+    queue_local(std::move(bytes));
     discard_until_sync_ = true;
 }
 
-bool ClientSession::parse_again_now(std::string_view body) {
-    if (discard_until_sync_ || pinned_) return false;
-    auto it = statements_.find(std::string());
-    if (it == statements_.end()) return false;
-    ClientStatement& st = *it->second;
-    if (!st.description || st.reloads != worker_.reloads() || st.settings_version != settings_.version()) return false;
-    if (!protocol::parse_repeats(body, std::string(), st.sql, st.types)) return false;
-    std::optional<ErrorFields> failure;
-    check_judgement(st.verdict, *st.parsed, failure);  // rejections are counted each time, as before
-    if (failure) extended_failed(failure);
-    else protocol::append_parse_complete(out_);
-    return true;
+asio::awaitable<ConnectionPtr> ClientSession::batch_connection(std::optional<ErrorFields>& failure) {
+    if (batch_conn_) co_return batch_conn_;
+    ConnectionPtr conn = co_await acquire(nullptr, failure);
+    if (!conn) co_return nullptr;
+    batch_conn_ = conn;
+    batch_status_before_ = tx_status_;
+    batch_failed_ = false;
+    flushed_since_start_ = false;
+    current_conn_ = conn;
+    co_return conn;
+}
+
+asio::awaitable<bool> ClientSession::drain_batch() {
+    if (!batch_conn_ || expected_.empty()) co_return true;
+    ConnectionPtr conn = batch_conn_;
+    protocol::append_flush(conn->output());
+    Outcome outcome = Outcome::Lost;
+    if (co_await conn->send()) outcome = co_await relay(conn, false);
+    if (outcome == Outcome::Drained) co_return true;
+    finish_batch(false);
+    if (outcome == Outcome::Lost) {
+        protocol::append_error(out_, error("08006", "upstream connection lost"));
+        discard_until_sync_ = true;
+    }
+    co_return false;
+}
+
+void ClientSession::prepare_on(const ConnectionPtr& conn, const std::shared_ptr<ClientStatement>& st, bool visible,
+                               const std::string& client_name, std::string* upstream_name) {
+    std::string& out = conn->output();
+    std::string key = statement_key(st->types, st->sql);
+    std::string name;
+    if (const std::string* known = conn->prepared_name(key)) {
+        name = *known;
+        if (visible) {
+            std::string done;
+            protocol::append_parse_complete(done);
+            queue_local(std::move(done));
+        }
+    } else {
+        std::vector<std::string> evicted;
+        name = conn->add_prepared(key, &evicted);
+        for (const auto& old : evicted) {
+            protocol::append_close(out, 'S', old);
+            expected_.push_back(expect(Expected::Kind::Close, true));
+        }
+        protocol::append_parse(out, name, st->sql, st->types);
+        Expected e = expect(Expected::Kind::Parse, !visible);
+        e.prepared_key = key;
+        if (visible) {
+            e.client_statement = client_name;
+            e.statement_id = st.get();
+        }
+        expected_.push_back(std::move(e));
+    }
+    if (!description_of(*st) && !st->describing) {
+        // Learnt once, so that a Describe or a cache hit later needs no round trip.
+        st->describing = std::make_shared<StatementDescription>();
+        protocol::append_describe(out, 'S', name);
+        Expected e = expect(Expected::Kind::Describe, true);
+        e.describe_into = st->describing;
+        if (!pinned_) e.remember_as = st->described_key;
+        expected_.push_back(std::move(e));
+    }
+    if (upstream_name) *upstream_name = std::move(name);
 }
 
 asio::awaitable<std::optional<ErrorFields>> ClientSession::on_parse(std::string_view body) {
+    // The unnamed statement parsed again with the same text and types (what most drivers send
+    // before every execution): the statement already judged and described is used again.
+    auto again = statements_.find(std::string());
+    if (again != statements_.end()) {
+        ClientStatement& st = *again->second;
+        if (st.reloads == worker_.reloads() && st.settings_version == settings_.version() &&
+            protocol::parse_repeats(body, std::string(), st.sql, st.types)) {
+            std::optional<ErrorFields> failure;
+            check_judgement(st.verdict, *st.parsed, failure);  // rejections are counted each time
+            if (failure) co_return failure;
+            if (batch_conn_ || !description_of(st)) {
+                ConnectionPtr conn = co_await batch_connection(failure);
+                if (!conn) co_return failure;
+                prepare_on(conn, again->second, true, std::string(), nullptr);
+            } else {
+                std::string done;
+                protocol::append_parse_complete(done);
+                queue_local(std::move(done));
+            }
+            co_return std::nullopt;
+        }
+    }
     protocol::ParseMessage m = protocol::decode_parse(body);
     if (!m.name.empty() && statements_.count(m.name))
         co_return error("42P05", "prepared statement \"" + m.name + "\" already exists");
@@ -88,299 +235,330 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_parse(std::string_
     st->parsed = parse(m.query);
     if (st->parsed->statements.size() > 1)
         co_return error("42601", "cannot insert multiple commands into a prepared statement");
-    ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
     st->verdict = judge_known(*st->parsed);
-    if (st->verdict.pending_functions.empty()) st->verdict = finish_judgement(std::move(st->verdict), *st->parsed, failure);
-    else st->verdict = co_await judge(*st->parsed, conn, failure);
-    // The same statement described before for the same upstream and settings: no round trip.
-    std::string described_key = make_cache_key(key_prefix(), statement_key(st->types, st->sql)).full;
-    if (!failure && !pinned_) st->description = worker_.description(described_key);
-    if (!failure && !st->parsed->statements.empty() && !st->description) {
-        // Prepared upstream now, so that errors (an unknown table...) come at Parse as from the
-        // server, and Describe needs no round trip later.
-        conn = co_await ensure_connection(conn, failure);
-        std::string name;
-        if (!failure) failure = co_await sync_settings(conn);  // search_path decides what names mean
-        if (!failure) failure = co_await ensure_prepared(conn, *st, &name);
-        if (!failure) {
-            auto described = co_await conn->describe_prepared(name);
-            if (described.error) failure = described.error;
-            else {
-                st->description = std::shared_ptr<PGresult>(described.rows.release(), PQclear);
-                worker_.remember_description(described_key, st->description);
-            }
-        }
+    if (st->verdict.pending_functions.empty()) {
+        st->verdict = finish_judgement(std::move(st->verdict), *st->parsed, failure);
+    } else {
+        // The upstream's pg_proc is asked on the batch's connection: what was sent so far first.
+        if (!co_await drain_batch()) co_return std::nullopt;
+        ConnectionPtr conn = co_await batch_connection(failure);
+        if (!conn) co_return failure;
+        st->verdict = co_await judge(*st->parsed, conn, failure);
     }
-    if (conn && conn != pinned_) keep_or_release(conn, false);
     if (failure) co_return failure;
-    statements_[m.name] = st;
-    protocol::append_parse_complete(out_);
+    st->described_key = make_cache_key(key_prefix(), statement_key(st->types, st->sql)).full;
+    // The same statement described before for the same upstream and settings: no round trip.
+    if (!pinned_) st->description = worker_.description(st->described_key);
+    if (!m.name.empty() || again == statements_.end()) statements_[m.name] = st;
+    else again->second = st;
+    if (batch_conn_ || !st->description) {
+        // Prepared upstream now, so that errors (an unknown table...) come at Parse as from the server.
+        ConnectionPtr conn = co_await batch_connection(failure);
+        if (!conn) {
+            statements_.erase(m.name);
+            co_return failure;
+        }
+        prepare_on(conn, st, true, m.name, nullptr);
+    } else {
+        std::string done;
+        protocol::append_parse_complete(done);
+        queue_local(std::move(done));
+    }
     co_return std::nullopt;
 }
 
-std::optional<ErrorFields> ClientSession::on_bind(std::string_view body) {
+asio::awaitable<std::optional<ErrorFields>> ClientSession::on_bind(std::string_view body) {
     protocol::BindMessage m = protocol::decode_bind(body);
     auto it = statements_.find(m.statement);
-    if (it == statements_.end()) return error("26000", "prepared statement \"" + m.statement + "\" does not exist");
-    const ClientStatement& st = *it->second;
-    std::size_t nparams = st.description ? std::size_t(PQnparams(st.description.get())) : st.types.size();
-    if (m.param_formats.size() > 1 && m.param_formats.size() != m.params.size())
-        return error("08P01", "bind message has " + std::to_string(m.param_formats.size()) + " parameter formats but " +
-                                  std::to_string(m.params.size()) + " parameters");
-    if (m.params.size() != nparams)
-        return error("08P01", "bind message supplies " + std::to_string(m.params.size()) + " parameters, but prepared statement \"" +
-                                  m.statement + "\" requires " + std::to_string(nparams));
-    for (int16_t f : m.param_formats)
-        if (f != 0 && f != 1) return error("22023", "unsupported format code: " + std::to_string(f));
-    for (int16_t f : m.result_formats)
-        if (f != 0 && f != 1) return error("22023", "unsupported format code: " + std::to_string(f));
-    if (!m.portal.empty() && portals_.count(m.portal))
-        return error("42P03", "portal \"" + m.portal + "\" already exists");
-    ClientPortal portal;
-    portal.statement = it->second;
-    portal.bind = std::move(m);
-    std::string name = portal.bind.portal;
-    portals_[name] = std::move(portal);
-    protocol::append_bind_complete(out_);
-    return std::nullopt;
-}
-
-std::optional<ErrorFields> ClientSession::on_describe(std::string_view body) {
-    protocol::TargetMessage m = protocol::decode_target(body, "DESCRIBE");
-    const ClientStatement* st = nullptr;
-    const std::vector<int16_t>* formats = nullptr;
-    static const std::vector<int16_t> kText;
-    if (m.kind == 'S') {
-        auto it = statements_.find(m.name);
-        if (it == statements_.end()) return error("26000", "prepared statement \"" + m.name + "\" does not exist");
-        st = it->second.get();
-        formats = &kText;  // a statement's columns are described in text format
-        std::vector<uint32_t> types;
-        for (int i = 0; st->description && i < PQnparams(st->description.get()); ++i)
-            types.push_back(PQparamtype(st->description.get(), i));
-        protocol::append_parameter_description(out_, types);
-    } else {
-        auto it = portals_.find(m.name);
-        if (it == portals_.end()) return error("34000", "portal \"" + m.name + "\" does not exist");
-        st = it->second.statement.get();
-        formats = &it->second.bind.result_formats;
+    if (it == statements_.end()) co_return error("26000", "prepared statement \"" + m.statement + "\" does not exist");
+    std::shared_ptr<ClientStatement> st = it->second;
+    auto existing = portals_.find(m.portal);
+    if (!m.portal.empty() && existing != portals_.end())
+        co_return error("42P03", "portal \"" + m.portal + "\" already exists");
+    // Held back when the cache may answer its Execute: a read that may be cached, outside any
+    // transaction, with a known description to answer a Describe of the portal.
+    const CacheConfig& cfg = worker_.cache_config();
+    bool reads = st->parsed->statements.size() == 1 && st->parsed->statements[0].kind == "SELECT";
+    if (cfg.enabled && reads && st->verdict.cacheable && !description_of(*st) && st->describing && batch_conn_) {
+        // The description is on its way (the statement's first use in this worker): waited for,
+        // so that this Execute can already be answered from the cache another worker filled.
+        if (!co_await drain_batch() || discard_until_sync_) co_return std::nullopt;
     }
-    if (st->description && PQnfields(st->description.get()) > 0) append_row_description(out_, st->description.get(), *formats);
-    else protocol::append_no_data(out_);
-    return std::nullopt;
-}
-
-std::optional<ErrorFields> ClientSession::on_close(std::string_view body) {
-    protocol::TargetMessage m = protocol::decode_target(body, "CLOSE");
-    // Closing what does not exist is not an error. The upstream statement stays prepared on its
-    // connections for the next client with the same text.
-    if (m.kind == 'S') statements_.erase(m.name);
-    else portals_.erase(m.name);
-    protocol::append_close_complete(out_);
-    return std::nullopt;
-}
-
-asio::awaitable<std::optional<ErrorFields>> ClientSession::ensure_prepared(const ConnectionPtr& conn,
-                                                                           const ClientStatement& st, std::string* name) {
-    std::string key = statement_key(st.types, st.sql);
-    if (const std::string* known = conn->prepared_name(key)) {
-        *name = *known;
+    bool may_hit = cfg.enabled && reads && st->verdict.cacheable && !pinned_ && !session_dirty_ &&
+                   tx_status_ == 'I' && description_of(*st) != nullptr;
+    ClientPortal portal;
+    portal.statement = st;
+    if (may_hit) {
+        portal.state = ClientPortal::State::Held;
+        portal.bind_body.assign(body);
+        portal.bind = std::move(m);
+        held_portal_ = portal.bind.portal;
+        portals_[portal.bind.portal] = std::move(portal);
         co_return std::nullopt;
     }
-    std::vector<std::string> evicted;
-    *name = conn->add_prepared(key, &evicted);
-    for (const auto& old : evicted) co_await conn->run_internal("DEALLOCATE " + quote_identifier(old));
-    auto result = co_await conn->prepare(*name, st.sql, st.types);
-    if (result.error) {
-        conn->forget_prepared(key);
-        co_return result.error;
+    std::optional<ErrorFields> failure;
+    ConnectionPtr conn = co_await batch_connection(failure);
+    if (!conn) co_return failure;
+    std::string name;
+    prepare_on(conn, st, false, std::string(), &name);
+    protocol::append_bind_to(conn->output(), body, name);
+    expected_.push_back(expect(Expected::Kind::Bind));
+    portal.state = ClientPortal::State::Forwarded;
+    std::string portal_name = m.portal;
+    // Kept for the cache key: the result may still fill the cache (it cannot be answered from it).
+    if (cfg.enabled && reads && st->verdict.cacheable) {
+        portal.bind = std::move(m);
+        portal.may_fill = true;
     }
+    portals_[portal_name] = std::move(portal);
     co_return std::nullopt;
 }
 
-// Sends up to max_rows (0 = all) of a portal's fetched messages. Reaching the limit suspends the
-// portal; the rows left wait for the next Execute.
-void ClientSession::send_portal_rows(ClientPortal& portal, int32_t max_rows) {
-    std::string& p = portal.pending;
-    int32_t sent = 0;
-    while (portal.pending_pos + 5 <= p.size()) {
-        char type = p[portal.pending_pos];
-        uint32_t len = 0;
-        for (int i = 1; i <= 4; ++i) len = (len << 8) | static_cast<uint8_t>(p[portal.pending_pos + i]);
-        if (type == 'D' && max_rows > 0 && sent == max_rows) {
-            protocol::append_portal_suspended(out_);
-            return;
-        }
-        if (type == 'C' && portal.started) {
-            // The tag counts the rows of this Execute, as the server's does for a resumed portal.
-            std::string tag = p.substr(portal.pending_pos + 5, len - 5);
-            if (tag.rfind("SELECT ", 0) == 0) {
-                protocol::append_command_complete(out_, "SELECT " + std::to_string(sent));
-                portal.pending_pos += 1 + len;
-                continue;
-            }
-        }
-        out_.append(p, portal.pending_pos, 1 + len);
-        portal.pending_pos += 1 + len;
-        if (type == 'D') ++sent;
+asio::awaitable<std::optional<ErrorFields>> ClientSession::forward_portal(const std::string& name, ClientPortal& portal) {
+    held_portal_.reset();
+    std::optional<ErrorFields> failure;
+    ConnectionPtr conn = co_await batch_connection(failure);
+    if (!conn) {
+        portals_.erase(name);
+        co_return failure;
     }
-    if (max_rows > 0 && sent == max_rows) {
-        protocol::append_portal_suspended(out_);  // the server cannot tell either that nothing is left
-        return;
+    std::string statement;
+    prepare_on(conn, portal.statement, false, std::string(), &statement);
+    protocol::append_bind_to(conn->output(), portal.bind_body, statement);
+    expected_.push_back(expect(Expected::Kind::Bind));
+    if (portal.describe) {
+        protocol::append_describe(conn->output(), 'P', name);
+        expected_.push_back(expect(Expected::Kind::Describe));
+        portal.describe = false;
     }
-    p.clear();
-    portal.pending_pos = 0;
+    portal.state = ClientPortal::State::Forwarded;
+    std::string().swap(portal.bind_body);
+    portal.bind = protocol::BindMessage();
+    co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<ErrorFields>> ClientSession::on_describe(std::string_view body) {
+    protocol::TargetMessage m = protocol::decode_target(body, "DESCRIBE");
+    std::optional<ErrorFields> failure;
+    if (m.kind == 'S') {
+        auto it = statements_.find(m.name);
+        if (it == statements_.end()) co_return error("26000", "prepared statement \"" + m.name + "\" does not exist");
+        const StatementDescription* d = description_of(*it->second);
+        if (!batch_conn_ && d) {
+            queue_local(d->parameters + d->rows);
+            co_return std::nullopt;
+        }
+        ConnectionPtr conn = co_await batch_connection(failure);
+        if (!conn) co_return failure;
+        std::string name;
+        prepare_on(conn, it->second, false, std::string(), &name);
+        protocol::append_describe(conn->output(), 'S', name);
+        expected_.push_back(expect(Expected::Kind::Describe));
+        co_return std::nullopt;
+    }
+    auto it = portals_.find(m.name);
+    if (it != portals_.end() && it->second.state == ClientPortal::State::Held) {
+        it->second.describe = true;
+        co_return std::nullopt;
+    }
+    if (it != portals_.end() && it->second.state == ClientPortal::State::Answered) {
+        const StatementDescription* d = description_of(*it->second.statement);
+        std::string bytes;
+        if (d && d->rows[0] == 'T')
+            protocol::append_row_description_for(bytes, std::string_view(d->rows).substr(5), it->second.bind.result_formats);
+        else protocol::append_no_data(bytes);
+        queue_local(std::move(bytes));
+        co_return std::nullopt;
+    }
+    if (it == portals_.end() && !batch_conn_ && !pinned_)
+        co_return error("34000", "portal \"" + m.name + "\" does not exist");
+    ConnectionPtr conn = co_await batch_connection(failure);
+    if (!conn) co_return failure;
+    protocol::append_message(conn->output(), 'D', body);
+    expected_.push_back(expect(Expected::Kind::Describe));
+    co_return std::nullopt;
 }
 
 asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::string_view body) {
     protocol::ExecuteMessage m = protocol::decode_execute(body);
     auto it = portals_.find(m.portal);
-    if (it == portals_.end()) co_return error("34000", "portal \"" + m.portal + "\" does not exist");
-    ClientPortal& portal = it->second;
-    if (portal.started) {
-        if (portal.pending.empty()) protocol::append_command_complete(out_, "SELECT 0");  // ran to its end
-        else send_portal_rows(portal, m.max_rows);
+    if (it == portals_.end()) {
+        if (!batch_conn_ && !pinned_) co_return error("34000", "portal \"" + m.portal + "\" does not exist");
+    } else if (it->second.state == ClientPortal::State::Answered) {
+        std::string done;
+        protocol::append_command_complete(done, "SELECT 0");  // ran to its end
+        queue_local(std::move(done));
         co_return std::nullopt;
     }
-    const ClientStatement& st = *portal.statement;
-    if (st.parsed->statements.empty()) {
-        protocol::append_empty_query_response(out_);
-        co_return std::nullopt;
-    }
-    // libpq asks the server for one format per query. A mix is fetched as text and the binary
-    // columns are encoded here (built-in types; anything else is refused before it runs).
-    const std::vector<int16_t>& rf = portal.bind.result_formats;
-    int ncols = st.description ? PQnfields(st.description.get()) : 0;
-    if (rf.size() > 1 && int(rf.size()) != ncols)
-        co_return error("08P01", "bind message has " + std::to_string(rf.size()) + " result formats but query has " +
-                                     std::to_string(ncols) + " columns");
-    bool any_binary = false, any_text = false;
-    for (int i = 0; i < ncols; ++i) (format_for(rf, std::size_t(i)) ? any_binary : any_text) = true;
-    int rformat = any_binary && !any_text ? 1 : 0;
-    std::vector<uint32_t> binary_types;
-    if (any_binary && any_text) {
-        for (int i = 0; i < ncols; ++i) {
-            uint32_t type = format_for(rf, std::size_t(i)) ? PQftype(st.description.get(), i) : 0;
-            if (type && !protocol::binary_encodable(type))
-                co_return error("0A000", "pg_rproxy cannot return column \"" + std::string(PQfname(st.description.get(), i)) +
-                                             "\" (type " + std::to_string(type) +
-                                             ") in binary format next to text columns; ask for one format for all columns");
-            binary_types.push_back(type);
-        }
-    }
-    std::string rf_key;
-    for (int i = 0; i < ncols; ++i) rf_key += format_for(rf, std::size_t(i)) ? '1' : '0';
-    if (deallocate_locally(*st.parsed)) co_return std::nullopt;
-    for (const auto& f : st.parsed->statements)
-        if (!f.execute_name.empty() || !f.prepare_name.empty() || !f.deallocate_name.empty())
-            co_return error("0A000", "PREPARE, EXECUTE and DEALLOCATE are supported in simple queries only");
-    worker_.count_statement();
-
-    const protocol::BindMessage& b = portal.bind;
-    // The result cache, keyed also by what Bind supplied. Row-limited fetches are not cached.
-    int ttl = 0;
-    std::optional<CacheKey> key;
-    std::optional<uint64_t> fill;
-    if (m.max_rows == 0) {
-        // Length-prefixed, so no parameter value can imitate another split of the bytes.
-        std::string extra(1, '\0');
-        std::size_t values = 0;
-        for (const auto& p : b.params) values += p ? p->size() + 16 : 8;
-        extra.reserve(64 + st.types.size() * 11 + rf_key.size() + values);
-        extra += "bind types=";
-        extra += statement_key(st.types, "");
-        extra += " rf=";
-        extra += rf_key;
-        char digits[24];
-        for (std::size_t i = 0; i < b.params.size(); ++i) {
-            int f = format_for(b.param_formats, i);
-            extra += " p";
-            extra += f ? '1' : '0';  // on_bind accepts formats 0 and 1 only
-            if (!b.params[i]) {
-                extra += ":null";
-                continue;
+    std::shared_ptr<ClientStatement> st = it == portals_.end() ? nullptr : it->second.statement;
+    if (st) {
+        std::string answered;
+        if (deallocate_locally(*st->parsed, answered)) {
+            if (it->second.state == ClientPortal::State::Held) {
+                std::string bound;
+                protocol::append_bind_complete(bound);
+                answered = bound + answered;
+                held_portal_.reset();
+                it->second.state = ClientPortal::State::Answered;
             }
-            extra += ':';
-            auto [end, ec] = std::to_chars(digits, digits + sizeof digits, b.params[i]->size());
-            extra.append(digits, static_cast<std::size_t>(end - digits));
-            extra += ':';
-            extra += *b.params[i];
-        }
-        key = cache_key_for(st.sql, *st.parsed, st.verdict, &ttl, extra);
-        ProbeResult probe = key ? probe_cache_now(*key, &fill) : ProbeResult::Bypass;
-        if (probe == ProbeResult::Wait) probe = co_await wait_for_fill(*key, &fill);
-        if (probe == ProbeResult::Hit) {
-            portal.started = true;
+            queue_local(std::move(answered));
             co_return std::nullopt;
         }
+        for (const auto& f : st->parsed->statements)
+            if (!f.execute_name.empty() || !f.prepare_name.empty() || !f.deallocate_name.empty())
+                co_return error("0A000", "PREPARE, EXECUTE and DEALLOCATE are supported in simple queries only");
+        worker_.count_statement();
     }
-
+    std::unique_ptr<Fill> fill;
+    if (st && it->second.state == ClientPortal::State::Held) {
+        ClientPortal& portal = it->second;
+        // cache probe, keyed also by what Bind supplied. Row-limited fetches are not cached.
+        int ttl = 0;
+        std::optional<CacheKey> key;
+        if (m.max_rows == 0) key = cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, portal.bind));
+        if (key) {
+            std::string answer;
+            protocol::append_bind_complete(answer);
+            if (portal.describe) {
+                const StatementDescription* d = description_of(*st);
+                if (d && d->rows[0] == 'T')
+                    protocol::append_row_description_for(answer, std::string_view(d->rows).substr(5), portal.bind.result_formats);
+                else protocol::append_no_data(answer);
+            }
+            std::size_t answer_start = answer.size();
+            std::optional<uint64_t> id;
+            ProbeResult result = probe_cache_now(*key, answer, &id);
+            if (result == ProbeResult::Wait) result = co_await wait_for_fill(*key, answer, &id);
+            if (result == ProbeResult::Hit) {
+                held_portal_.reset();
+                portal.state = ClientPortal::State::Answered;
+                portal.describe = false;
+                queue_local(std::move(answer));
+                co_return std::nullopt;
+            }
+            answer.resize(answer_start);
+            if (id) fill = make_fill(*key, *id, ttl, st->sql, st->parsed);
+        }
+        auto failure = co_await forward_portal(m.portal, portal);
+        if (failure) {
+            if (fill) finish_fill(*fill);
+            co_return failure;
+        }
+    } else if (st && m.max_rows == 0 && it->second.may_fill) {
+        // Bound upstream already (its description was not known yet): the result can still fill
+        // the cache for the next client, unless another one is filling it.
+        int ttl = 0;
+        std::optional<CacheKey> key =
+            cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, it->second.bind));
+        std::optional<uint64_t> id;
+        std::string ignored;
+        if (key && probe_cache_now(*key, ignored, &id) == ProbeResult::Claimed && id)
+            fill = make_fill(*key, *id, ttl, st->sql, st->parsed);
+    }
     std::optional<ErrorFields> failure;
-    ConnectionPtr conn = co_await ensure_connection(pinned_, failure);
-    if (failure) co_return failure;
-    std::string name;
-    failure = co_await sync_settings(conn);
-    if (!failure) failure = co_await ensure_prepared(conn, st, &name);
-    if (failure) {
-        keep_or_release(conn, false);
-        if (fill) worker_.cache().cache_abandon(*key, *fill, 1);
+    ConnectionPtr conn = co_await batch_connection(failure);
+    if (!conn) {
+        if (fill) finish_fill(*fill);
         co_return failure;
     }
-    std::vector<const char*> values;
-    std::vector<int> lengths, formats;
-    for (std::size_t i = 0; i < b.params.size(); ++i) {
-        values.push_back(b.params[i] ? b.params[i]->data() : nullptr);
-        lengths.push_back(b.params[i] ? static_cast<int>(b.params[i]->size()) : 0);
-        formats.push_back(format_for(b.param_formats, i));
-    }
-    Request request;
-    request.describe_rows = false;
-    request.send = [&](PGconn* pg) {
-        return PQsendQueryPrepared(pg, name.c_str(), static_cast<int>(values.size()), values.data(), lengths.data(),
-                                   formats.data(), rformat);
-    };
-    portal.started = true;
-    if (m.max_rows > 0) request.buffer = &portal.pending;
-    bool upstream_error = false;
-    request.saw_error = &upstream_error;
-    uint32_t conversion_failed = 0;
-    if (!binary_types.empty()) {
-        request.binary_types = &binary_types;
-        request.conversion_failed = &conversion_failed;
-    }
-    current_conn_ = conn;
-    char status_before = tx_status_;
-    Capture capture;
-    capture.limit = capture_limit(key);
-    Outcome outcome = co_await run_on(conn, request, fill ? &capture : nullptr);
-    current_conn_.reset();
-    after_deallocate_all(*st.parsed, conn);
-    after_listen(*st.parsed, conn);
-    tx_status_ = PQstatus(conn->pg()) == CONNECTION_OK ? transaction_status_byte(conn->pg()) : 'I';
-    if (conversion_failed) capture.error = true;
-    if (fill) finish_fill(*key, *fill, outcome == Outcome::Done, capture, ttl, st.sql, *st.parsed);
-    if (outcome != Outcome::Done) {
-        if (outcome == Outcome::ClientGone) cancel_upstream(conn);
-        conn->mark_broken();
-        keep_or_release(conn, false);
-        if (outcome == Outcome::ClientGone) co_return std::nullopt;
-        co_return error("08006", "upstream connection lost");
-    }
-    bool pins = track_settings(*st.parsed, conn, !upstream_error, status_before);
-    keep_or_release(conn, st.verdict.session_state || pins);
-    if (m.max_rows > 0) {
-        portal.started = false;  // first batch: the tag of a complete fetch is the server's own
-        send_portal_rows(portal, m.max_rows);
-        portal.started = true;
-    }
-    if (conversion_failed) {
-        co_return error("0A000", "pg_rproxy could not encode a value of type " + std::to_string(conversion_failed) +
-                                     " in binary format (dates and times need DateStyle ISO)");
-    }
-    // The error itself was relayed with the rows; what follows up to Sync is skipped.
-    if (upstream_error) discard_until_sync_ = true;
+    protocol::append_message(conn->output(), 'E', body);
+    Expected e = expect(Expected::Kind::Execute);
+    e.fill = std::move(fill);
+    expected_.push_back(std::move(e));
+    if (st) batch_executed_.push_back({st->parsed, st->verdict.session_state});
     co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<ErrorFields>> ClientSession::on_close(std::string_view body) {
+    protocol::TargetMessage m = protocol::decode_target(body, "CLOSE");
+    std::string done;
+    protocol::append_close_complete(done);
+    if (m.kind == 'S') {
+        // The upstream statement stays prepared on its connections for the next client with the
+        // same text. Closing what does not exist is not an error.
+        statements_.erase(m.name);
+        queue_local(std::move(done));
+        co_return std::nullopt;
+    }
+    auto it = portals_.find(m.name);
+    bool upstream = it == portals_.end() ? batch_conn_ != nullptr : it->second.state == ClientPortal::State::Forwarded;
+    if (held_portal_ && *held_portal_ == m.name) held_portal_.reset();
+    if (it != portals_.end()) portals_.erase(it);
+    if (!upstream) {
+        queue_local(std::move(done));
+        co_return std::nullopt;
+    }
+    std::optional<ErrorFields> failure;
+    ConnectionPtr conn = co_await batch_connection(failure);
+    if (!conn) co_return failure;
+    protocol::append_message(conn->output(), 'C', body);
+    expected_.push_back(expect(Expected::Kind::Close));
+    co_return std::nullopt;
+}
+
+asio::awaitable<void> ClientSession::on_flush() {
+    if (held_portal_) {
+        std::string name = *held_portal_;
+        std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
+        extended_failed(failure);
+    }
+    if (batch_conn_ && !expected_.empty()) co_await drain_batch();
+    if (!write_now()) co_await flush();
+}
+
+asio::awaitable<void> ClientSession::on_sync() {
+    if (held_portal_ && !discard_until_sync_) {
+        std::string name = *held_portal_;
+        std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
+        extended_failed(failure);
+    }
+    held_portal_.reset();
+    discard_until_sync_ = false;
+    if (batch_conn_) {
+        ConnectionPtr conn = batch_conn_;
+        protocol::append_sync(conn->output());
+        expected_.push_back(expect(Expected::Kind::Sync));
+        Outcome outcome = Outcome::Lost;
+        if (co_await conn->send()) outcome = co_await relay(conn, true);
+        if (outcome == Outcome::ClientGone) {
+            cancel_upstream(conn);
+            conn->mark_broken();
+        }
+        finish_batch(outcome == Outcome::Ready);
+        discard_until_sync_ = false;  // an error relayed just now was the server's, before this Sync
+        if (outcome == Outcome::ClientGone) co_return;
+        if (outcome != Outcome::Ready) protocol::append_error(out_, error("08006", "upstream connection lost"));
+    } else {
+        emit_local_answers();
+    }
+    // Outside a transaction the portals end with the implicit transaction, as on the server.
+    if (tx_status_ == 'I') portals_.clear();
+    protocol::append_ready_for_query(out_, tx_status_);
+    if (!write_now()) co_await flush();
+}
+
+void ClientSession::finish_batch(bool ready) {
+    ConnectionPtr conn = std::move(batch_conn_);
+    batch_conn_.reset();
+    held_portal_.reset();
+    std::vector<Executed> executed = std::move(batch_executed_);
+    batch_executed_.clear();
+    if (!conn) return;
+    if (!ready) {
+        conn->mark_broken();
+        abandon_expected();
+        keep_or_release(conn, false);
+        portals_.clear();
+        return;
+    }
+    tx_status_ = conn->transaction_status();
+    bool pins = false;
+    for (const auto& x : executed)
+        finish_statement(*x.parsed, conn, !batch_failed_, batch_status_before_, x.session_state, pins);
+    relay_notifications(conn);
+    finish_fills(true);
+    keep_or_release(conn, pins);
 }
 
 }  // namespace rproxy

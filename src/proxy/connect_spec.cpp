@@ -46,6 +46,7 @@ ConnectPlan plan_connection(const UpstreamConfig& cfg) {
         if (k == "host") host = v;
         if (k == "hostaddr") hostaddr = v;
         if (k == "application_name" || k == "fallback_application_name") have_app_name = true;
+        if (k == "gssencmode") continue;  // always disabled below
         if (k == "connect_timeout") {
             int secs = std::atoi(v.c_str());
             if (secs > 0) plan.spec.timeout = std::chrono::seconds(secs < 2 ? 2 : secs);
@@ -61,6 +62,11 @@ ConnectPlan plan_connection(const UpstreamConfig& cfg) {
     if (cfg.statement_timeout.count() > 0) options += " -c statement_timeout=" + std::to_string(cfg.statement_timeout.count());
     plan.spec.keywords.push_back("options");
     plan.spec.values.push_back(options);
+    // The proxy speaks on the connection itself once libpq has set it up; GSS encryption keeps its
+    // framing in libpq's private buffers, so it is never used (a service file cannot enable it:
+    // explicit settings win).
+    plan.spec.keywords.push_back("gssencmode");
+    plan.spec.values.push_back("disable");
     if (!have_app_name) {
         plan.spec.keywords.push_back("fallback_application_name");
         plan.spec.values.push_back("pg_rproxy");

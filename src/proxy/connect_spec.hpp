@@ -9,9 +9,16 @@
 #include <vector>
 
 #include "core/config.hpp"
-#include "proxy/upstream_connection.hpp"
+#include <chrono>
 
 namespace rproxy {
+
+// Keyword/value pairs for PQconnectStartParams, ready to use (host names already resolved).
+struct ConnectSpec {
+    std::vector<std::string> keywords;
+    std::vector<std::string> values;
+    std::chrono::milliseconds timeout{10000};
+};
 
 struct ConnectPlan {
     ConnectSpec spec;

@@ -44,7 +44,7 @@ Volatility UpstreamFunctions::worst(Volatility a, Volatility b) {
     return rank(a) >= rank(b) ? a : b;
 }
 
-boost::asio::awaitable<std::optional<ErrorFields>> UpstreamFunctions::resolve(UpstreamConnection& conn,
+boost::asio::awaitable<std::optional<ErrorFields>> UpstreamFunctions::resolve(ServerConnection& conn,
                                                                              const std::vector<std::string>& keys) {
     // keys are FunctionRef::key(): "schema.name/nargs"
     struct Want {
@@ -63,20 +63,26 @@ boost::asio::awaitable<std::optional<ErrorFields>> UpstreamFunctions::resolve(Up
     auto result = co_await conn.run_internal(kLookupSql, params);
     if (result.error) co_return result.error;
     auto now = std::chrono::steady_clock::now();
-    PGresult* rows = result.rows.get();
+    const auto& rows = result.rows;
+    auto text = [&rows](std::size_t i, int col) -> std::string_view {
+        const auto& v = rows[i][std::size_t(col)];
+        return v ? std::string_view(*v) : std::string_view();
+    };
     for (std::size_t k = 0; k < keys.size(); ++k) {
         const Want& w = wants[k];
         // Unqualified: the client's search_path decides which one runs, so any candidate counts;
         // among overloads, those that can take this many arguments (all of them if none can).
         Volatility v = Volatility::Missing;
         for (int pass = 0; pass < 2 && v == Volatility::Missing; ++pass) {
-            for (int i = 0; rows && i < PQntuples(rows); ++i) {
-                if (w.name != PQgetvalue(rows, i, 1)) continue;
-                if (!w.schema.empty() && w.schema != PQgetvalue(rows, i, 0)) continue;
-                bool fits = arity_matches(w.nargs, std::atoi(PQgetvalue(rows, i, 3)), std::atoi(PQgetvalue(rows, i, 4)),
-                                          PQgetvalue(rows, i, 5)[0] == 't');
+            for (std::size_t i = 0; i < rows.size(); ++i) {
+                if (rows[i].size() < 6) continue;
+                if (w.name != text(i, 1)) continue;
+                if (!w.schema.empty() && w.schema != text(i, 0)) continue;
+                bool fits = arity_matches(w.nargs, std::atoi(std::string(text(i, 3)).c_str()),
+                                          std::atoi(std::string(text(i, 4)).c_str()), text(i, 5) == "t");
                 if (pass == 0 && !fits) continue;
-                auto candidate = static_cast<Volatility>(PQgetvalue(rows, i, 2)[0]);
+                if (text(i, 2).empty()) continue;
+                auto candidate = static_cast<Volatility>(text(i, 2)[0]);
                 v = v == Volatility::Missing ? candidate : worst(v, candidate);
             }
         }

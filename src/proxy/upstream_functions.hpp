@@ -15,7 +15,7 @@
 
 #include "core/error_fields.hpp"
 #include "core/statement_facts.hpp"
-#include "proxy/upstream_connection.hpp"
+#include "proxy/server_connection.hpp"
 
 namespace rproxy {
 
@@ -25,7 +25,7 @@ public:
 
     std::optional<Volatility> lookup(const FunctionRef& f) const;
     // Looks up the FunctionRef::key()s on the upstream; returns the upstream's error, if any.
-    boost::asio::awaitable<std::optional<ErrorFields>> resolve(UpstreamConnection& conn,
+    boost::asio::awaitable<std::optional<ErrorFields>> resolve(ServerConnection& conn,
                                                                const std::vector<std::string>& keys);
     void clear() { cache_.clear(); }
 

@@ -90,7 +90,6 @@ asio::awaitable<ConnectionPtr> UpstreamPool::acquire() {
 
 void UpstreamPool::release(ConnectionPtr conn) {
     --busy_;
-    conn->set_notice_sink(nullptr);
     if (!conn->healthy() || conn->generation() != generation_ ||
         idle_.size() + busy_ + connecting_ >= std::size_t(std::max(cfg_.pool_size, 1))) {
         if (!waiters_.empty() && conn->healthy() && conn->generation() == generation_) {
@@ -127,7 +126,7 @@ void UpstreamPool::hand_over(ConnectionPtr conn) {
 }
 
 void UpstreamPool::make_idle(ConnectionPtr conn) {
-    std::weak_ptr<UpstreamConnection> weak = conn;
+    std::weak_ptr<ServerConnection> weak = conn;
     std::weak_ptr<bool> alive = alive_;
     conn->watch_idle([this, weak, alive] {
         if (alive.expired()) return;
@@ -184,7 +183,7 @@ asio::awaitable<void> UpstreamPool::connect_one(uint64_t generation, UpstreamCon
         error = lookup->error;
         plan.spec = lookup->plan.spec;
     }
-    auto conn = std::make_shared<UpstreamConnection>(ex_, generation);
+    auto conn = std::make_shared<ServerConnection>(ex_, generation);
     if (error.empty()) error = co_await conn->connect(plan.spec);
     if (alive.expired()) co_return;
     --connecting_;

@@ -20,7 +20,7 @@
 #include "core/config.hpp"
 #include "core/error_fields.hpp"
 #include "proxy/blocking_helper.hpp"
-#include "proxy/upstream_connection.hpp"
+#include "proxy/server_connection.hpp"
 #include "proxy/upstream_functions.hpp"
 
 namespace rproxy {
@@ -33,7 +33,7 @@ public:
     ErrorFields fields;
 };
 
-using ConnectionPtr = std::shared_ptr<UpstreamConnection>;
+using ConnectionPtr = std::shared_ptr<ServerConnection>;
 
 class UpstreamPool {
 public:

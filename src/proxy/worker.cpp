@@ -49,7 +49,7 @@ void Worker::cancel(int32_t pid, int32_t key) {
     if (it != by_backend_pid_.end()) it->second->cancel_statement(key);  // a wrong key does nothing
 }
 
-std::shared_ptr<PGresult> Worker::description(const std::string& key) {
+std::shared_ptr<const StatementDescription> Worker::description(const std::string& key) {
     auto it = descriptions_.find(key);
     if (it == descriptions_.end()) return nullptr;
     if (std::chrono::steady_clock::now() - it->second.at > std::chrono::seconds(60)) {
@@ -60,7 +60,7 @@ std::shared_ptr<PGresult> Worker::description(const std::string& key) {
     return it->second.result;
 }
 
-void Worker::remember_description(const std::string& key, std::shared_ptr<PGresult> d) {
+void Worker::remember_description(const std::string& key, std::shared_ptr<const StatementDescription> d) {
     // The key holds the statement's text: bounded in bytes as well as in entries.
     constexpr std::size_t kMaxEntries = 4096, kMaxBytes = 8 * 1024 * 1024;
     if (key.size() > kMaxBytes / 16) return;

@@ -21,6 +21,7 @@
 #include "proxy/blocking_helper.hpp"
 #include "proxy/statement_memo.hpp"
 #include "proxy/tls_context.hpp"
+#include "proxy/statement_description.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "proxy/worker_host.hpp"
 
@@ -65,8 +66,8 @@ public:
     boost::asio::mutable_buffer read_buffer() { return boost::asio::buffer(read_buffer_); }
     // What Describe returned for a statement (key: upstream, result settings, types, text), so a
     // repeated Parse needs no upstream round trip. Kept briefly: upstream DDL may change it.
-    std::shared_ptr<PGresult> description(const std::string& key);
-    void remember_description(const std::string& key, std::shared_ptr<PGresult> d);
+    std::shared_ptr<const StatementDescription> description(const std::string& key);
+    void remember_description(const std::string& key, std::shared_ptr<const StatementDescription> d);
     int ttl_jitter(int max_seconds);
     // BackendKeyData for a new client: the process id field carries this worker's slot, so a
     // CancelRequest arriving at any worker finds its way here.
@@ -115,7 +116,7 @@ private:
     CacheConfig cache_config_;
     StatementMemo memo_;
     struct Described {
-        std::shared_ptr<PGresult> result;
+        std::shared_ptr<const StatementDescription> result;
         std::chrono::steady_clock::time_point at;
     };
     std::unordered_map<std::string, Described> descriptions_;

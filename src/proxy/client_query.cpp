@@ -1,0 +1,145 @@
+// The simple query protocol through the statement pipeline: judged, looked up in the cache, and
+// otherwise forwarded as it is on the client's connection or a pooled one, its answers relayed
+// until ReadyForQuery. A read that lost its connection before anything reached the client is
+// retried once on a fresh one.
+#include "protocol/backend_messages.hpp"
+#include "protocol/frontend_encode.hpp"
+#include "proxy/client_session.hpp"
+#include "proxy/worker.hpp"
+
+namespace asio = boost::asio;
+
+// GCC 12 reports Asio's coroutine frame allocator as mismatched new/delete for some coroutine
+// shapes (a false positive: the frame's operator new and delete are a matching pair).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace rproxy {
+
+asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
+    // decode (serve) -> judge
+    std::shared_ptr<const ParsedQuery> parsed = parse(sql);
+    if (answer_locally(*parsed)) {
+        if (!write_now()) co_await flush();
+        co_return;
+    }
+    if (deallocate_locally(*parsed, out_)) {
+        protocol::append_ready_for_query(out_, tx_status_);
+        if (!write_now()) co_await flush();
+        co_return;
+    }
+    ConnectionPtr conn = batch_conn_ ? batch_conn_ : pinned_;
+    batch_conn_.reset();
+    std::optional<ErrorFields> failure;
+    // Judged without a coroutine unless the upstream must be asked about a function.
+    std::shared_ptr<const Verdict> judged = known_verdict(sql, parsed);
+    if (judged) check_judgement(*judged, *parsed, failure);
+    else {
+        Verdict slow = co_await judge(*parsed, conn, failure);
+        judged = std::make_shared<const Verdict>(std::move(slow));
+    }
+    const Verdict& verdict = *judged;
+    if (failure) {
+        if (conn && conn != pinned_ && expected_.empty()) pool().release(conn);
+        else if (conn) batch_conn_ = conn;
+        reject(*failure);
+        if (!write_now()) co_await flush();
+        co_return;
+    }
+    worker_.count_statement();
+
+    // cache probe: a hit is a hash lookup and a copy into the output buffer.
+    int ttl = 0;
+    std::optional<CacheKey> key = cache_key_for(sql, *parsed, verdict, &ttl, "");
+    std::unique_ptr<Fill> fill;
+    ProbeResult probe_result = ProbeResult::Bypass;
+    if (key && expected_.empty()) {
+        // A hit needs no coroutine; only waiting for another client's fill of the same entry does.
+        std::optional<uint64_t> id;
+        probe_result = probe_cache_now(*key, out_, &id);
+        if (probe_result == ProbeResult::Wait) probe_result = co_await wait_for_fill(*key, out_, &id);
+        if (id) fill = make_fill(*key, *id, ttl, sql, parsed);
+    }
+    if (probe_result == ProbeResult::Hit) {
+        if (conn && conn != pinned_) pool().release(conn);
+        protocol::append_ready_for_query(out_, tx_status_);
+        if (!write_now()) co_await flush();
+        co_return;
+    }
+
+    const std::size_t out_start = out_.size();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        // acquire
+        conn = co_await acquire(conn, failure);
+        if (!conn) {
+            expected_.clear();
+            protocol::append_error(out_, *failure);
+            break;
+        }
+        // forward
+        char status_before = tx_status_;
+        flushed_since_start_ = false;
+        batch_failed_ = false;
+        protocol::append_query(conn->output(), sql);
+        Expected e;
+        e.kind = Expected::Kind::Query;
+        if (fill) {
+            fill->capture.bytes.clear();
+            fill->capture.rows = 0;
+            fill->complete = false;
+        }
+        e.fill = std::move(fill);
+        expected_.push_back(std::move(e));
+        // relay and capture
+        Outcome outcome = Outcome::Lost;
+        if (co_await conn->send()) outcome = co_await relay(conn, true);
+        while (outcome == Outcome::CopyIn) {
+            if (!co_await pump_copy_in(conn)) client_gone_ = true;
+            if (client_gone_) outcome = Outcome::ClientGone;
+            else outcome = co_await relay(conn, true);
+        }
+        // finish
+        if (outcome == Outcome::Ready) {
+            tx_status_ = conn->transaction_status();
+            bool pins = false;
+            finish_statement(*parsed, conn, !batch_failed_, status_before, verdict.session_state, pins);
+            finish_fills(true);
+            keep_or_release(conn, pins);
+            break;
+        }
+        if (outcome == Outcome::ClientGone) {
+            // Stop the statement upstream, then drop the connection: a half-read result cannot be
+            // handed to the next client.
+            cancel_upstream(conn);
+            conn->mark_broken();
+            abandon_expected();
+            keep_or_release(conn, false);
+            co_return;
+        }
+        // Lost: take the fill back for another try.
+        for (auto& x : expected_)
+            if (x.fill) fill = std::move(x.fill);
+        for (auto& x : fills_)
+            if (x) fill = std::move(x);
+        fills_.clear();
+        abandon_expected();
+        bool was_pinned = conn == pinned_;
+        keep_or_release(conn, false);
+        conn.reset();
+        // Nothing reached the client yet and reads are repeatable: once more on a fresh
+        // connection, unless the client's transaction or session state lived on the lost one.
+        if (attempt == 0 && !was_pinned && !flushed_since_start_) {
+            out_.resize(out_start);
+            continue;
+        }
+        protocol::append_error(out_, ErrorFields::make("ERROR", "08006", "upstream connection lost"));
+        break;
+    }
+    if (fill) {
+        fill->complete = false;
+        finish_fill(*fill);
+    }
+    protocol::append_ready_for_query(out_, tx_status_);
+    if (!write_now()) co_await flush();
+}
+
+}  // namespace rproxy

@@ -1,0 +1,65 @@
+// The byte stream of an upstream connection once libpq has set it up: the proxy reads and writes
+// it itself, on the plain socket or through libpq's own OpenSSL session (PQsslStruct), with the
+// socket watched by Asio. libpq keeps owning the socket and the SSL object (PQfinish frees them).
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <utility>
+#include <boost/asio.hpp>
+#include <libpq-fe.h>
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "protocol/input_buffer.hpp"
+
+namespace rproxy {
+
+class ServerTransport {
+public:
+    explicit ServerTransport(boost::asio::any_io_executor ex) : sock_(ex) {}
+    ~ServerTransport() { detach(); }
+    ServerTransport(const ServerTransport&) = delete;
+    ServerTransport& operator=(const ServerTransport&) = delete;
+
+    // Starts speaking on a CONNECTION_OK connection. "" when it can be taken over, else why not.
+    std::string attach(PGconn* pg);
+    // Stops watching the socket (before PQfinish, which closes it).
+    void detach();
+    bool attached() const { return sock_.is_open(); }
+    bool tls() const { return ssl_ != nullptr; }
+
+    // Appends at least one byte to in, waiting as long as needed. False on end of stream, error, or
+    // cancel().
+    boost::asio::awaitable<bool> read(protocol::InputBuffer& in);
+    // Reads what is there without waiting: bytes appended (0 when nothing is there); false when the
+    // stream ended or failed.
+    bool read_now(protocol::InputBuffer& in, std::size_t& got);
+    // Writes all of bytes. False when the connection failed or cancel() was called.
+    boost::asio::awaitable<bool> write(std::string_view bytes);
+    // Writes as much as the socket takes now: how many bytes; -1 on failure.
+    long write_now(std::string_view bytes);
+
+    // Wakes a waiting read or write, which then returns false.
+    void cancel();
+    bool cancelled() const { return cancelled_; }
+    // One wait for readability, for an idle connection's watch; the handler gets the error code.
+    template <class Handler>
+    void async_wait_readable(Handler&& h) {
+        sock_.async_wait(boost::asio::posix::descriptor_base::wait_read, std::forward<Handler>(h));
+    }
+
+private:
+    enum class Io { Done, WantRead, WantWrite, Failed };
+    Io read_some(protocol::InputBuffer& in, std::size_t& got);
+    Io write_some(std::string_view bytes, std::size_t& done);
+    boost::asio::awaitable<bool> wait(Io want);
+
+    boost::asio::posix::stream_descriptor sock_;
+    SSL* ssl_ = nullptr;
+    bool cancelled_ = false;
+};
+
+}  // namespace rproxy

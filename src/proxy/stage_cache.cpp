@@ -1,0 +1,109 @@
+// Stage "cache probe": the result cache's key for a statement, the lookup (a hit ends the
+// statement), single flight (waiting for another client's fill of the same entry), and storing
+// what a fill captured.
+#include "proxy/client_session.hpp"
+#include "proxy/cache_key.hpp"
+#include "proxy/worker.hpp"
+
+namespace asio = boost::asio;
+
+// GCC 12 reports Asio's coroutine frame allocator as mismatched new/delete for some coroutine
+// shapes (a false positive: the frame's operator new and delete are a matching pair).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace rproxy {
+
+std::optional<CacheKey> ClientSession::cache_key_for(const std::string& sql, const ParsedQuery& parsed,
+                                                     const Verdict& verdict, int* ttl_seconds, const std::string& extra) {
+    const CacheConfig& cfg = worker_.cache_config();
+    bool reads_only = !parsed.statements.empty();
+    for (const auto& st : parsed.statements) reads_only = reads_only && st.kind == "SELECT";
+    if (!reads_only) return std::nullopt;  // SET, SHOW, BEGIN...: nothing to cache, nothing to count
+    std::optional<Uncacheable> why;
+    CacheHints hints = parse_cache_hints(sql);
+    if (!cfg.enabled) why = Uncacheable::Disabled;
+    else if (hints.no_cache) why = Uncacheable::Hint;
+    else if (pinned_ || tx_status_ != 'I') why = session_dirty_ ? Uncacheable::SessionState : Uncacheable::InTransaction;
+    else if (session_dirty_ || verdict.session_state || parsed.temp_relation) why = Uncacheable::SessionState;
+    else if (!verdict.cacheable) why = Uncacheable::NotDeterministic;
+    else if (parsed.reads_catalog && !cfg.catalog_queries) why = Uncacheable::CatalogQuery;
+    // The key is stored with the result: a huge statement or parameter would fill the cache with
+    // keys. pg_rproxy.cache_max_entry_size bounds key and result together.
+    else if (key_prefix().size() + parsed.normalized.size() + extra.size() >= cfg.max_entry_size) why = Uncacheable::TooLarge;
+    if (why) {
+        worker_.cache().count_uncacheable(*why);
+        return std::nullopt;
+    }
+    *ttl_seconds = hints.ttl_seconds.value_or(cfg.ttl_seconds) + worker_.ttl_jitter(cfg.ttl_jitter_seconds);
+    return make_cache_key(key_prefix(), parsed.normalized, extra);
+}
+
+const std::string& ClientSession::key_prefix() {
+    // The upstream identity changes only with a reload.
+    if (key_prefix_.empty() || key_prefix_version_ != settings_.version() || key_prefix_reloads_ != worker_.reloads()) {
+        key_prefix_ = cache_key_prefix(pool().identity(), settings_);
+        key_prefix_version_ = settings_.version();
+        key_prefix_reloads_ = worker_.reloads();
+    }
+    return key_prefix_;
+}
+
+// What the result may take of an entry: the key is stored with it. The setting may have been lowered
+// by a reload since the key was made: then nothing (the fill is abandoned as too large).
+std::size_t ClientSession::capture_limit(const std::optional<CacheKey>& key) const {
+    std::size_t max = worker_.cache_config().max_entry_size, used = key ? key->full.size() : 0;
+    return max > used ? max - used : 0;
+}
+
+ProbeResult ClientSession::probe_cache_now(const CacheKey& key, std::string& out, std::optional<uint64_t>* fill) {
+    uint64_t fill_id = 0;
+    ProbeResult probe = worker_.cache().cache_probe(key, out, &fill_id);
+    if (probe == ProbeResult::Claimed) *fill = fill_id;
+    return probe;
+}
+
+// Someone else is running this very statement: wait for its result instead (single flight),
+// polling shared memory with a short backoff, until it is there or the fill is given up.
+asio::awaitable<ProbeResult> ClientSession::wait_for_fill(const CacheKey& key, std::string& out,
+                                                          std::optional<uint64_t>* fill) {
+    worker_.cache().count_coalesced();
+    for (int polls = 0;; ++polls) {
+        asio::steady_timer pause(socket_.get_executor(), std::chrono::milliseconds(std::min(2 << std::min(polls, 4), 20)));
+        boost::system::error_code ec;
+        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        ProbeResult probe = probe_cache_now(key, out, fill);
+        if (probe != ProbeResult::Wait) co_return probe;
+    }
+}
+
+std::unique_ptr<Fill> ClientSession::make_fill(const CacheKey& key, uint64_t id, int ttl, const std::string& sql,
+                                               const std::shared_ptr<const ParsedQuery>& parsed) {
+    auto fill = std::make_unique<Fill>();
+    fill->key = key;
+    fill->id = id;
+    fill->ttl = ttl;
+    fill->sql = sql;
+    fill->parsed = parsed;
+    fill->capture.limit = capture_limit(key);
+    return fill;
+}
+
+void ClientSession::finish_fill(Fill& f) {
+    const Capture& capture = f.capture;
+    if (f.complete && !capture.error && !capture.overflowed && tx_status_ == 'I') {
+        CacheEntryMeta meta;
+        meta.rows = capture.rows;
+        meta.ttl_seconds = f.ttl;
+        meta.role = pool().role();
+        meta.statement = f.sql.size() > 1024 ? f.sql.substr(0, 1024) : f.sql;
+        for (const auto& r : f.parsed->relations) meta.relations += (meta.relations.empty() ? "" : ",") + r;
+        worker_.cache().cache_store(f.key, f.id, capture.bytes, meta);
+        return;
+    }
+    if (capture.overflowed) worker_.cache().count_uncacheable(Uncacheable::TooLarge);
+    if (capture.error) worker_.cache().count_uncacheable(Uncacheable::Error);
+    // Too large: do not make every later client wait for a fill that will never fit.
+    worker_.cache().cache_abandon(f.key, f.id, capture.overflowed ? f.ttl : 1);
+}
+
+}  // namespace rproxy

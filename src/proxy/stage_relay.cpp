@@ -1,0 +1,280 @@
+// Stage "relay and capture": the upstream's messages go to the client as the server sent them,
+// byte for byte, and into the cache capture of the statement they answer. They are taken against
+// the queue of what was forwarded (exchange.hpp), so the proxy knows where each answer ends, which
+// answers are its own to swallow, and where its own answers go in between.
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "protocol/backend_messages.hpp"
+#include "protocol/frontend_encode.hpp"
+#include "protocol/message_writer.hpp"
+#include "proxy/client_session.hpp"
+#include "proxy/worker.hpp"
+
+namespace asio = boost::asio;
+
+// GCC 12 reports Asio's coroutine frame allocator as mismatched new/delete for some coroutine
+// shapes (a false positive: the frame's operator new and delete are a matching pair).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace rproxy {
+
+namespace {
+constexpr std::size_t kFlushThreshold = 64 * 1024;
+constexpr std::size_t kCopySendThreshold = 64 * 1024;
+}  // namespace
+
+void ClientSession::queue_local(std::string bytes) {
+    if (expected_.empty()) {
+        if (!discard_until_sync_) out_ += bytes;
+        return;
+    }
+    Expected e;
+    e.kind = Expected::Kind::Local;
+    e.local = std::move(bytes);
+    expected_.push_back(std::move(e));
+}
+
+void ClientSession::emit_local_answers() {
+    while (!expected_.empty() && expected_.front().kind == Expected::Kind::Local) {
+        out_ += expected_.front().local;
+        expected_.pop_front();
+    }
+}
+
+// The server skips every message up to Sync after an error: so does the queue. Statements whose
+// Parse was skipped are not prepared on the connection, nor known to the client.
+void ClientSession::drop_until_sync(const ConnectionPtr& conn) {
+    while (!expected_.empty() && expected_.front().kind != Expected::Kind::Sync) {
+        Expected& e = expected_.front();
+        if (!e.prepared_key.empty()) conn->forget_prepared(e.prepared_key);
+        if (e.statement_id) {
+            auto it = statements_.find(e.client_statement);
+            if (it != statements_.end() && it->second.get() == e.statement_id) statements_.erase(it);
+        }
+        if (e.fill) fills_.push_back(std::move(e.fill));
+        expected_.pop_front();
+    }
+}
+
+void ClientSession::relay_message(char type, std::string_view body, Fill* fill) {
+    std::size_t before = out_.size();
+    protocol::append_message(out_, type, body);
+    if (!fill) return;
+    Capture& c = fill->capture;
+    if (type == 'D') ++c.rows;
+    if (type == 'E') c.error = true;
+    if (c.overflowed) return;
+    std::size_t added = out_.size() - before;
+    if (c.bytes.size() + added > c.limit) {
+        c.overflowed = true;
+        std::string().swap(c.bytes);
+        return;
+    }
+    c.bytes.append(out_, before, added);
+}
+
+asio::awaitable<ClientSession::Outcome> ClientSession::relay(const ConnectionPtr& conn, bool until_ready) {
+    using Kind = Expected::Kind;
+    current_conn_ = conn;
+    watch_client(conn);
+    Outcome outcome = Outcome::Drained;
+    for (;;) {
+        emit_local_answers();
+        if (expected_.empty()) break;
+        std::optional<protocol::BackendMessage> m;
+        try {
+            m = conn->next_buffered();
+        } catch (const protocol::ProtocolError&) {
+            conn->mark_broken();
+            outcome = Outcome::Lost;
+            break;
+        }
+        if (!m) {
+            // Everything received so far is handled: the client gets it before the proxy waits.
+            if (!out_.empty()) {
+                flushed_since_start_ = true;
+                if (!write_now() && !co_await flush()) {
+                    outcome = Outcome::ClientGone;
+                    break;
+                }
+            }
+            m = co_await conn->next();
+            if (client_gone_) {
+                outcome = Outcome::ClientGone;
+                break;
+            }
+            if (!m) {
+                conn->mark_broken();
+                outcome = Outcome::Lost;
+                break;
+            }
+        }
+        Expected& f = expected_.front();
+        const char type = m->type;
+        bool protocol_violation = false;
+        switch (type) {
+            case 'N': case 'A':
+                protocol::append_message(out_, type, m->body);
+                break;
+            case 'S':
+                break;  // noted by the connection; the client is told at finish (track_settings)
+            case 'Z':
+                if (f.kind == Kind::Sync || f.kind == Kind::Query || f.kind == Kind::FunctionCall) {
+                    if (f.fill) {
+                        f.fill->complete = true;  // a simple Query's result ends here (an error marks its capture)
+                        fills_.push_back(std::move(f.fill));
+                    }
+                    expected_.pop_front();
+                    outcome = Outcome::Ready;
+                } else {
+                    protocol_violation = true;
+                }
+                break;
+            case 'E':
+                relay_message(type, m->body, f.fill.get());
+                batch_failed_ = true;
+                if (f.kind == Kind::Query || f.kind == Kind::FunctionCall) break;
+                drop_until_sync(conn);  // the failed message's entry included
+                discard_until_sync_ = true;  // and the client's next messages, up to its Sync
+                break;
+            case '1': case '2': case '3': {
+                Kind want = type == '1' ? Kind::Parse : type == '2' ? Kind::Bind : Kind::Close;
+                if (f.kind != want) {
+                    protocol_violation = true;
+                    break;
+                }
+                if (!f.swallow) protocol::append_message(out_, type, m->body);
+                expected_.pop_front();
+                break;
+            }
+            case 't':
+                if (f.kind != Kind::Describe) {
+                    protocol_violation = true;
+                    break;
+                }
+                if (f.describe_into) protocol::append_message(f.describe_into->parameters, type, m->body);
+                if (!f.swallow) protocol::append_message(out_, type, m->body);
+                break;
+            case 'T': case 'n':
+                if (f.kind == Kind::Describe) {
+                    if (f.describe_into) {
+                        protocol::append_message(f.describe_into->rows, type, m->body);
+                        if (!f.remember_as.empty() && f.describe_into->complete())
+                            worker_.remember_description(f.remember_as, f.describe_into);
+                    }
+                    if (!f.swallow) protocol::append_message(out_, type, m->body);
+                    expected_.pop_front();
+                } else {
+                    relay_message(type, m->body, f.fill.get());
+                }
+                break;
+            case 'C': case 'I': case 's':
+                relay_message(type, m->body, f.fill.get());
+                if (f.kind == Kind::Execute) {
+                    if (f.fill) {
+                        f.fill->complete = type != 's';
+                        fills_.push_back(std::move(f.fill));
+                    }
+                    expected_.pop_front();
+                }
+                break;
+            case 'G':
+                protocol::append_message(out_, type, m->body);
+                outcome = Outcome::CopyIn;
+                break;
+            case 'D': case 'd': case 'c': case 'H': case 'W': case 'V':
+                relay_message(type, m->body, f.fill.get());
+                break;
+            default:
+                protocol_violation = true;  // authentication or key data mid-session: not a server we trust
+                break;
+        }
+        if (protocol_violation) {
+            conn->mark_broken();
+            outcome = Outcome::Lost;
+            break;
+        }
+        if (outcome == Outcome::Ready) {
+            if (until_ready) break;
+            outcome = Outcome::Drained;
+        }
+        if (outcome == Outcome::CopyIn) break;
+        if (out_.size() >= kFlushThreshold) {
+            // Awaiting the client here is the back-pressure: upstream is not read meanwhile.
+            flushed_since_start_ = true;
+            if (!co_await flush()) {
+                outcome = Outcome::ClientGone;
+                break;
+            }
+        }
+    }
+    stop_watching_client();
+    current_conn_.reset();
+    co_return outcome;
+}
+
+// COPY FROM STDIN (read-write upstreams; the firewall refuses it on read-only ones): the client's
+// CopyData go upstream as they come, until CopyDone or CopyFail. Anything else ends the copy with
+// CopyFail, as the server would end it with an error.
+asio::awaitable<bool> ClientSession::pump_copy_in(const ConnectionPtr& conn) {
+    if (!co_await flush()) {
+        protocol::append_copy_fail(conn->output(), "the client disconnected during COPY");
+        co_await conn->send();
+        co_return false;
+    }
+    for (;;) {
+        auto msg = co_await next_message();
+        if (!msg) {
+            protocol::append_copy_fail(conn->output(), "the client disconnected during COPY");
+            co_await conn->send();
+            co_return false;
+        }
+        switch (msg->type) {
+            case 'd':
+                protocol::append_message(conn->output(), 'd', msg->body);
+                if (conn->output().size() >= kCopySendThreshold && !co_await conn->send()) co_return true;
+                break;
+            case 'c': case 'f':
+                protocol::append_message(conn->output(), msg->type, msg->body);
+                co_await conn->send();
+                co_return true;
+            case 'H': case 'S':
+                break;  // ignored during COPY, as the server does
+            default:
+                protocol::append_copy_fail(conn->output(), std::string("unexpected message type '") + msg->type +
+                                                               "' during COPY from stdin");
+                co_await conn->send();
+                co_return true;
+        }
+    }
+}
+
+void ClientSession::watch_client(const ConnectionPtr& conn) {
+    watching_ = true;
+    std::weak_ptr<ServerConnection> weak = conn;
+    socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                       [self = shared_from_this(), weak](boost::system::error_code ec) {
+                           if (ec || !self->watching_) return;
+                           char c;
+                           ssize_t n = ::recv(self->socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                           if (n > 0) return;  // more input: read after the statement
+                           if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                               // Woken with nothing to read (the reactor can report a readiness
+                               // the loop already consumed): keep watching.
+                               if (auto conn = weak.lock()) self->watch_client(conn);
+                               return;
+                           }
+                           self->client_gone_ = true;
+                           if (auto conn = weak.lock()) conn->cancel_wait();
+                       });
+}
+
+void ClientSession::stop_watching_client() {
+    if (!watching_) return;
+    watching_ = false;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+}
+}  // namespace rproxy
