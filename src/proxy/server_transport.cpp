@@ -12,10 +12,6 @@ namespace asio = boost::asio;
 
 namespace rproxy {
 
-namespace {
-constexpr std::size_t kReadChunk = 64 * 1024;
-}
-
 std::string ServerTransport::attach(PGconn* pg) {
     if (PQstatus(pg) != CONNECTION_OK) return "the connection is not established";
     // GSS encryption frames traffic in libpq's private buffers: it cannot be taken over (the
@@ -47,18 +43,24 @@ void ServerTransport::cancel() {
     if (sock_.is_open()) sock_.cancel(ignored);
 }
 
+// Reads go into one buffer of the worker's (one thread per worker) and only what arrived is
+// appended: preparing room in the input buffer would zero 64 KiB per read.
+char* ServerTransport::scratch() {
+    static char buffer[kReadChunk];
+    return buffer;
+}
+
 ServerTransport::Io ServerTransport::read_some(protocol::InputBuffer& in, std::size_t& got) {
     got = 0;
-    char* room = in.prepare(kReadChunk);
+    char* room = scratch();
     if (ssl_) {
         ERR_clear_error();
         int n = SSL_read(ssl_, room, static_cast<int>(kReadChunk));
         if (n > 0) {
-            in.commit(static_cast<std::size_t>(n));
+            in.append(room, static_cast<std::size_t>(n));
             got = static_cast<std::size_t>(n);
             return Io::Done;
         }
-        in.commit(0);
         switch (SSL_get_error(ssl_, n)) {
             case SSL_ERROR_WANT_READ: return Io::WantRead;
             case SSL_ERROR_WANT_WRITE: return Io::WantWrite;  // a key update needs our answer
@@ -66,8 +68,8 @@ ServerTransport::Io ServerTransport::read_some(protocol::InputBuffer& in, std::s
         }
     }
     ssize_t n = ::recv(sock_.native_handle(), room, kReadChunk, MSG_DONTWAIT);
-    in.commit(n > 0 ? static_cast<std::size_t>(n) : 0);
     if (n > 0) {
+        in.append(room, static_cast<std::size_t>(n));
         got = static_cast<std::size_t>(n);
         return Io::Done;
     }

@@ -53,6 +53,8 @@ public:
 
 private:
     enum class Io { Done, WantRead, WantWrite, Failed };
+    static constexpr std::size_t kReadChunk = 64 * 1024;
+    static char* scratch();
     Io read_some(protocol::InputBuffer& in, std::size_t& got);
     Io write_some(std::string_view bytes, std::size_t& done);
     boost::asio::awaitable<bool> wait(Io want);
