@@ -9,3 +9,6 @@ FROM pg_extension WHERE extname = 'pg_rproxy';
 SELECT count(*) >= 0 AS sessions_readable FROM pg_rproxy_sessions;
 SELECT count(*) AS rules FROM pg_rproxy_auth_rules;
 SELECT has_table_privilege('public', 'pg_rproxy_sessions', 'SELECT') AS public_reads_sessions;
+-- 0.4.0: the tables tell the workers when they change.
+SELECT tgname FROM pg_trigger WHERE tgrelid IN ('pg_rproxy_auth_rules'::regclass, 'pg_rproxy_role_mapping'::regclass)
+    AND NOT tgisinternal ORDER BY tgname;

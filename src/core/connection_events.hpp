@@ -1,4 +1,5 @@
-// Why connections were let in or turned away, counted per reason for pg_rproxy_connection_events.
+// Why connections were let in or turned away, counted per reason for pg_rproxy_connection_events,
+// and how often a login had to read the catalog.
 #pragma once
 #include "core/pure_layer.hpp"
 
@@ -17,6 +18,7 @@ enum class ConnEvent {
     RateLimited,           // pg_rproxy.connection_rate exceeded for the client address (53400)
     MessageTooLarge,       // pg_rproxy.max_message_size exceeded (54000)
     TlsHandshakeFailed,
+    AuthCatalogRead,       // a login read the catalog (its role's snapshot was not current)
     Count
 };
 constexpr int kConnEventCount = static_cast<int>(ConnEvent::Count);
@@ -35,6 +37,7 @@ inline const char* conn_event_name(ConnEvent e) {
         case ConnEvent::RateLimited: return "rate_limited";
         case ConnEvent::MessageTooLarge: return "message_too_large";
         case ConnEvent::TlsHandshakeFailed: return "tls_handshake_failed";
+        case ConnEvent::AuthCatalogRead: return "auth_catalog_read";
         case ConnEvent::Count: break;
     }
     return "?";

@@ -1,4 +1,5 @@
 // Library entry: settings, shared memory and the listener workers. Kept tiny on purpose.
+#include "pg/auth_generation.hpp"
 #include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
@@ -23,6 +24,7 @@ void request_shmem() {
     rproxy::pg::request_cache_shmem();
     rproxy::pg::request_connection_limits_shmem();
     rproxy::pg::request_session_table_shmem();
+    rproxy::pg::request_auth_generation_shmem();
 }
 
 void startup_shmem() {
@@ -31,6 +33,7 @@ void startup_shmem() {
     rproxy::pg::init_cache_shmem();
     rproxy::pg::init_connection_limits_shmem();
     rproxy::pg::init_session_table_shmem();
+    rproxy::pg::init_auth_generation_shmem();
 }
 
 void register_workers() {
@@ -63,5 +66,6 @@ void _PG_init(void) {
     shmem_request_hook = request_shmem;
     prev_shmem_startup_hook = shmem_startup_hook;
     shmem_startup_hook = startup_shmem;
+    rproxy::pg::install_auth_change_hooks();
     register_workers();
 }

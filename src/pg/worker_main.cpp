@@ -8,7 +8,9 @@
 #include <cstring>
 #include <string>
 
+#include "auth/auth_snapshot_cache.hpp"
 #include "proxy/worker.hpp"
+#include "pg/auth_generation.hpp"
 #include "pg/auth_catalog.hpp"
 #include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
@@ -114,7 +116,15 @@ public:
     void publish(const WorkerCounters& counters) override { worker_stats_publish(slot_, counters); }
 
     SecurityConfig security_config() override { return rproxy::pg::security_config(); }
-    AuthSnapshot auth_snapshot(const std::string& role) override { return read_auth_snapshot(role); }
+    AuthSnapshot auth_snapshot(const std::string& role) override {
+        uint64_t generation = auth_generation();
+        auto now = auth::AuthSnapshotCache::Clock::now();
+        if (const AuthSnapshot* known = auth_snapshots_.find(role, generation, now)) return *known;
+        AuthSnapshot snap = read_auth_snapshot(role);  // a transaction: only after a change
+        count_conn_event(ConnEvent::AuthCatalogRead);
+        auth_snapshots_.store(role, generation, now, snap);
+        return snap;
+    }
     void count_event(ConnEvent e) override { count_conn_event(e); }
     bool claim_client(int max_total) override { return rproxy::pg::claim_client(slot_, max_total); }
     void release_client() override { rproxy::pg::release_client(slot_); }
@@ -131,6 +141,7 @@ public:
 
 private:
     int slot_;
+    auth::AuthSnapshotCache auth_snapshots_;
 };
 
 void detach_stats(int, Datum arg) { worker_stats_detach(DatumGetInt32(arg)); }

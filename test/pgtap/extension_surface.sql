@@ -7,7 +7,7 @@
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_rproxy;
 BEGIN;
-SELECT plan(25);
+SELECT plan(29);
 
 SELECT has_function('pg_rproxy_classify', ARRAY['text'], 'pg_rproxy_classify(text) exists');
 SELECT function_returns('pg_rproxy_classify', ARRAY['text'], 'setof record', 'it returns a row per statement');
@@ -52,5 +52,10 @@ SELECT ok(NOT has_table_privilege('public', 'pg_rproxy_sessions', 'SELECT'), 'se
 SELECT ok(has_table_privilege('pg_read_all_stats', 'pg_rproxy_sessions', 'SELECT'),
           'pg_read_all_stats reads the sessions');
 
+-- 0.4.0: every change of the rules or the role mapping reaches the workers' login snapshots.
+SELECT has_trigger('pg_rproxy_auth_rules', 'pg_rproxy_auth_rules_changed', 'the rules table tells the workers');
+SELECT has_trigger('pg_rproxy_role_mapping', 'pg_rproxy_role_mapping_changed', 'the role mapping tells the workers');
+SELECT function_returns('pg_rproxy_auth_changed', 'trigger', 'pg_rproxy_auth_changed() is a trigger function');
+SELECT throws_ok('SELECT pg_rproxy_auth_changed()', '39P01', NULL, 'it cannot be called outside a trigger');
 SELECT * FROM finish();
 ROLLBACK;
