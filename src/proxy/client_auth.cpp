@@ -34,10 +34,10 @@ void ClientSession::arm_authentication_timeout() {
     std::weak_ptr<ClientSession> weak = shared_from_this();
     auth_timer_->async_wait([weak](boost::system::error_code ec) {
         auto self = weak.lock();
-        if (ec || !self || self->authenticated_) return;
+        if (ec || !self || self->authenticated()) return;
         // A slow or silent client gives its slot back: the connection is cut, whatever it waits on.
         self->worker_.stats().count_event(ConnEvent::AuthenticationTimeout);
-        self->client_gone_ = true;
+        self->advance(Phase::Gone);
         boost::system::error_code ignored;
         self->socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
         self->socket_.close(ignored);
@@ -250,11 +250,11 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
         ErrorFields e = ErrorFields::make("FATAL", "53300", "too many distinct upstream connection targets in this worker");
         co_return co_await refuse(ConnEvent::MaxClientConnections, e, false);
     }
-    pool_ = pool;
+    pipeline_.set_pool(pool);
     shown_->role = user;
     shown_->database = database;
     if (shown_->auth_method.empty()) shown_->auth_method = auth::method_name(rule->method);  // SCRAM set its own
-    authenticated_ = true;
+    advance(Phase::Ready);
     auth_timer_.reset();  // destroying it cancels the wait; a logged-in client holds no timer
     worker_.stats().count_event(ConnEvent::Authenticated);
     co_return true;

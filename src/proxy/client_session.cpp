@@ -28,7 +28,7 @@ ErrorFields terminating() {
 }  // namespace
 
 ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
-    : worker_(worker), socket_(std::move(socket)), pool_(&worker.pool()) {
+    : worker_(worker), socket_(std::move(socket)), pipeline_(worker, *this) {
     boost::system::error_code ec;
     auto peer = socket_.remote_endpoint(ec);
     if (!ec) {
@@ -52,43 +52,36 @@ asio::awaitable<void> ClientSession::write_all(asio::const_buffer buf, boost::sy
 }
 
 void ClientSession::request_shutdown() {
-    shutdown_requested_ = true;
+    advance(Phase::Draining);
     boost::system::error_code ignored;
     if (idle_) socket_.cancel(ignored);
 }
 
 void ClientSession::force_close() {
-    shutdown_requested_ = true;
-    client_gone_ = true;
+    advance(Phase::Gone);
     if (!socket_.is_open()) return;
     std::string msg;
     protocol::append_error(msg, terminating());
     if (!tls_) ::send(socket_.native_handle(), msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (auto c = current_conn_.lock()) c->cancel_wait();
+    if (auto c = pipeline_.running()) c->cancel_wait();
     boost::system::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     socket_.cancel(ignored);
 }
 
-bool ClientSession::relay_notifications(const ConnectionPtr& conn) {
-    std::string n = conn->take_notifications();
-    if (n.empty()) return false;
-    out_ += n;
-    return true;
-}
 
 // While a listening client waits for its next message, its pinned upstream connection is watched
 // too: notifications go out as they arrive, as the server would send them to an idle session.
 void ClientSession::watch_notifications() {
-    if (!listening_ || !pinned_ || watching_notifications_) return;
+    ConnectionPtr conn = pipeline_.listening_connection();
+    if (!conn || watching_notifications_) return;
     watching_notifications_ = true;
     std::weak_ptr<ClientSession> weak = shared_from_this();
-    ConnectionPtr conn = pinned_;
     conn->watch_idle([weak, conn] {  // the connection broke: the next statement reports it
         if (auto self = weak.lock()) self->watching_notifications_ = false;
     }, [weak, conn] {
         auto self = weak.lock();
-        if (!self || self->client_gone_ || !self->relay_notifications(conn)) return;
+        if (!self || self->gone() || !self->pipeline_.relay_notifications(conn)) return;
         // read_more writes them with flush(), so a notification never interleaves with another write.
         self->notifications_ready_ = true;
         boost::system::error_code ignored;
@@ -104,7 +97,8 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
     for (;;) {
         // libpq may already hold notifications it read together with an earlier result; the
         // socket will not turn readable for them.
-        if (deliver && listening_ && pinned_ && relay_notifications(pinned_)) notifications_ready_ = true;
+        const ConnectionPtr& listening = pipeline_.listening_connection();
+        if (deliver && listening && pipeline_.relay_notifications(listening)) notifications_ready_ = true;
         if (notifications_ready_) {
             notifications_ready_ = false;
             bool sent = co_await flush();
@@ -132,7 +126,7 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
             }
         }
         if (!notifications_ready_) co_return n;
-        if (n > 0 || ec != asio::error::operation_aborted || timed_out || shutdown_requested_) {
+        if (n > 0 || ec != asio::error::operation_aborted || timed_out || draining()) {
             notifications_ready_ = false;
             if (!write_now()) co_await flush();
             co_return n;
@@ -144,8 +138,8 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
 asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
     boost::system::error_code ec;
     idle_ = true;
-    const UpstreamConfig& cfg = pool().config();
-    bool in_transaction = tx_status_ != 'I';
+    const UpstreamConfig& cfg = pipeline_.pool().config();
+    bool in_transaction = pipeline_.transaction_status() != 'I';
     std::chrono::milliseconds limit = in_transaction ? cfg.idle_in_transaction_timeout : cfg.idle_client_timeout;
     std::optional<asio::steady_timer> timer;
     static const bool kNeverFired = false;
@@ -163,8 +157,8 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
     const bool& timed_out = fired ? *fired : kNeverFired;
     std::size_t n = co_await read_delivering_notifications(idle_timeouts, timed_out, ec);
     if (timer) timer->cancel();
-    if (watching_notifications_ && pinned_) {
-        pinned_->stop_idle_watch();
+    if (watching_notifications_ && pipeline_.listening_connection()) {
+        pipeline_.listening_connection()->stop_idle_watch();
         watching_notifications_ = false;
     }
     idle_ = false;
@@ -174,11 +168,11 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
             : ErrorFields::make("FATAL", "57P05", "terminating connection due to idle-session timeout");
         co_return false;
     }
-    co_return !ec && n > 0 && !client_gone_;
+    co_return !ec && n > 0 && !gone();
 }
 
 bool ClientSession::write_now() {
-    if (out_.empty() || client_gone_) return true;
+    if (out_.empty() || gone()) return true;
     if (tls_) return false;
     std::size_t done = 0;
     while (done < out_.size()) {
@@ -186,7 +180,7 @@ bool ClientSession::write_now() {
         std::size_t n = socket_.write_some(asio::buffer(out_.data() + done, out_.size() - done), ec);  // never blocks
         if (ec == asio::error::would_block || ec == asio::error::try_again) break;
         if (ec) {
-            client_gone_ = true;
+            advance(Phase::Gone);
             out_.clear();
             return true;
         }
@@ -205,17 +199,17 @@ bool ClientSession::write_now() {
 // next round, never into the buffer being written.
 asio::awaitable<bool> ClientSession::flush() {
     std::string sending;
-    while (!out_.empty() && !client_gone_) {
+    while (!out_.empty() && !gone()) {
         sending.swap(out_);
         boost::system::error_code ec;
         co_await write_all(asio::buffer(sending), ec);
-        if (ec) client_gone_ = true;
+        if (ec) advance(Phase::Gone);
         sending.clear();
         // keep the buffer's capacity for the next statement, unless a big result made it large
         if (out_.empty() && sending.capacity() <= kKeepBuffer) out_.swap(sending);
     }
-    if (client_gone_) out_.clear();
-    co_return !client_gone_;
+    if (gone()) out_.clear();
+    co_return !gone();
 }
 
 asio::awaitable<void> ClientSession::fatal(const ErrorFields& e) {
@@ -230,14 +224,14 @@ asio::awaitable<std::optional<protocol::FrontendMessage>> ClientSession::next_me
     input_.release();  // the previous message is handled; a large one is not kept while idle
     for (;;) {
         if (auto msg = protocol::take_message(input_, worker_.limits().max_message_size)) co_return msg;
-        if (shutdown_requested_ || !co_await read_more(true)) co_return std::nullopt;
+        if (draining() || !co_await read_more(true)) co_return std::nullopt;
     }
 }
 
 asio::awaitable<void> ClientSession::run() {
     auto self = shared_from_this();
     co_await serve();
-    release_pinned();
+    pipeline_.release_pinned();
     if (auth_timer_) auth_timer_->cancel();
     if (client_claimed_) worker_.auth_catalog().release_client();
     if (role_claimed_) worker_.auth_catalog().release_role(role_claimed_);
@@ -247,33 +241,23 @@ asio::awaitable<void> ClientSession::run() {
 
 void ClientSession::cancel_statement(int32_t key) {
     if (key != backend_key_) return;
-    auto conn = current_conn_.lock();
-    if (conn) cancel_upstream(conn);  // nothing running: like the server, a late cancel does nothing
+    auto conn = pipeline_.running();
+    if (conn) pipeline_.cancel_upstream(conn);  // nothing running: like the server, a late cancel does nothing
 }
 
-// PQcancel blocks (it connects to the server): it runs on the helper thread, never on the loop.
-void ClientSession::cancel_upstream(const ConnectionPtr& conn) {
-    if (PGcancel* cancel = conn->cancel_request()) {
-        worker_.helper().submit([cancel] {
-            char errbuf[256];
-            PQcancel(cancel, errbuf, sizeof errbuf);
-            PQfreeCancel(cancel);
-        });
-    }
-}
 
 asio::awaitable<void> ClientSession::serve() {
     std::optional<ErrorFields> failure;
     try {
         if (!co_await startup()) co_return;
         for (;;) {
-            if (shutdown_requested_) {
+            if (draining()) {
                 failure = terminating();
                 break;
             }
             auto msg = co_await next_message();
             if (!msg) {
-                if (shutdown_requested_ && !client_gone_) failure = terminating();
+                if (phase_ == Phase::Draining) failure = terminating();
                 else if (idle_timeout_) failure = idle_timeout_;
                 break;
             }
@@ -281,8 +265,8 @@ asio::awaitable<void> ClientSession::serve() {
                 case 'Q': {
                     std::string sql(protocol::decode_query(msg->body));
                     input_.release();  // a large statement is not held twice while it runs
-                    co_await handle_query(sql);
-                    if (client_gone_) co_return;
+                    co_await pipeline_.handle_query(sql);
+                    if (gone()) co_return;
                     break;
                 }
                 case 'X':
@@ -290,13 +274,13 @@ asio::awaitable<void> ClientSession::serve() {
                 case 'd': case 'c': case 'f':
                     break;  // copy messages outside COPY are ignored, as PostgreSQL does
                 case 'F':  // fast-path function call: judged by function and arguments
-                    if (discard_until_sync_) break;  // skipped up to Sync, as the server does
-                    co_await handle_function_call(msg->body);
-                    if (client_gone_) co_return;
+                    if (pipeline_.discarding()) break;  // skipped up to Sync, as the server does
+                    co_await pipeline_.handle_function_call(msg->body);
+                    if (gone()) co_return;
                     break;
                 case 'P': case 'B': case 'D': case 'E': case 'C': case 'H': case 'S':
-                    co_await handle_extended(*msg);
-                    if (client_gone_) co_return;
+                    co_await pipeline_.handle_extended(*msg);
+                    if (gone()) co_return;
                     break;
                 default:
                     failure = ErrorFields::make("FATAL", "08P01", std::string("unexpected message type '") + msg->type + "'");
@@ -357,58 +341,51 @@ asio::awaitable<bool> ClientSession::startup() {
     bool authenticated = co_await authenticate(packet);
     if (!authenticated) co_return false;
 
-    for (const auto& [name, value] : packet.params) {
-        if (name == "user" || name == "database" || name == "options") continue;
-        if (name == "replication") {
-            if (value == "false" || value == "0" || value == "off" || value == "no") continue;
-            ErrorFields e = ErrorFields::make("FATAL", "0A000", "replication connections are not supported by pg_rproxy");
-            co_await fatal(e);
-            co_return false;
-        }
-        if (name.rfind("_pq_.", 0) == 0) continue;  // protocol extensions: none supported
-        settings_.set(name, value);
-    }
-    if (const std::string* options = packet.param("options")) {
-        for (auto& [name, value] : protocol::parse_startup_options(*options)) settings_.set(name, value);
-    }
-    if (!settings_.get("application_name")) settings_.set("application_name", "");
-    startup_settings_ = settings_;
-
-    // The upstream decides the values the client is told (server_version, encodings, DateStyle
-    // after the client's own settings). Learned once per distinct set of client settings.
-    if (!pool().reported_parameters(settings_)) {
-        std::optional<ErrorFields> failure;
-        ConnectionPtr conn = co_await ensure_connection(nullptr, failure);
-        if (!failure) {
-            failure = co_await sync_settings(conn);
-            pool().release(conn);
-        }
-        if (failure) {
-            co_await fatal(*failure);
-            co_return false;
-        }
+    if (auto failure = co_await pipeline_.start(packet)) {
+        co_await fatal(*failure);
+        co_return false;
     }
     protocol::append_authentication_ok(out_);
-    told_.start(pool().shared_reported_parameters(settings_));
-    for (const auto& [name, value] : *pool().reported_parameters(settings_))
-        protocol::append_parameter_status(out_, name, value);
+    pipeline_.announce_parameters();
     std::tie(backend_pid_, backend_key_) = worker_.new_backend_key(this);
     protocol::append_backend_key_data(out_, backend_pid_, backend_key_);
     shown_->backend_pid = backend_pid_;
     shown_->client_address = client_address_;
-    shown_->upstream_user = pool().role();
+    shown_->upstream_user = pipeline_.upstream_role();
     shown_->tls = tls_ != nullptr;
     shown_->tls_version = tls_version_;
     shown_->server_name = server_name_;
     session_handle_ = worker_.stats().session_started(*shown_);
     shown_.reset();
-    protocol::append_ready_for_query(out_, tx_status_);
+    protocol::append_ready_for_query(out_, pipeline_.transaction_status());
     co_return co_await flush();
 }
 
-void ClientSession::reject(const ErrorFields& e) {
-    protocol::append_error(out_, e);
-    protocol::append_ready_for_query(out_, tx_status_);
+void ClientSession::watch_while_busy(const ConnectionPtr& conn) {
+    watching_ = true;
+    std::weak_ptr<ServerConnection> weak = conn;
+    socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                       [self = shared_from_this(), weak](boost::system::error_code ec) {
+                           if (ec || !self->watching_) return;
+                           char c;
+                           ssize_t n = ::recv(self->socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                           if (n > 0) return;  // more input: read after the statement
+                           if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                               // Woken with nothing to read (the reactor can report a readiness
+                               // the loop already consumed): keep watching.
+                               if (auto conn = weak.lock()) self->watch_while_busy(conn);
+                               return;
+                           }
+                           self->advance(Phase::Gone);
+                           if (auto conn = weak.lock()) conn->cancel_wait();
+                       });
+}
+
+void ClientSession::stop_watching() {
+    if (!watching_) return;
+    watching_ = false;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
 }
 
 }  // namespace rproxy

@@ -1,5 +1,5 @@
 // Stage "acquire": the upstream connection a statement runs on, carrying the client's settings.
-#include "proxy/client_session.hpp"
+#include "proxy/statement_pipeline.hpp"
 #include "core/reported_parameters.hpp"
 #include "proxy/worker.hpp"
 
@@ -11,7 +11,7 @@ namespace asio = boost::asio;
 
 namespace rproxy {
 
-asio::awaitable<ConnectionPtr> ClientSession::ensure_connection(ConnectionPtr conn, std::optional<ErrorFields>& failure) {
+asio::awaitable<ConnectionPtr> StatementPipeline::ensure_connection(ConnectionPtr conn, std::optional<ErrorFields>& failure) {
     if (conn) co_return conn;
     try {
         co_return co_await pool().acquire();
@@ -23,7 +23,7 @@ asio::awaitable<ConnectionPtr> ClientSession::ensure_connection(ConnectionPtr co
 
 // held (a connection this statement already has), the pinned connection, or one from the pool, with the client's settings applied. A connection
 // that broke while syncing is dropped and another one tried once.
-asio::awaitable<ConnectionPtr> ClientSession::acquire(ConnectionPtr held, std::optional<ErrorFields>& failure) {
+asio::awaitable<ConnectionPtr> StatementPipeline::acquire(ConnectionPtr held, std::optional<ErrorFields>& failure) {
     for (int attempt = 0;; ++attempt) {
         ConnectionPtr conn = co_await ensure_connection(held ? held : pinned_, failure);
         held.reset();
@@ -39,7 +39,7 @@ asio::awaitable<ConnectionPtr> ClientSession::acquire(ConnectionPtr held, std::o
     }
 }
 
-asio::awaitable<std::optional<ErrorFields>> ClientSession::sync_settings(const ConnectionPtr& conn) {
+asio::awaitable<std::optional<ErrorFields>> StatementPipeline::sync_settings(const ConnectionPtr& conn) {
     if (conn->applied_settings() == settings_ && pool().reported_parameters(settings_)) co_return std::nullopt;
     std::string sql = settings_sync_sql(conn->applied_settings(), settings_);
     if (!sql.empty()) {

@@ -1,7 +1,7 @@
 // Stage "cache probe": the result cache's key for a statement, the lookup (a hit ends the
 // statement), single flight (waiting for another client's fill of the same entry), and storing
 // what a fill captured.
-#include "proxy/client_session.hpp"
+#include "proxy/statement_pipeline.hpp"
 #include "proxy/cache_key.hpp"
 #include "proxy/worker.hpp"
 
@@ -13,7 +13,7 @@ namespace asio = boost::asio;
 
 namespace rproxy {
 
-std::optional<CacheKey> ClientSession::cache_key_for(const std::string& sql, const ParsedQuery& parsed,
+std::optional<CacheKey> StatementPipeline::cache_key_for(const std::string& sql, const ParsedQuery& parsed,
                                                      const Verdict& verdict, int* ttl_seconds, const std::string& extra) {
     const CacheConfig& cfg = worker_.cache_config();
     bool reads_only = !parsed.statements.empty();
@@ -38,7 +38,7 @@ std::optional<CacheKey> ClientSession::cache_key_for(const std::string& sql, con
     return make_cache_key(key_prefix(), parsed.normalized, extra);
 }
 
-const std::string& ClientSession::key_prefix() {
+const std::string& StatementPipeline::key_prefix() {
     // The upstream identity changes only with a reload.
     if (key_prefix_.empty() || key_prefix_version_ != settings_.version() || key_prefix_reloads_ != worker_.reloads()) {
         key_prefix_ = cache_key_prefix(pool().identity(), settings_);
@@ -50,12 +50,12 @@ const std::string& ClientSession::key_prefix() {
 
 // What the result may take of an entry: the key is stored with it. The setting may have been lowered
 // by a reload since the key was made: then nothing (the fill is abandoned as too large).
-std::size_t ClientSession::capture_limit(const std::optional<CacheKey>& key) const {
+std::size_t StatementPipeline::capture_limit(const std::optional<CacheKey>& key) const {
     std::size_t max = worker_.cache_config().max_entry_size, used = key ? key->full.size() : 0;
     return max > used ? max - used : 0;
 }
 
-ProbeResult ClientSession::probe_cache_now(const CacheKey& key, std::string& out, std::optional<uint64_t>* fill) {
+ProbeResult StatementPipeline::probe_cache_now(const CacheKey& key, std::string& out, std::optional<uint64_t>* fill) {
     uint64_t fill_id = 0;
     ProbeResult probe = worker_.cache().cache_probe(key, out, &fill_id);
     if (probe == ProbeResult::Claimed) *fill = fill_id;
@@ -64,11 +64,11 @@ ProbeResult ClientSession::probe_cache_now(const CacheKey& key, std::string& out
 
 // Someone else is running this very statement: wait for its result instead (single flight),
 // polling shared memory with a short backoff, until it is there or the fill is given up.
-asio::awaitable<ProbeResult> ClientSession::wait_for_fill(const CacheKey& key, std::string& out,
+asio::awaitable<ProbeResult> StatementPipeline::wait_for_fill(const CacheKey& key, std::string& out,
                                                           std::optional<uint64_t>* fill) {
     worker_.cache().count_coalesced();
     for (int polls = 0;; ++polls) {
-        asio::steady_timer pause(socket_.get_executor(), std::chrono::milliseconds(std::min(2 << std::min(polls, 4), 20)));
+        asio::steady_timer pause(io_.executor(), std::chrono::milliseconds(std::min(2 << std::min(polls, 4), 20)));
         boost::system::error_code ec;
         co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         ProbeResult probe = probe_cache_now(key, out, fill);
@@ -76,7 +76,7 @@ asio::awaitable<ProbeResult> ClientSession::wait_for_fill(const CacheKey& key, s
     }
 }
 
-std::unique_ptr<Fill> ClientSession::make_fill(const CacheKey& key, uint64_t id, int ttl, const std::string& sql,
+std::unique_ptr<Fill> StatementPipeline::make_fill(const CacheKey& key, uint64_t id, int ttl, const std::string& sql,
                                                const std::shared_ptr<const ParsedQuery>& parsed) {
     auto fill = std::make_unique<Fill>();
     fill->key = key;
@@ -88,7 +88,7 @@ std::unique_ptr<Fill> ClientSession::make_fill(const CacheKey& key, uint64_t id,
     return fill;
 }
 
-void ClientSession::finish_fill(Fill& f) {
+void StatementPipeline::finish_fill(Fill& f) {
     const Capture& capture = f.capture;
     if (f.complete && !capture.error && !capture.overflowed && tx_status_ == 'I') {
         CacheEntryMeta meta;

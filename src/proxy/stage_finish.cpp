@@ -1,7 +1,7 @@
 // Stage "finish": after the upstream's ReadyForQuery, the client's own state follows what ran
 // (settings, LISTEN, DEALLOCATE ALL, pinning), and the connection goes back to the pool or stays
 // with the client.
-#include "proxy/client_session.hpp"
+#include "proxy/statement_pipeline.hpp"
 #include <algorithm>
 #include "core/reported_parameters.hpp"
 #include "protocol/backend_messages.hpp"
@@ -15,7 +15,7 @@ namespace asio = boost::asio;
 
 namespace rproxy {
 
-bool ClientSession::track_settings(const ParsedQuery& parsed, const ConnectionPtr& conn, bool succeeded,
+bool StatementPipeline::track_settings(const ParsedQuery& parsed, const ConnectionPtr& conn, bool succeeded,
                                    char status_before) {
     bool changes = false, transactional = status_before != 'I';
     for (const auto& st : parsed.statements) {
@@ -69,7 +69,7 @@ bool ClientSession::track_settings(const ParsedQuery& parsed, const ConnectionPt
 
 // DISCARD ALL / DEALLOCATE ALL ran upstream: the connection lost every prepared statement, and so
 // did the client.
-void ClientSession::after_deallocate_all(const ParsedQuery& parsed, const ConnectionPtr& conn) {
+void StatementPipeline::after_deallocate_all(const ParsedQuery& parsed, const ConnectionPtr& conn) {
     for (const auto& st : parsed.statements) {
         if (!st.deallocate_all) continue;
         if (conn) conn->forget_all_prepared();
@@ -78,13 +78,13 @@ void ClientSession::after_deallocate_all(const ParsedQuery& parsed, const Connec
     }
 }
 
-void ClientSession::after_listen(const ParsedQuery& parsed, const ConnectionPtr& conn) {
+void StatementPipeline::after_listen(const ParsedQuery& parsed, const ConnectionPtr& conn) {
     relay_notifications(conn);  // those the connection received outside the statement
     for (const auto& st : parsed.statements)
         if (st.kind == "LISTEN") listening_ = true;
 }
 
-void ClientSession::keep_or_release(ConnectionPtr conn, bool session_state) {
+void StatementPipeline::keep_or_release(ConnectionPtr conn, bool session_state) {
     if (!conn) return;
     session_dirty_ = session_dirty_ || session_state;
     bool alive = !conn->broken();
@@ -102,14 +102,14 @@ void ClientSession::keep_or_release(ConnectionPtr conn, bool session_state) {
     pool().release(std::move(conn));
 }
 
-void ClientSession::release_pinned() {
+void StatementPipeline::release_pinned() {
     if (!pinned_) return;
     if (session_dirty_) pinned_->mark_broken();  // carries this client's settings: never reused
     pool().release(std::move(pinned_));
 }
 
 // One statement ran (its ReadyForQuery came): the client's state follows it.
-void ClientSession::finish_statement(const ParsedQuery& parsed, const ConnectionPtr& conn, bool succeeded,
+void StatementPipeline::finish_statement(const ParsedQuery& parsed, const ConnectionPtr& conn, bool succeeded,
                                      char status_before, bool session_state, bool& pins) {
     after_deallocate_all(parsed, conn);
     after_listen(parsed, conn);
@@ -118,7 +118,7 @@ void ClientSession::finish_statement(const ParsedQuery& parsed, const Connection
 
 // The fills of results that ran to their end are stored once the transaction is known to be over
 // (a result seen inside a transaction may never become visible to others); the rest are given up.
-void ClientSession::finish_fills(bool complete) {
+void StatementPipeline::finish_fills(bool complete) {
     for (auto& f : fills_) {
         f->complete = f->complete && complete;
         finish_fill(*f);
@@ -126,7 +126,7 @@ void ClientSession::finish_fills(bool complete) {
     fills_.clear();
 }
 
-void ClientSession::abandon_expected() {
+void StatementPipeline::abandon_expected() {
     for (auto& e : expected_)
         if (e.fill) fills_.push_back(std::move(e.fill));
     expected_.clear();

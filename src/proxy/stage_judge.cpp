@@ -1,7 +1,7 @@
 // Stage "judge": the statement is parsed by the gateway's own parser (memoised per text) and judged
 // by the firewall, with the upstream's pg_proc asked about functions the gateway does not know.
 // Statements the proxy answers itself (the cache reset, DEALLOCATE of its own names) end here.
-#include "proxy/client_session.hpp"
+#include "proxy/statement_pipeline.hpp"
 #include "protocol/backend_messages.hpp"
 #include "protocol/message_writer.hpp"
 #include "proxy/worker.hpp"
@@ -14,7 +14,7 @@ namespace asio = boost::asio;
 
 namespace rproxy {
 
-std::shared_ptr<const ParsedQuery> ClientSession::parse(const std::string& sql) {
+std::shared_ptr<const ParsedQuery> StatementPipeline::parse(const std::string& sql) {
     StatementMemo& memo = worker_.memo();
     if (auto known = memo.find(sql)) return known;
     auto parsed = std::make_shared<const ParsedQuery>(worker_.parser().parse(sql));
@@ -22,13 +22,13 @@ std::shared_ptr<const ParsedQuery> ClientSession::parse(const std::string& sql) 
     return parsed;
 }
 
-Verdict ClientSession::judge_known(const ParsedQuery& parsed) {
+Verdict StatementPipeline::judge_known(const ParsedQuery& parsed) {
     UpstreamFunctions& functions = pool().functions();
     UpstreamVolatility lookup = [&functions](const FunctionRef& f) { return functions.lookup(f); };
     return evaluate(parsed, worker_.firewall(), lookup);
 }
 
-std::shared_ptr<const Verdict> ClientSession::known_verdict(const std::string& sql,
+std::shared_ptr<const Verdict> StatementPipeline::known_verdict(const std::string& sql,
                                                             const std::shared_ptr<const ParsedQuery>& parsed) {
     StatementMemo& memo = worker_.memo();
     if (auto v = memo.verdict(parsed.get(), pool_)) return v;
@@ -38,7 +38,7 @@ std::shared_ptr<const Verdict> ClientSession::known_verdict(const std::string& s
     return v;
 }
 
-void ClientSession::check_judgement(const Verdict& verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure) {
+void StatementPipeline::check_judgement(const Verdict& verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure) {
     if (!verdict.allowed) {
         worker_.stats().count_rejection(verdict.reason);
         failure = ErrorFields::make("ERROR", verdict.sqlstate, verdict.message, verdict.position);
@@ -47,12 +47,12 @@ void ClientSession::check_judgement(const Verdict& verdict, const ParsedQuery& p
     failure = track_prepared(parsed);
 }
 
-Verdict ClientSession::finish_judgement(Verdict verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure) {
+Verdict StatementPipeline::finish_judgement(Verdict verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure) {
     check_judgement(verdict, parsed, failure);
     return verdict;
 }
 
-asio::awaitable<Verdict> ClientSession::judge(const ParsedQuery& parsed, ConnectionPtr& conn,
+asio::awaitable<Verdict> StatementPipeline::judge(const ParsedQuery& parsed, ConnectionPtr& conn,
                                               std::optional<ErrorFields>& failure) {
     Verdict verdict = judge_known(parsed);
     if (!verdict.pending_functions.empty()) {
@@ -67,7 +67,7 @@ asio::awaitable<Verdict> ClientSession::judge(const ParsedQuery& parsed, Connect
 
 // SELECT rustproxy_cache_reset() / pg_rproxy_cache_reset() sent to the proxy port is answered by
 // the gateway (the upstream has no such function), as the tool users migrate from does.
-bool ClientSession::answer_locally(const ParsedQuery& parsed) {
+bool StatementPipeline::answer_locally(const ParsedQuery& parsed) {
     if (parsed.statements.size() != 1 || parsed.statements[0].functions.size() != 1) return false;
     const FunctionRef& f = parsed.statements[0].functions[0];
     if (f.name != "rustproxy_cache_reset" && f.name != "pg_rproxy_cache_reset") return false;
@@ -95,7 +95,7 @@ bool ClientSession::answer_locally(const ParsedQuery& parsed) {
     return true;
 }
 
-std::optional<ErrorFields> ClientSession::track_prepared(const ParsedQuery& parsed) {
+std::optional<ErrorFields> StatementPipeline::track_prepared(const ParsedQuery& parsed) {
     // EXECUTE may only run what this client PREPAREd through the firewall (in string order).
     bool names_statements = false;
     for (const StatementFacts& st : parsed.statements)
@@ -122,7 +122,7 @@ std::optional<ErrorFields> ClientSession::track_prepared(const ParsedQuery& pars
 
 // DEALLOCATE of statements the proxy keeps for this client (protocol-level ones, or all of them
 // when no SQL-level PREPARE lives upstream): the upstream knows them under other names.
-bool ClientSession::deallocate_locally(const ParsedQuery& parsed, std::string& out) {
+bool StatementPipeline::deallocate_locally(const ParsedQuery& parsed, std::string& out) {
     if (parsed.statements.size() != 1) return false;
     const StatementFacts& st = parsed.statements[0];
     if (st.deallocate_all && st.kind == "DEALLOCATE ALL" && prepared_.empty()) {

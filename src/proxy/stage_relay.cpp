@@ -9,7 +9,7 @@
 #include "protocol/backend_messages.hpp"
 #include "protocol/frontend_encode.hpp"
 #include "protocol/message_writer.hpp"
-#include "proxy/client_session.hpp"
+#include "proxy/statement_pipeline.hpp"
 #include "proxy/worker.hpp"
 
 namespace asio = boost::asio;
@@ -25,7 +25,7 @@ constexpr std::size_t kFlushThreshold = 64 * 1024;
 constexpr std::size_t kCopySendThreshold = 64 * 1024;
 }  // namespace
 
-void ClientSession::queue_local(std::string bytes) {
+void StatementPipeline::queue_local(std::string bytes) {
     if (expected_.empty()) {
         if (!discard_until_sync_) out_ += bytes;
         return;
@@ -36,7 +36,7 @@ void ClientSession::queue_local(std::string bytes) {
     expected_.push_back(std::move(e));
 }
 
-void ClientSession::emit_local_answers() {
+void StatementPipeline::emit_local_answers() {
     while (!expected_.empty() && expected_.front().kind == Expected::Kind::Local) {
         out_ += expected_.front().local;
         expected_.pop_front();
@@ -45,7 +45,7 @@ void ClientSession::emit_local_answers() {
 
 // The server skips every message up to Sync after an error: so does the queue. Statements whose
 // Parse was skipped are not prepared on the connection, nor known to the client.
-void ClientSession::drop_until_sync(const ConnectionPtr& conn) {
+void StatementPipeline::drop_until_sync(const ConnectionPtr& conn) {
     while (!expected_.empty() && expected_.front().kind != Expected::Kind::Sync) {
         Expected& e = expected_.front();
         if (!e.prepared_key.empty()) conn->forget_prepared(e.prepared_key);
@@ -58,7 +58,7 @@ void ClientSession::drop_until_sync(const ConnectionPtr& conn) {
     }
 }
 
-void ClientSession::relay_message(char type, std::string_view body, Fill* fill) {
+void StatementPipeline::relay_message(char type, std::string_view body, Fill* fill) {
     std::size_t before = out_.size();
     protocol::append_message(out_, type, body);
     if (!fill) return;
@@ -75,10 +75,10 @@ void ClientSession::relay_message(char type, std::string_view body, Fill* fill) 
     c.bytes.append(out_, before, added);
 }
 
-asio::awaitable<ClientSession::Outcome> ClientSession::relay(const ConnectionPtr& conn, bool until_ready) {
+asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const ConnectionPtr& conn, bool until_ready) {
     using Kind = Expected::Kind;
     current_conn_ = conn;
-    watch_client(conn);
+    io_.watch_while_busy(conn);
     Outcome outcome = Outcome::Drained;
     for (;;) {
         emit_local_answers();
@@ -95,13 +95,13 @@ asio::awaitable<ClientSession::Outcome> ClientSession::relay(const ConnectionPtr
             // Everything received so far is handled: the client gets it before the proxy waits.
             if (!out_.empty()) {
                 flushed_since_start_ = true;
-                if (!write_now() && !co_await flush()) {
+                if (!io_.write_now() && !co_await io_.flush()) {
                     outcome = Outcome::ClientGone;
                     break;
                 }
             }
             m = co_await conn->next();
-            if (client_gone_) {
+            if (io_.gone()) {
                 outcome = Outcome::ClientGone;
                 break;
             }
@@ -204,13 +204,13 @@ asio::awaitable<ClientSession::Outcome> ClientSession::relay(const ConnectionPtr
         if (out_.size() >= kFlushThreshold) {
             // Awaiting the client here is the back-pressure: upstream is not read meanwhile.
             flushed_since_start_ = true;
-            if (!co_await flush()) {
+            if (!co_await io_.flush()) {
                 outcome = Outcome::ClientGone;
                 break;
             }
         }
     }
-    stop_watching_client();
+    io_.stop_watching();
     current_conn_.reset();
     co_return outcome;
 }
@@ -218,14 +218,14 @@ asio::awaitable<ClientSession::Outcome> ClientSession::relay(const ConnectionPtr
 // COPY FROM STDIN (read-write upstreams; the firewall refuses it on read-only ones): the client's
 // CopyData go upstream as they come, until CopyDone or CopyFail. Anything else ends the copy with
 // CopyFail, as the server would end it with an error.
-asio::awaitable<bool> ClientSession::pump_copy_in(const ConnectionPtr& conn) {
-    if (!co_await flush()) {
+asio::awaitable<bool> StatementPipeline::pump_copy_in(const ConnectionPtr& conn) {
+    if (!co_await io_.flush()) {
         protocol::append_copy_fail(conn->output(), "the client disconnected during COPY");
         co_await conn->send();
         co_return false;
     }
     for (;;) {
-        auto msg = co_await next_message();
+        auto msg = co_await io_.next_message();
         if (!msg) {
             protocol::append_copy_fail(conn->output(), "the client disconnected during COPY");
             co_await conn->send();
@@ -251,30 +251,4 @@ asio::awaitable<bool> ClientSession::pump_copy_in(const ConnectionPtr& conn) {
     }
 }
 
-void ClientSession::watch_client(const ConnectionPtr& conn) {
-    watching_ = true;
-    std::weak_ptr<ServerConnection> weak = conn;
-    socket_.async_wait(asio::ip::tcp::socket::wait_read,
-                       [self = shared_from_this(), weak](boost::system::error_code ec) {
-                           if (ec || !self->watching_) return;
-                           char c;
-                           ssize_t n = ::recv(self->socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-                           if (n > 0) return;  // more input: read after the statement
-                           if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-                               // Woken with nothing to read (the reactor can report a readiness
-                               // the loop already consumed): keep watching.
-                               if (auto conn = weak.lock()) self->watch_client(conn);
-                               return;
-                           }
-                           self->client_gone_ = true;
-                           if (auto conn = weak.lock()) conn->cancel_wait();
-                       });
-}
-
-void ClientSession::stop_watching_client() {
-    if (!watching_) return;
-    watching_ = false;
-    boost::system::error_code ignored;
-    socket_.cancel(ignored);
-}
 }  // namespace rproxy

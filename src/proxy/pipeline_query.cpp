@@ -4,7 +4,7 @@
 // retried once on a fresh one.
 #include "protocol/backend_messages.hpp"
 #include "protocol/frontend_encode.hpp"
-#include "proxy/client_session.hpp"
+#include "proxy/statement_pipeline.hpp"
 #include "proxy/worker.hpp"
 
 namespace asio = boost::asio;
@@ -15,16 +15,16 @@ namespace asio = boost::asio;
 
 namespace rproxy {
 
-asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
+asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
     // decode (serve) -> judge
     std::shared_ptr<const ParsedQuery> parsed = parse(sql);
     if (answer_locally(*parsed)) {
-        if (!write_now()) co_await flush();
+        if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
     if (deallocate_locally(*parsed, out_)) {
         protocol::append_ready_for_query(out_, tx_status_);
-        if (!write_now()) co_await flush();
+        if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
     ConnectionPtr conn = batch_conn_ ? batch_conn_ : pinned_;
@@ -42,7 +42,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         if (conn && conn != pinned_ && expected_.empty()) pool().release(conn);
         else if (conn) batch_conn_ = conn;
         reject(*failure);
-        if (!write_now()) co_await flush();
+        if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
     worker_.count_statement();
@@ -62,7 +62,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
     if (probe_result == ProbeResult::Hit) {
         if (conn && conn != pinned_) pool().release(conn);
         protocol::append_ready_for_query(out_, tx_status_);
-        if (!write_now()) co_await flush();
+        if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
 
@@ -93,8 +93,8 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         Outcome outcome = Outcome::Lost;
         if (co_await conn->send()) outcome = co_await relay(conn, true);
         while (outcome == Outcome::CopyIn) {
-            if (!co_await pump_copy_in(conn)) client_gone_ = true;
-            if (client_gone_) outcome = Outcome::ClientGone;
+            if (!co_await pump_copy_in(conn)) io_.mark_gone();
+            if (io_.gone()) outcome = Outcome::ClientGone;
             else outcome = co_await relay(conn, true);
         }
         // finish
@@ -139,7 +139,7 @@ asio::awaitable<void> ClientSession::handle_query(const std::string& sql) {
         finish_fill(*fill);
     }
     protocol::append_ready_for_query(out_, tx_status_);
-    if (!write_now()) co_await flush();
+    if (!io_.write_now()) co_await io_.flush();
 }
 
 }  // namespace rproxy

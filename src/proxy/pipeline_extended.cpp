@@ -13,7 +13,7 @@
 #include "protocol/frontend_encode.hpp"
 #include "protocol/message_writer.hpp"
 #include "proxy/cache_key.hpp"
-#include "proxy/client_session.hpp"
+#include "proxy/statement_pipeline.hpp"
 #include "proxy/worker.hpp"
 
 namespace asio = boost::asio;
@@ -76,13 +76,13 @@ std::string bind_cache_extra(const std::vector<uint32_t>& types, const protocol:
 
 }  // namespace
 
-const StatementDescription* ClientSession::description_of(const ClientStatement& st) {
+const StatementDescription* StatementPipeline::description_of(const ClientStatement& st) {
     if (st.description) return st.description.get();
     if (st.describing && st.describing->complete()) return st.describing.get();
     return nullptr;
 }
 
-asio::awaitable<void> ClientSession::handle_extended(const protocol::FrontendMessage& msg) {
+asio::awaitable<void> StatementPipeline::handle_extended(const protocol::FrontendMessage& msg) {
     if (msg.type == 'S') {
         co_await on_sync();
         co_return;
@@ -122,11 +122,11 @@ asio::awaitable<void> ClientSession::handle_extended(const protocol::FrontendMes
     }
     extended_failed(failure);
     if (batch_conn_ && batch_conn_->output().size() >= kUpstreamBatch) co_await drain_batch();
-    if (out_.size() >= kClientFlush) co_await flush();
+    if (out_.size() >= kClientFlush) co_await io_.flush();
 }
 
 // An error skips every extended-protocol message up to Sync, as the server does.
-void ClientSession::extended_failed(const std::optional<ErrorFields>& failure) {
+void StatementPipeline::extended_failed(const std::optional<ErrorFields>& failure) {
     if (!failure) return;
     std::string bytes;
     protocol::append_error(bytes, *failure);
@@ -134,7 +134,7 @@ void ClientSession::extended_failed(const std::optional<ErrorFields>& failure) {
     discard_until_sync_ = true;
 }
 
-asio::awaitable<ConnectionPtr> ClientSession::batch_connection(std::optional<ErrorFields>& failure) {
+asio::awaitable<ConnectionPtr> StatementPipeline::batch_connection(std::optional<ErrorFields>& failure) {
     if (batch_conn_) co_return batch_conn_;
     ConnectionPtr conn = co_await acquire(nullptr, failure);
     if (!conn) co_return nullptr;
@@ -146,7 +146,7 @@ asio::awaitable<ConnectionPtr> ClientSession::batch_connection(std::optional<Err
     co_return conn;
 }
 
-asio::awaitable<bool> ClientSession::drain_batch() {
+asio::awaitable<bool> StatementPipeline::drain_batch() {
     if (!batch_conn_ || expected_.empty()) co_return true;
     ConnectionPtr conn = batch_conn_;
     protocol::append_flush(conn->output());
@@ -161,7 +161,7 @@ asio::awaitable<bool> ClientSession::drain_batch() {
     co_return false;
 }
 
-void ClientSession::prepare_on(const ConnectionPtr& conn, const std::shared_ptr<ClientStatement>& st, bool visible,
+void StatementPipeline::prepare_on(const ConnectionPtr& conn, const std::shared_ptr<ClientStatement>& st, bool visible,
                                const std::string& client_name, std::string* upstream_name) {
     std::string& out = conn->output();
     std::string key = statement_key(st->types, st->sql);
@@ -201,7 +201,7 @@ void ClientSession::prepare_on(const ConnectionPtr& conn, const std::shared_ptr<
     if (upstream_name) *upstream_name = std::move(name);
 }
 
-asio::awaitable<std::optional<ErrorFields>> ClientSession::on_parse(std::string_view body) {
+asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::string_view body) {
     // The unnamed statement parsed again with the same text and types (what most drivers send
     // before every execution): the statement already judged and described is used again.
     auto again = statements_.find(std::string());
@@ -268,7 +268,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_parse(std::string_
     co_return std::nullopt;
 }
 
-asio::awaitable<std::optional<ErrorFields>> ClientSession::on_bind(std::string_view body) {
+asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_bind(std::string_view body) {
     protocol::BindMessage m = protocol::decode_bind(body);
     auto it = statements_.find(m.statement);
     if (it == statements_.end()) co_return error("26000", "prepared statement \"" + m.statement + "\" does not exist");
@@ -315,7 +315,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_bind(std::string_v
     co_return std::nullopt;
 }
 
-asio::awaitable<std::optional<ErrorFields>> ClientSession::forward_portal(const std::string& name, ClientPortal& portal) {
+asio::awaitable<std::optional<ErrorFields>> StatementPipeline::forward_portal(const std::string& name, ClientPortal& portal) {
     held_portal_.reset();
     std::optional<ErrorFields> failure;
     ConnectionPtr conn = co_await batch_connection(failure);
@@ -338,7 +338,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::forward_portal(const 
     co_return std::nullopt;
 }
 
-asio::awaitable<std::optional<ErrorFields>> ClientSession::on_describe(std::string_view body) {
+asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_describe(std::string_view body) {
     protocol::TargetMessage m = protocol::decode_target(body, "DESCRIBE");
     std::optional<ErrorFields> failure;
     if (m.kind == 'S') {
@@ -380,7 +380,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_describe(std::stri
     co_return std::nullopt;
 }
 
-asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::string_view body) {
+asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::string_view body) {
     protocol::ExecuteMessage m = protocol::decode_execute(body);
     auto it = portals_.find(m.portal);
     if (it == portals_.end()) {
@@ -470,7 +470,7 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_execute(std::strin
     co_return std::nullopt;
 }
 
-asio::awaitable<std::optional<ErrorFields>> ClientSession::on_close(std::string_view body) {
+asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_close(std::string_view body) {
     protocol::TargetMessage m = protocol::decode_target(body, "CLOSE");
     std::string done;
     protocol::append_close_complete(done);
@@ -497,17 +497,17 @@ asio::awaitable<std::optional<ErrorFields>> ClientSession::on_close(std::string_
     co_return std::nullopt;
 }
 
-asio::awaitable<void> ClientSession::on_flush() {
+asio::awaitable<void> StatementPipeline::on_flush() {
     if (held_portal_) {
         std::string name = *held_portal_;
         std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
         extended_failed(failure);
     }
     if (batch_conn_ && !expected_.empty()) co_await drain_batch();
-    if (!write_now()) co_await flush();
+    if (!io_.write_now()) co_await io_.flush();
 }
 
-asio::awaitable<void> ClientSession::on_sync() {
+asio::awaitable<void> StatementPipeline::on_sync() {
     if (held_portal_ && !discard_until_sync_) {
         std::string name = *held_portal_;
         std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
@@ -535,10 +535,10 @@ asio::awaitable<void> ClientSession::on_sync() {
     // Outside a transaction the portals end with the implicit transaction, as on the server.
     if (tx_status_ == 'I') portals_.clear();
     protocol::append_ready_for_query(out_, tx_status_);
-    if (!write_now()) co_await flush();
+    if (!io_.write_now()) co_await io_.flush();
 }
 
-void ClientSession::finish_batch(bool ready) {
+void StatementPipeline::finish_batch(bool ready) {
     ConnectionPtr conn = std::move(batch_conn_);
     batch_conn_.reset();
     held_portal_.reset();

@@ -5,7 +5,7 @@
 #include "protocol/backend_messages.hpp"
 #include "protocol/function_call.hpp"
 #include "protocol/message_writer.hpp"
-#include "proxy/client_session.hpp"
+#include "proxy/statement_pipeline.hpp"
 #include "proxy/worker.hpp"
 
 namespace asio = boost::asio;
@@ -17,14 +17,14 @@ namespace asio = boost::asio;
 namespace rproxy {
 
 
-asio::awaitable<void> ClientSession::handle_function_call(std::string_view body) {
+asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view body) {
     protocol::FunctionCallMessage call = protocol::decode_function_call(body);
     FastPathVerdict verdict = judge_fast_path(call.function_oid, call.arg_formats, call.args, call.result_format,
                                               worker_.firewall());
     if (!verdict.function) {
         if (verdict.sqlstate == "25006") worker_.stats().count_rejection(RejectReason::FastPath);
         reject(ErrorFields::make("ERROR", verdict.sqlstate, verdict.message));
-        if (!write_now()) co_await flush();
+        if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
     worker_.count_statement();
@@ -32,7 +32,7 @@ asio::awaitable<void> ClientSession::handle_function_call(std::string_view body)
     ConnectionPtr conn = co_await acquire(nullptr, failure);
     if (!conn) {
         reject(*failure);
-        if (!write_now()) co_await flush();
+        if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
     // forward: the call goes upstream as the client sent it; the server answers it as usual.
@@ -56,7 +56,7 @@ asio::awaitable<void> ClientSession::handle_function_call(std::string_view body)
         if (outcome == Outcome::ClientGone) co_return;
         reject(ErrorFields::make("ERROR", "08006", "upstream connection lost"));
     }
-    if (!write_now()) co_await flush();
+    if (!io_.write_now()) co_await io_.flush();
 }
 
 }  // namespace rproxy

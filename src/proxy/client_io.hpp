@@ -1,0 +1,40 @@
+// What the statement pipeline needs of its client's connection: the output buffer and its
+// writes, the next message (during COPY FROM STDIN), and a watch that notices the client leaving
+// while its statement runs upstream.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <utility>
+#include <boost/asio.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "protocol/frontend_messages.hpp"
+
+namespace rproxy {
+
+class ServerConnection;
+
+class ClientIo {
+public:
+    virtual ~ClientIo() = default;
+    // Messages for the client are appended here.
+    virtual std::string& output() = 0;
+    // Writes the output at once when the socket takes it all (the usual case): true when nothing
+    // is left for flush(), which would cost a coroutine and an asynchronous write.
+    virtual bool write_now() = 0;
+    // False when the client is gone.
+    virtual boost::asio::awaitable<bool> flush() = 0;
+    // The message returned stays valid until the next call (see protocol::InputBuffer).
+    virtual boost::asio::awaitable<std::optional<protocol::FrontendMessage>> next_message() = 0;
+    virtual bool gone() const = 0;
+    virtual void mark_gone() = 0;
+    // While a statement runs upstream: a client that disconnects cancels the wait on conn.
+    virtual void watch_while_busy(const std::shared_ptr<ServerConnection>& conn) = 0;
+    virtual void stop_watching() = 0;
+    virtual boost::asio::any_io_executor executor() = 0;
+};
+
+}  // namespace rproxy

@@ -1,0 +1,79 @@
+// The pipeline's session state at startup and at the edges of statements: the client's settings
+// and what it is told, its notifications, cancelling what runs upstream.
+#include <libpq-fe.h>
+
+#include "protocol/backend_messages.hpp"
+#include "proxy/statement_pipeline.hpp"
+#include "proxy/worker.hpp"
+
+namespace asio = boost::asio;
+
+// GCC 12 reports Asio's coroutine frame allocator as mismatched new/delete for some coroutine
+// shapes (a false positive: the frame's operator new and delete are a matching pair).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace rproxy {
+
+StatementPipeline::StatementPipeline(Worker& worker, ClientIo& io)
+    : worker_(worker), io_(io), out_(io.output()), pool_(&worker.pool()) {}
+
+asio::awaitable<std::optional<ErrorFields>> StatementPipeline::start(const protocol::StartupPacket& packet) {
+    for (const auto& [name, value] : packet.params) {
+        if (name == "user" || name == "database" || name == "options") continue;
+        if (name == "replication") {
+            if (value == "false" || value == "0" || value == "off" || value == "no") continue;
+            co_return ErrorFields::make("FATAL", "0A000", "replication connections are not supported by pg_rproxy");
+        }
+        if (name.rfind("_pq_.", 0) == 0) continue;  // protocol extensions: none supported
+        settings_.set(name, value);
+    }
+    if (const std::string* options = packet.param("options")) {
+        for (auto& [name, value] : protocol::parse_startup_options(*options)) settings_.set(name, value);
+    }
+    if (!settings_.get("application_name")) settings_.set("application_name", "");
+    startup_settings_ = settings_;
+
+    // The upstream decides the values the client is told (server_version, encodings, DateStyle
+    // after the client's own settings). Learned once per distinct set of client settings.
+    if (!pool().reported_parameters(settings_)) {
+        std::optional<ErrorFields> failure;
+        ConnectionPtr conn = co_await ensure_connection(nullptr, failure);
+        if (!failure) {
+            failure = co_await sync_settings(conn);
+            pool().release(conn);
+        }
+        if (failure) co_return failure;
+    }
+    co_return std::nullopt;
+}
+
+void StatementPipeline::reject(const ErrorFields& e) {
+    protocol::append_error(out_, e);
+    protocol::append_ready_for_query(out_, tx_status_);
+}
+
+void StatementPipeline::announce_parameters() {
+    told_.start(pool().shared_reported_parameters(settings_));
+    for (const auto& [name, value] : *pool().reported_parameters(settings_))
+        protocol::append_parameter_status(out_, name, value);
+}
+
+bool StatementPipeline::relay_notifications(const ConnectionPtr& conn) {
+    std::string n = conn->take_notifications();
+    if (n.empty()) return false;
+    out_ += n;
+    return true;
+}
+
+// PQcancel blocks (it connects to the server): it runs on the helper thread, never on the loop.
+void StatementPipeline::cancel_upstream(const ConnectionPtr& conn) {
+    if (PGcancel* cancel = conn->cancel_request()) {
+        worker_.helper().submit([cancel] {
+            char errbuf[256];
+            PQcancel(cancel, errbuf, sizeof errbuf);
+            PQfreeCancel(cancel);
+        });
+    }
+}
+
+}  // namespace rproxy

@@ -1,0 +1,225 @@
+// The statement pipeline of one client session, shared by the simple query protocol, the
+// extended protocol and the fast path. Its stages each have a file:
+//   decode (the frontend's message loop) -> judge (stage_judge.cpp) -> cache probe
+//   (stage_cache.cpp) -> acquire (stage_acquire.cpp) -> forward (pipeline_query.cpp,
+//   pipeline_extended.cpp, pipeline_fast_path.cpp) -> relay and capture (stage_relay.cpp)
+//   -> finish (stage_finish.cpp).
+// Routing, rewrite hooks and the audit log each plug in between two of them. The client's session
+// state lives here: its settings, what it was told, its pinned connection, its statements and
+// portals.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <utility>
+#include <boost/asio.hpp>
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/cache_types.hpp"
+#include "core/error_fields.hpp"
+#include "core/statement_facts.hpp"
+#include "core/verdict.hpp"
+#include "protocol/extended_messages.hpp"
+#include "protocol/frontend_messages.hpp"
+#include "proxy/client_io.hpp"
+#include "proxy/exchange.hpp"
+#include "proxy/session_settings.hpp"
+#include "proxy/statement_description.hpp"
+#include "proxy/told_parameters.hpp"
+#include "proxy/upstream_pool.hpp"
+
+namespace rproxy {
+
+class Worker;
+
+class StatementPipeline {
+public:
+    StatementPipeline(Worker& worker, ClientIo& io);
+
+    // Startup: the client's settings from its startup packet; the upstream is asked what it
+    // reports for them (once per distinct set). Then the ParameterStatus messages to send.
+    boost::asio::awaitable<std::optional<ErrorFields>> start(const protocol::StartupPacket& packet);
+    void announce_parameters();
+
+    boost::asio::awaitable<void> handle_query(const std::string& sql);
+    // pipeline_extended.cpp: Parse, Bind, Describe, Execute, Close, Sync, Flush.
+    boost::asio::awaitable<void> handle_extended(const protocol::FrontendMessage& msg);
+    // pipeline_fast_path.cpp: FunctionCall, for the calls that read large objects.
+    boost::asio::awaitable<void> handle_function_call(std::string_view body);
+
+    void set_pool(UpstreamPool* pool) { pool_ = pool; }
+    UpstreamPool& pool() { return *pool_; }
+    char transaction_status() const { return tx_status_; }
+    bool discarding() const { return discard_until_sync_; }
+    // While the client listens, its pinned connection carries the notifications.
+    const ConnectionPtr& listening_connection() const {
+        static const ConnectionPtr none;
+        return listening_ ? pinned_ : none;
+    }
+    // NotificationResponse for every notification the connection received outside a statement.
+    bool relay_notifications(const ConnectionPtr& conn);
+    // The statement running upstream, if any.
+    ConnectionPtr running() const { return current_conn_.lock(); }
+    void cancel_upstream(const ConnectionPtr& conn);
+    // The client left: its pinned connection goes back, or is closed when it carries session state.
+    void release_pinned();
+    const std::string& upstream_role() { return pool().role(); }
+
+private:
+
+    // judge
+    boost::asio::awaitable<Verdict> judge(const ParsedQuery& parsed, ConnectionPtr& conn,
+                                          std::optional<ErrorFields>& failure);
+    Verdict judge_known(const ParsedQuery& parsed);  // pending_functions: the upstream must be asked
+    // judge_known() remembered per statement until the next reload; null when the upstream must be asked.
+    std::shared_ptr<const Verdict> known_verdict(const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed);
+    Verdict finish_judgement(Verdict verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure);
+    // Rejections are counted and answered, EXECUTE checked against this client's PREPAREs.
+    void check_judgement(const Verdict& verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure);
+    std::shared_ptr<const ParsedQuery> parse(const std::string& sql);
+    bool answer_locally(const ParsedQuery& parsed);
+    bool deallocate_locally(const ParsedQuery& parsed, std::string& out);
+    std::optional<ErrorFields> track_prepared(const ParsedQuery& parsed);
+
+    // cache probe. extra: what besides the statement changes the bytes (Bind's parameters, formats)
+    std::optional<CacheKey> cache_key_for(const std::string& sql, const ParsedQuery& parsed, const Verdict& verdict,
+                                          int* ttl_seconds, const std::string& extra);
+    // Hit: the stored bytes are appended to out. Claimed: *fill is set, this client fills the entry.
+    ProbeResult probe_cache_now(const CacheKey& key, std::string& out, std::optional<uint64_t>* fill);  // one look
+    std::size_t capture_limit(const std::optional<CacheKey>& key) const;
+    boost::asio::awaitable<ProbeResult> wait_for_fill(const CacheKey& key, std::string& out, std::optional<uint64_t>* fill);
+    // The fill this client makes after probe_cache_now() claimed entry id for it.
+    std::unique_ptr<Fill> make_fill(const CacheKey& key, uint64_t id, int ttl, const std::string& sql,
+                                    const std::shared_ptr<const ParsedQuery>& parsed);
+    void finish_fill(Fill& fill);
+
+    // acquire: the connection a statement runs on, with the client's settings: the one this
+    // client holds when there is one, else one from the pool; null with failure set when the
+    // upstream cannot be had.
+    boost::asio::awaitable<ConnectionPtr> acquire(ConnectionPtr held, std::optional<ErrorFields>& failure);
+    boost::asio::awaitable<ConnectionPtr> ensure_connection(ConnectionPtr conn, std::optional<ErrorFields>& failure);
+    boost::asio::awaitable<std::optional<ErrorFields>> sync_settings(const ConnectionPtr& conn);
+
+    // relay: the upstream's answers to what was forwarded, against expected_, into out_.
+    enum class Outcome { Ready, Drained, CopyIn, Lost, ClientGone };
+    // Runs until ReadyForQuery (Ready) or, with until_ready false, until nothing more is expected
+    // (Drained). out_start: where this exchange's output began in out_ (for a retry).
+    boost::asio::awaitable<Outcome> relay(const ConnectionPtr& conn, bool until_ready);
+    void emit_local_answers();
+    void drop_until_sync(const ConnectionPtr& conn);
+    void relay_message(char type, std::string_view body, Fill* fill);
+    // COPY FROM STDIN: the client's CopyData, CopyDone or CopyFail go upstream until the copy ends.
+    boost::asio::awaitable<bool> pump_copy_in(const ConnectionPtr& conn);
+    bool flushed_since_start_ = false;  // output reached the client since the exchange began
+
+    // finish: after ReadyForQuery. The client's own state follows what ran (settings, pinning,
+    // LISTEN, DEALLOCATE ALL); the connection goes back to the pool or stays with the client.
+    void finish_statement(const ParsedQuery& parsed, const ConnectionPtr& conn, bool succeeded, char status_before,
+                          bool session_state, bool& pins);
+    void after_deallocate_all(const ParsedQuery& parsed, const ConnectionPtr& conn);
+    void after_listen(const ParsedQuery& parsed, const ConnectionPtr& conn);
+    // Session-level SET/RESET/set_config that succeeded outside a transaction become the client's
+    // own settings (applied wherever it runs next), with ParameterStatus for reported ones. Inside
+    // a transaction the client stays pinned instead. Returns whether the statement must pin.
+    bool track_settings(const ParsedQuery& parsed, const ConnectionPtr& conn, bool succeeded, char status_before);
+    void keep_or_release(ConnectionPtr conn, bool session_state);
+    void finish_fills(bool complete);
+    // What is still expected is given up (the connection is lost or the client gone).
+    void abandon_expected();
+
+    // Extended query protocol (client_session_extended.cpp): messages are forwarded as they come,
+    // statement names mapped to the connection's own, until Sync (or Flush) sends them.
+    struct ClientStatement {
+        std::string sql;
+        std::vector<uint32_t> types;
+        std::shared_ptr<const ParsedQuery> parsed;
+        Verdict verdict;
+        std::shared_ptr<const StatementDescription> description;  // known before it runs, or learnt at Parse
+        std::shared_ptr<StatementDescription> describing;          // being learnt on the connection
+        std::string described_key;
+        uint64_t reloads = 0;           // Worker::reloads() when judged and described
+        uint64_t settings_version = 0;  // settings_.version() then
+    };
+    struct ClientPortal {
+        std::shared_ptr<ClientStatement> statement;
+        // Held back while the proxy may still answer its Execute from the cache: the Bind as
+        // received, and whether a Describe of the portal came meanwhile.
+        enum class State : uint8_t { Held, Forwarded, Answered } state = State::Held;
+        std::string bind_body;
+        protocol::BindMessage bind;
+        bool describe = false;
+        bool may_fill = false;  // forwarded, with bind kept for the cache key
+    };
+    static const StatementDescription* description_of(const ClientStatement& st);
+    void extended_failed(const std::optional<ErrorFields>& failure);
+    boost::asio::awaitable<std::optional<ErrorFields>> on_parse(std::string_view body);
+    boost::asio::awaitable<std::optional<ErrorFields>> on_bind(std::string_view body);
+    boost::asio::awaitable<std::optional<ErrorFields>> on_describe(std::string_view body);
+    boost::asio::awaitable<std::optional<ErrorFields>> on_execute(std::string_view body);
+    boost::asio::awaitable<std::optional<ErrorFields>> on_close(std::string_view body);
+    boost::asio::awaitable<void> on_sync();
+    boost::asio::awaitable<void> on_flush();
+    // The connection this batch of extended messages runs on, acquired at the first message that
+    // needs the upstream.
+    boost::asio::awaitable<ConnectionPtr> batch_connection(std::optional<ErrorFields>& failure);
+    // Makes sure st is prepared on conn (a Parse, and a Describe when its description is not
+    // known yet, queued ahead); visible: the client waits for a ParseComplete.
+    void prepare_on(const ConnectionPtr& conn, const std::shared_ptr<ClientStatement>& st, bool visible,
+                    const std::string& client_name, std::string* upstream_name);
+    // A held portal goes upstream after all: its Bind (and Describe) are forwarded.
+    boost::asio::awaitable<std::optional<ErrorFields>> forward_portal(const std::string& name, ClientPortal& portal);
+    // The batch's messages so far are sent with a Flush and their answers relayed, so that the
+    // connection can run a statement of the proxy's own, or a long pipeline does not fill both
+    // directions' buffers.
+    boost::asio::awaitable<bool> drain_batch();
+    // After the upstream's ReadyForQuery for a Sync, or when the batch's connection was lost.
+    void finish_batch(bool ready);
+    void queue_local(std::string bytes);
+    void local_answer_done();
+
+    std::unordered_map<std::string, std::shared_ptr<ClientStatement>> statements_;
+    std::unordered_map<std::string, ClientPortal> portals_;
+    bool discard_until_sync_ = false;
+    ExpectedQueue expected_;
+    ConnectionPtr batch_conn_;       // the connection of the extended messages since the last Sync
+    std::optional<std::string> held_portal_;  // the portal whose Bind is held back
+    struct Executed {
+        std::shared_ptr<const ParsedQuery> parsed;
+        bool session_state;
+    };
+    std::vector<Executed> batch_executed_;    // statements run in this batch, for finish
+    char batch_status_before_ = 'I';
+    bool batch_failed_ = false;      // an error in this batch (the server rolls its implicit transaction back)
+    std::vector<std::unique_ptr<Fill>> fills_;  // results complete, stored once the transaction is known
+    void reject(const ErrorFields& e);
+
+    Worker& worker_;
+    ClientIo& io_;
+    std::string& out_;  // the frontend's output buffer
+    UpstreamPool* pool_;
+    SessionSettings settings_;
+    SessionSettings startup_settings_;  // what RESET ALL returns to
+    // cache_key_prefix() of the settings and upstream it was computed for
+    std::string key_prefix_;
+    uint64_t key_prefix_version_ = 0;
+    uint64_t key_prefix_reloads_ = 0;
+    const std::string& key_prefix();
+    ToldParameters told_;  // the ParameterStatus values this client has been sent
+    std::weak_ptr<ServerConnection> current_conn_;
+    // The client's own upstream connection while it is in a transaction or has changed session
+    // state (SET, PREPARE, WITH HOLD cursors, LISTEN); a connection that carried session state is
+    // closed, never pooled again, when the client leaves.
+    ConnectionPtr pinned_;
+    bool session_dirty_ = false;
+    std::set<std::string> prepared_;  // statements this client PREPAREd (allowed by the firewall)
+    char tx_status_ = 'I';
+    bool listening_ = false;
+};
+
+}  // namespace rproxy
