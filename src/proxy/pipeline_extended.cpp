@@ -28,6 +28,7 @@ namespace {
 
 constexpr std::size_t kClientFlush = 64 * 1024;    // answers buffered until Sync are written past this
 constexpr std::size_t kUpstreamBatch = 64 * 1024;  // a longer pipeline is sent and drained as it grows
+constexpr std::size_t kRetryLog = 1024 * 1024;      // a batch larger than this is not run again
 
 std::string statement_key(const std::vector<uint32_t>& types, const std::string& sql) {
     std::string key;
@@ -87,6 +88,7 @@ asio::awaitable<void> StatementPipeline::handle_extended(const protocol::Fronten
         co_await on_sync();
         co_return;
     }
+    log_for_retry(msg);  // skipped ones too: the batch may run again after a lost connection
     if (discard_until_sync_) co_return;  // skipped until Sync, like the server
     if (msg.type == 'H') {
         co_await on_flush();
@@ -122,7 +124,26 @@ asio::awaitable<void> StatementPipeline::handle_extended(const protocol::Fronten
     }
     extended_failed(failure);
     if (batch_conn_ && batch_conn_->output().size() >= kUpstreamBatch) co_await drain_batch();
-    if (out_.size() >= kClientFlush) co_await io_.flush();
+    if (out_.size() >= kClientFlush) {
+        flushed_since_start_ = true;
+        co_await io_.flush();
+    }
+}
+
+// The batch's messages are kept (up to kRetryLog bytes) while nothing of its answer reached the
+// client: if its connection is lost, the batch runs again on another one, as a simple query does.
+void StatementPipeline::log_for_retry(const protocol::FrontendMessage& msg) {
+    if (batch_log_.empty() && !batch_log_full_) {
+        batch_out_start_ = out_.size();
+        flushed_since_start_ = false;
+    }
+    if (batch_log_full_) return;
+    if (batch_log_.size() + msg.body.size() + 5 > kRetryLog) {
+        batch_log_full_ = true;
+        std::string().swap(batch_log_);
+        return;
+    }
+    protocol::append_message(batch_log_, msg.type, msg.body);
 }
 
 // An error skips every extended-protocol message up to Sync, as the server does.
@@ -141,7 +162,6 @@ asio::awaitable<ConnectionPtr> StatementPipeline::batch_connection(std::optional
     batch_conn_ = conn;
     batch_status_before_ = tx_status_;
     batch_failed_ = false;
-    flushed_since_start_ = false;
     current_conn_ = conn;
     co_return conn;
 }
@@ -153,9 +173,12 @@ asio::awaitable<bool> StatementPipeline::drain_batch() {
     Outcome outcome = Outcome::Lost;
     if (co_await conn->send()) outcome = co_await relay(conn, false);
     if (outcome == Outcome::Drained) co_return true;
+    bool retryable = conn != pinned_ && batch_status_before_ == 'I' && !batch_log_full_;
     finish_batch(false);
     if (outcome == Outcome::Lost) {
-        protocol::append_error(out_, error("08006", "upstream connection lost"));
+        // Reported (or the batch run again) at Sync; the messages up to it are skipped.
+        batch_lost_ = true;
+        lost_retryable_ = retryable;
         discard_until_sync_ = true;
     }
     co_return false;
@@ -252,6 +275,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
     if (!pinned_) st->description = worker_.description(st->described_key);
     if (!m.name.empty() || again == statements_.end()) statements_[m.name] = st;
     else again->second = st;
+    batch_statements_.push_back(m.name);
     if (batch_conn_ || !st->description) {
         // Prepared upstream now, so that errors (an unknown table...) come at Parse as from the server.
         ConnectionPtr conn = co_await batch_connection(failure);
@@ -498,6 +522,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_close(std::str
 }
 
 asio::awaitable<void> StatementPipeline::on_flush() {
+    flushed_since_start_ = true;
     if (held_portal_) {
         std::string name = *held_portal_;
         std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
@@ -508,34 +533,68 @@ asio::awaitable<void> StatementPipeline::on_flush() {
 }
 
 asio::awaitable<void> StatementPipeline::on_sync() {
-    if (held_portal_ && !discard_until_sync_) {
-        std::string name = *held_portal_;
-        std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
-        extended_failed(failure);
-    }
-    held_portal_.reset();
-    discard_until_sync_ = false;
-    if (batch_conn_) {
-        ConnectionPtr conn = batch_conn_;
-        protocol::append_sync(conn->output());
-        expected_.push_back(expect(Expected::Kind::Sync));
-        Outcome outcome = Outcome::Lost;
-        if (co_await conn->send()) outcome = co_await relay(conn, true);
-        if (outcome == Outcome::ClientGone) {
-            cancel_upstream(conn);
-            conn->mark_broken();
+    for (int attempt = 0;; ++attempt) {
+        if (held_portal_ && !discard_until_sync_) {
+            std::string name = *held_portal_;
+            std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
+            extended_failed(failure);
         }
-        finish_batch(outcome == Outcome::Ready);
-        discard_until_sync_ = false;  // an error relayed just now was the server's, before this Sync
-        if (outcome == Outcome::ClientGone) co_return;
-        if (outcome != Outcome::Ready) protocol::append_error(out_, error("08006", "upstream connection lost"));
-    } else {
-        emit_local_answers();
+        held_portal_.reset();
+        discard_until_sync_ = false;
+        bool retryable = false;
+        Outcome outcome = Outcome::Lost;
+        if (batch_lost_) {  // lost while the batch was drained before its Sync
+            batch_lost_ = false;
+            retryable = lost_retryable_;
+        } else if (!batch_conn_) {
+            emit_local_answers();
+            break;
+        } else {
+            ConnectionPtr conn = batch_conn_;
+            retryable = conn != pinned_ && batch_status_before_ == 'I' && !batch_log_full_;
+            protocol::append_sync(conn->output());
+            expected_.push_back(expect(Expected::Kind::Sync));
+            if (co_await conn->send()) outcome = co_await relay(conn, true);
+            if (outcome == Outcome::ClientGone) {
+                cancel_upstream(conn);
+                conn->mark_broken();
+            }
+            finish_batch(outcome == Outcome::Ready);
+            discard_until_sync_ = false;  // an error relayed just now was the server's, before this Sync
+            if (outcome == Outcome::ClientGone) co_return;
+            if (outcome == Outcome::Ready) break;
+        }
+        if (attempt == 0 && retryable && !flushed_since_start_ && co_await run_batch_again()) continue;
+        protocol::append_error(out_, error("08006", "upstream connection lost"));
+        break;
     }
+    std::string().swap(batch_log_);
+    batch_log_full_ = false;
+    batch_statements_.clear();
     // Outside a transaction the portals end with the implicit transaction, as on the server.
     if (tx_status_ == 'I') portals_.clear();
     protocol::append_ready_for_query(out_, tx_status_);
     if (!io_.write_now()) co_await io_.flush();
+}
+
+// The batch's connection was lost before any of its answers reached the client: what it did to the
+// client's state is undone and its messages handled again, on a fresh connection.
+asio::awaitable<bool> StatementPipeline::run_batch_again() {
+    out_.resize(batch_out_start_);
+    for (const auto& name : batch_statements_) statements_.erase(name);
+    batch_statements_.clear();
+    portals_.clear();  // the batch began outside a transaction: no portal outlived the last Sync
+    std::string log = std::move(batch_log_);
+    batch_log_.clear();
+    std::string_view rest(log);
+    std::size_t used = 0;
+    while (auto m = protocol::decode_message(rest, rest.size(), used)) {
+        std::string body(m->body);
+        co_await handle_extended(protocol::FrontendMessage{m->type, body});
+        rest.remove_prefix(used);
+        if (io_.gone()) co_return false;
+    }
+    co_return true;
 }
 
 void StatementPipeline::finish_batch(bool ready) {

@@ -37,12 +37,9 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::start(const proto
     // after the client's own settings). Learned once per distinct set of client settings.
     if (!pool().reported_parameters(settings_)) {
         std::optional<ErrorFields> failure;
-        ConnectionPtr conn = co_await ensure_connection(nullptr, failure);
-        if (!failure) {
-            failure = co_await sync_settings(conn);
-            pool().release(conn);
-        }
-        if (failure) co_return failure;
+        ConnectionPtr conn = co_await acquire(nullptr, failure);  // a dead pooled connection is replaced
+        if (!conn) co_return failure;
+        pool().release(conn);
     }
     co_return std::nullopt;
 }

@@ -180,6 +180,14 @@ private:
     boost::asio::awaitable<bool> drain_batch();
     // After the upstream's ReadyForQuery for a Sync, or when the batch's connection was lost.
     void finish_batch(bool ready);
+    void log_for_retry(const protocol::FrontendMessage& msg);
+    boost::asio::awaitable<bool> run_batch_again();
+    std::string batch_log_;          // the batch's messages as received, for run_batch_again()
+    bool batch_log_full_ = false;    // too large to keep: not run again
+    bool batch_lost_ = false;        // the connection was lost before Sync (while draining)
+    bool lost_retryable_ = false;    // and the batch could run again
+    std::size_t batch_out_start_ = 0;
+    std::vector<std::string> batch_statements_;  // statements the batch named with Parse
     void queue_local(std::string bytes);
     void local_answer_done();
 

@@ -1,3 +1,4 @@
+import subprocess
 """Concurrency, pool limits, reloads, bad input and upstream failures: the worker keeps serving."""
 import socket
 import struct
@@ -209,6 +210,15 @@ def upstream_restart_needs_no_gateway_restart():
         check(r.returncode == 0, f"query {i} after upstream restart: {r.stderr!r}")
     check(rows(w.query("SELECT 2")) == [["2"]], "an existing client session continues too")
     w.close()
+    # The extended protocol too: a batch whose connection died before any answer is run again.
+    for i in range(3):
+        env.psql("SELECT 1")
+        env.up.restart()
+        r = subprocess.run(["pgbench", "-n", "-M", "extended", "-t", "3", "-f", "/dev/stdin", "-h", "127.0.0.1",
+                            "-p", str(env.proxy_port), "-U", "rproxy_up", "e2e"], input="SELECT 1;\n",
+                           capture_output=True, text=True)
+        check(r.returncode == 0 and "number of failed transactions: 0" in r.stdout,
+              f"extended batch {i} after upstream restart: {r.stdout[-300:]} {r.stderr[-300:]}")
     check(env.worker_pids() == pids, "no worker restarted")
 
 
@@ -398,3 +408,93 @@ def notifications_never_interleave_with_query_results():
     payloads = [b.split(b"\0")[1] for b in (x[4:] for x in seen)]
     check(payloads == [str(g).encode() for g in range(1, total + 1)], "every notification once, in order")
     w.close()
+
+
+class CuttableRelay:
+    """A TCP relay in front of the upstream. cut() closes every current connection's upstream side
+    and leaves the gateway's side open and silent until the gateway sends on it: a dead connection
+    that the gateway can only notice by using it."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.pairs = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            pair = {"client": client, "upstream": upstream, "cut": False}
+            self.pairs.append(pair)
+            threading.Thread(target=self._pump, args=(pair, client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(pair, upstream, client, False), daemon=True).start()
+
+    def _pump(self, pair, src, dst, from_gateway):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if pair["cut"]:
+                if from_gateway:  # the gateway used the dead connection: now it learns
+                    src.close()
+                return
+            if not data:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def cut(self):
+        for pair in self.pairs:
+            pair["cut"] = True
+            pair["upstream"].close()
+        self.pairs = []
+
+    def close(self):
+        self.listener.close()
+
+
+@test
+def a_read_whose_pooled_connection_died_unnoticed_runs_again_on_a_fresh_one():
+    relay = CuttableRelay(env.up.port)
+    try:
+        env.gw.reload_with(upstream=f"host=127.0.0.1 port={relay.port} user={env.upstream_user} dbname=e2e",
+                           pool_size=1)
+        env.wait_proxy()
+        for _ in range(8):  # an idle pooled connection in each worker, through the relay
+            check(env.psql("SELECT 1").returncode == 0, "warm-up")
+        batch = (b"P" + struct.pack("!I", 4 + 1 + 10 + 2) + b"\0SELECT 42\0" + b"\0\0" +
+                 b"B" + struct.pack("!I", 4 + 1 + 1 + 2 + 2 + 2) + b"\0\0" + b"\0\0\0\0\0\0" +
+                 b"E" + struct.pack("!I", 4 + 1 + 4) + b"\0" + b"\0\0\0\0" + b"S\0\0\0\4")
+        for protocol in ("extended", "simple", "extended", "simple"):
+            w = env.wire(database="e2e")
+            check(rows(w.query("SELECT 1")) == [["1"]], "logged in, a pooled connection used")
+            relay.cut()
+            if protocol == "simple":
+                got = w.query("SELECT 42")
+            else:
+                w.send(batch)
+                got = []
+                while True:
+                    t, body = w.read_msg()
+                    got.append((t, body))
+                    if t == "Z":
+                        break
+            w.close()
+            check(errors(got) == [] and rows(got) == [["42"]], f"{protocol} after the cut: {got}")
+    finally:
+        relay.close()
+        env.gw.reload_with(upstream=None, pool_size=None)
+        env.wait_proxy()
