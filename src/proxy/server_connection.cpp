@@ -3,6 +3,7 @@
 #include "core/reported_parameters.hpp"
 #include "protocol/frontend_encode.hpp"
 #include "protocol/message_writer.hpp"
+#include "protocol/wire_reader.hpp"
 
 namespace asio = boost::asio;
 
@@ -156,6 +157,19 @@ std::optional<protocol::BackendMessage> ServerConnection::next_buffered() {
     in_.skip(used);
     observe(*m);
     return m;
+}
+
+std::string_view ServerConnection::data_rows(uint64_t& rows) {
+    std::string_view buf = in_.unread();
+    std::size_t end = 0;
+    while (buf.size() - end >= 5 && buf[end] == 'D') {
+        uint32_t len = protocol::be32(buf, end + 1);
+        if (len < 4 || len > kMaxServerMessage || buf.size() - end - 1 < len) break;  // next_buffered() judges it
+        end += 1 + len;
+        ++rows;
+    }
+    in_.skip(end);
+    return buf.substr(0, end);
 }
 
 asio::awaitable<std::optional<protocol::BackendMessage>> ServerConnection::next() {

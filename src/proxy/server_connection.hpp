@@ -55,6 +55,10 @@ public:
     boost::asio::awaitable<std::optional<protocol::BackendMessage>> next();
     // A message already received, without waiting.
     std::optional<protocol::BackendMessage> next_buffered();
+    // The run of whole DataRow messages at the front of what was received, framing included,
+    // taken at once (rows counts them); empty when the next message is something else. Valid
+    // until the next call of next(), next_buffered() or data_rows().
+    std::string_view data_rows(uint64_t& rows);
     void cancel_wait() { transport_.cancel(); }
 
     // The proxy's own statements. rows: the data rows of the last result, as text.

@@ -58,6 +58,20 @@ void StatementPipeline::drop_until_sync(const ConnectionPtr& conn) {
     }
 }
 
+void StatementPipeline::relay_rows(std::string_view run, uint64_t rows, Fill* fill) {
+    out_.append(run);
+    if (!fill) return;
+    Capture& c = fill->capture;
+    c.rows += rows;
+    if (c.overflowed) return;
+    if (c.bytes.size() + run.size() > c.limit) {
+        c.overflowed = true;
+        std::string().swap(c.bytes);
+        return;
+    }
+    c.bytes.append(run);
+}
+
 void StatementPipeline::relay_message(char type, std::string_view body, Fill* fill) {
     std::size_t before = out_.size();
     protocol::append_message(out_, type, body);
@@ -83,6 +97,23 @@ asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const Conne
     for (;;) {
         emit_local_answers();
         if (expected_.empty()) break;
+        Expected& head = expected_.front();
+        if (head.kind == Expected::Kind::Query || head.kind == Expected::Kind::Execute) {
+            // Rows, the bulk of most results: every whole DataRow received goes on in one copy.
+            uint64_t rows = 0;
+            std::string_view run = conn->data_rows(rows);
+            if (!run.empty()) {
+                relay_rows(run, rows, head.fill.get());
+                if (out_.size() >= kFlushThreshold) {
+                    flushed_since_start_ = true;
+                    if (!co_await io_.flush()) {
+                        outcome = Outcome::ClientGone;
+                        break;
+                    }
+                }
+                continue;
+            }
+        }
         std::optional<protocol::BackendMessage> m;
         try {
             m = conn->next_buffered();

@@ -114,6 +114,7 @@ private:
     void emit_local_answers();
     void drop_until_sync(const ConnectionPtr& conn);
     void relay_message(char type, std::string_view body, Fill* fill);
+    void relay_rows(std::string_view run, uint64_t rows, Fill* fill);
     // COPY FROM STDIN: the client's CopyData, CopyDone or CopyFail go upstream until the copy ends.
     boost::asio::awaitable<bool> pump_copy_in(const ConnectionPtr& conn);
     bool flushed_since_start_ = false;  // output reached the client since the exchange began
