@@ -33,6 +33,9 @@ bool changes_authentication(const Node* stmt) {
             return reinterpret_cast<const RenameStmt*>(stmt)->renameType == OBJECT_ROLE;
         case T_DropStmt:
             return reinterpret_cast<const DropStmt*>(stmt)->removeType == OBJECT_EXTENSION;
+        case T_TransactionStmt:
+            // A prepared transaction may hold any of the above; its commit is where it takes effect.
+            return reinterpret_cast<const TransactionStmt*>(stmt)->kind == TRANS_STMT_COMMIT_PREPARED;
         default:
             return false;
     }

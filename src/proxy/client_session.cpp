@@ -263,6 +263,9 @@ asio::awaitable<void> ClientSession::serve() {
             }
             switch (msg->type) {
                 case 'Q': {
+                    // After an extended-protocol error the server skips everything up to Sync,
+                    // simple queries included.
+                    if (pipeline_.discarding()) break;
                     std::string sql(protocol::decode_query(msg->body));
                     input_.release();  // a large statement is not held twice while it runs
                     co_await pipeline_.handle_query(sql);

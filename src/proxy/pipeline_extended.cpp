@@ -171,7 +171,7 @@ asio::awaitable<bool> StatementPipeline::drain_batch() {
     ConnectionPtr conn = batch_conn_;
     protocol::append_flush(conn->output());
     Outcome outcome = Outcome::Lost;
-    if (co_await conn->send()) outcome = co_await relay(conn, false);
+    if (co_await conn->send()) outcome = co_await relay_all(conn, false, true);
     if (outcome == Outcome::Drained) co_return true;
     bool retryable = conn != pinned_ && batch_status_before_ == 'I' && !batch_log_full_;
     finish_batch(false);
@@ -218,7 +218,7 @@ void StatementPipeline::prepare_on(const ConnectionPtr& conn, const std::shared_
         protocol::append_describe(out, 'S', name);
         Expected e = expect(Expected::Kind::Describe, true);
         e.describe_into = st->describing;
-        if (!pinned_) e.remember_as = st->described_key;
+        if (!pinned_ && !batch_unsafe_) e.remember_as = st->described_key;
         expected_.push_back(std::move(e));
     }
     if (upstream_name) *upstream_name = std::move(name);
@@ -258,13 +258,17 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
     st->parsed = parse(m.query);
     if (st->parsed->statements.size() > 1)
         co_return error("42601", "cannot insert multiple commands into a prepared statement");
+    // Refused before judging: judging records the names a client PREPAREs, and these never run.
+    for (const auto& f : st->parsed->statements)
+        if (!f.prepare_name.empty() || !f.execute_name.empty())
+            co_return error("0A000", "PREPARE, EXECUTE and DEALLOCATE are supported in simple queries only");
     std::optional<ErrorFields> failure;
     st->verdict = judge_known(*st->parsed);
     if (st->verdict.pending_functions.empty()) {
         st->verdict = finish_judgement(std::move(st->verdict), *st->parsed, failure);
     } else {
         // The upstream's pg_proc is asked on the batch's connection: what was sent so far first.
-        if (!co_await drain_batch()) co_return std::nullopt;
+        if (!co_await drain_batch() || discard_until_sync_) co_return std::nullopt;
         ConnectionPtr conn = co_await batch_connection(failure);
         if (!conn) co_return failure;
         st->verdict = co_await judge(*st->parsed, conn, failure);
@@ -272,9 +276,11 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
     if (failure) co_return failure;
     st->described_key = make_cache_key(key_prefix(), statement_key(st->types, st->sql)).full;
     // The same statement described before for the same upstream and settings: no round trip.
-    if (!pinned_) st->description = worker_.description(st->described_key);
-    if (!m.name.empty() || again == statements_.end()) statements_[m.name] = st;
-    else again->second = st;
+    if (!pinned_ && !batch_unsafe_) st->description = worker_.description(st->described_key);
+    // (Looked up again: the waits above may have dropped a statement of that name.)
+    auto replaced = statements_.find(m.name);
+    if (replaced != statements_.end()) batch_replaced_.emplace_back(m.name, std::move(replaced->second));
+    statements_[m.name] = st;
     batch_statements_.push_back(m.name);
     if (batch_conn_ || !st->description) {
         // Prepared upstream now, so that errors (an unknown table...) come at Parse as from the server.
@@ -309,7 +315,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_bind(std::stri
         // so that this Execute can already be answered from the cache another worker filled.
         if (!co_await drain_batch() || discard_until_sync_) co_return std::nullopt;
     }
-    bool may_hit = cfg.enabled && reads && st->verdict.cacheable && !pinned_ && !session_dirty_ &&
+    bool may_hit = cfg.enabled && reads && st->verdict.cacheable && !pinned_ && !session_dirty_ && !batch_unsafe_ &&
                    tx_status_ == 'I' && description_of(*st) != nullptr;
     ClientPortal portal;
     portal.statement = st;
@@ -453,7 +459,9 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
             std::size_t answer_start = answer.size();
             std::optional<uint64_t> id;
             ProbeResult result = probe_cache_now(*key, answer, &id);
-            if (result == ProbeResult::Wait) result = co_await wait_for_fill(*key, answer, &id);
+            // Another client fills the entry: waited for, unless this batch has executions of its
+            // own in flight (it may be filling that very entry itself).
+            if (result == ProbeResult::Wait && expected_.empty()) result = co_await wait_for_fill(*key, answer, &id);
             if (result == ProbeResult::Hit) {
                 held_portal_.reset();
                 portal.state = ClientPortal::State::Answered;
@@ -469,7 +477,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
             if (fill) finish_fill(*fill);
             co_return failure;
         }
-    } else if (st && m.max_rows == 0 && it->second.may_fill) {
+    } else if (st && m.max_rows == 0 && it->second.may_fill && !batch_unsafe_) {
         // Bound upstream already (its description was not known yet): the result can still fill
         // the cache for the next client, unless another one is filling it.
         int ttl = 0;
@@ -490,7 +498,16 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
     Expected e = expect(Expected::Kind::Execute);
     e.fill = std::move(fill);
     expected_.push_back(std::move(e));
-    if (st) batch_executed_.push_back({st->parsed, st->verdict.session_state});
+    if (st) {
+        batch_executed_.push_back({st->parsed, st->verdict.session_state});
+        // Anything but a plain read may change what later statements of the batch mean (SET,
+        // BEGIN, set_config...), and the client's settings follow only at Sync: until then the
+        // cache neither answers nor stores, and no description is remembered.
+        const auto& facts = st->parsed->statements;
+        bool plain_read = facts.size() == 1 && facts[0].kind == "SELECT" && facts[0].setting_changes.empty() &&
+                          !facts[0].reset_all && !facts[0].transaction_control && !st->verdict.session_state;
+        if (!plain_read) batch_unsafe_ = true;
+    }
     co_return std::nullopt;
 }
 
@@ -501,7 +518,11 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_close(std::str
     if (m.kind == 'S') {
         // The upstream statement stays prepared on its connections for the next client with the
         // same text. Closing what does not exist is not an error.
-        statements_.erase(m.name);
+        auto it = statements_.find(m.name);
+        if (it != statements_.end()) {
+            batch_replaced_.emplace_back(m.name, std::move(it->second));
+            statements_.erase(it);
+        }
         queue_local(std::move(done));
         co_return std::nullopt;
     }
@@ -538,6 +559,8 @@ asio::awaitable<void> StatementPipeline::on_sync() {
             std::string name = *held_portal_;
             std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
             extended_failed(failure);
+        } else if (held_portal_) {
+            portals_.erase(*held_portal_);  // skipped after an error, as the server skips its Bind
         }
         held_portal_.reset();
         discard_until_sync_ = false;
@@ -554,7 +577,7 @@ asio::awaitable<void> StatementPipeline::on_sync() {
             retryable = conn != pinned_ && batch_status_before_ == 'I' && !batch_log_full_;
             protocol::append_sync(conn->output());
             expected_.push_back(expect(Expected::Kind::Sync));
-            if (co_await conn->send()) outcome = co_await relay(conn, true);
+            if (co_await conn->send()) outcome = co_await relay_all(conn, true, true);
             if (outcome == Outcome::ClientGone) {
                 cancel_upstream(conn);
                 conn->mark_broken();
@@ -571,6 +594,7 @@ asio::awaitable<void> StatementPipeline::on_sync() {
     std::string().swap(batch_log_);
     batch_log_full_ = false;
     batch_statements_.clear();
+    batch_replaced_.clear();
     // Outside a transaction the portals end with the implicit transaction, as on the server.
     if (tx_status_ == 'I') portals_.clear();
     protocol::append_ready_for_query(out_, tx_status_);
@@ -583,6 +607,10 @@ asio::awaitable<bool> StatementPipeline::run_batch_again() {
     out_.resize(batch_out_start_);
     for (const auto& name : batch_statements_) statements_.erase(name);
     batch_statements_.clear();
+    // Statements the batch closed or replaced are back (latest first, so the oldest wins).
+    for (auto it = batch_replaced_.rbegin(); it != batch_replaced_.rend(); ++it)
+        statements_[it->first] = std::move(it->second);
+    batch_replaced_.clear();
     portals_.clear();  // the batch began outside a transaction: no portal outlived the last Sync
     std::string log = std::move(batch_log_);
     batch_log_.clear();
@@ -590,14 +618,46 @@ asio::awaitable<bool> StatementPipeline::run_batch_again() {
     std::size_t used = 0;
     while (auto m = protocol::decode_message(rest, rest.size(), used)) {
         std::string body(m->body);
-        co_await handle_extended(protocol::FrontendMessage{m->type, body});
+        protocol::FrontendMessage again{m->type, body};
+        co_await handle_extended(again);
         rest.remove_prefix(used);
         if (io_.gone()) co_return false;
     }
     co_return true;
 }
 
+// A Query or FunctionCall came while extended messages await their Sync: they are sent with a Sync
+// of the proxy's own first (its ReadyForQuery is not the client's), so that the connection is at
+// a message boundary and every answer keeps its order.
+asio::awaitable<void> StatementPipeline::close_open_batch() {
+    if (held_portal_) {
+        std::string name = *held_portal_;
+        std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
+        extended_failed(failure);
+    }
+    if (batch_conn_) {
+        ConnectionPtr conn = batch_conn_;
+        protocol::append_sync(conn->output());
+        expected_.push_back(expect(Expected::Kind::Sync, true));
+        Outcome outcome = Outcome::Lost;
+        if (co_await conn->send()) outcome = co_await relay_all(conn, true, true);
+        if (outcome == Outcome::ClientGone) {
+            cancel_upstream(conn);
+            conn->mark_broken();
+        }
+        finish_batch(outcome == Outcome::Ready);
+        if (outcome == Outcome::Lost) protocol::append_error(out_, error("08006", "upstream connection lost"));
+    }
+    emit_local_answers();
+    batch_lost_ = false;
+    std::string().swap(batch_log_);
+    batch_log_full_ = false;
+    batch_statements_.clear();
+    batch_replaced_.clear();
+}
+
 void StatementPipeline::finish_batch(bool ready) {
+    batch_unsafe_ = false;
     ConnectionPtr conn = std::move(batch_conn_);
     batch_conn_.reset();
     held_portal_.reset();
@@ -613,8 +673,14 @@ void StatementPipeline::finish_batch(bool ready) {
     }
     tx_status_ = conn->transaction_status();
     bool pins = false;
+    // A transaction opened or ended within the batch may have rolled its settings back: they are
+    // judged as inside a transaction (the client keeps its connection) rather than adopted.
+    char status_before = batch_status_before_;
     for (const auto& x : executed)
-        finish_statement(*x.parsed, conn, !batch_failed_, batch_status_before_, x.session_state, pins);
+        for (const auto& f : x.parsed->statements)
+            if (f.transaction_control) status_before = 'T';
+    for (const auto& x : executed)
+        finish_statement(*x.parsed, conn, !batch_failed_, status_before, x.session_state, pins);
     relay_notifications(conn);
     finish_fills(true);
     keep_or_release(conn, pins);

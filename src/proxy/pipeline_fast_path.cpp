@@ -28,6 +28,8 @@ asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view b
         co_return;
     }
     worker_.count_statement();
+    co_await close_open_batch();
+    if (io_.gone() || discard_until_sync_) co_return;  // an error in that batch: skipped up to Sync
     std::optional<ErrorFields> failure;
     ConnectionPtr conn = co_await acquire(nullptr, failure);
     if (!conn) {
@@ -42,7 +44,7 @@ asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view b
     expected_.push_back(std::move(e));
     flushed_since_start_ = false;
     Outcome outcome = Outcome::Lost;
-    if (co_await conn->send()) outcome = co_await relay(conn, true);
+    if (co_await conn->send()) outcome = co_await relay_all(conn, true, false);
     if (outcome == Outcome::Ready) {
         tx_status_ = conn->transaction_status();
         relay_notifications(conn);

@@ -27,8 +27,9 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
-    ConnectionPtr conn = batch_conn_ ? batch_conn_ : pinned_;
-    batch_conn_.reset();
+    co_await close_open_batch();
+    if (io_.gone() || discard_until_sync_) co_return;  // an error in that batch: skipped up to Sync
+    ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
     // Judged without a coroutine unless the upstream must be asked about a function.
     std::shared_ptr<const Verdict> judged = known_verdict(sql, parsed);
@@ -39,8 +40,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
     }
     const Verdict& verdict = *judged;
     if (failure) {
-        if (conn && conn != pinned_ && expected_.empty()) pool().release(conn);
-        else if (conn) batch_conn_ = conn;
+        if (conn && conn != pinned_) pool().release(conn);
         reject(*failure);
         if (!io_.write_now()) co_await io_.flush();
         co_return;
@@ -52,7 +52,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
     std::optional<CacheKey> key = cache_key_for(sql, *parsed, verdict, &ttl, "");
     std::unique_ptr<Fill> fill;
     ProbeResult probe_result = ProbeResult::Bypass;
-    if (key && expected_.empty()) {
+    if (key) {
         // A hit needs no coroutine; only waiting for another client's fill of the same entry does.
         std::optional<uint64_t> id;
         probe_result = probe_cache_now(*key, out_, &id);
@@ -71,7 +71,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         // acquire
         conn = co_await acquire(conn, failure);
         if (!conn) {
-            expected_.clear();
+            abandon_expected();
             protocol::append_error(out_, *failure);
             break;
         }
@@ -91,12 +91,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         expected_.push_back(std::move(e));
         // relay and capture
         Outcome outcome = Outcome::Lost;
-        if (co_await conn->send()) outcome = co_await relay(conn, true);
-        while (outcome == Outcome::CopyIn) {
-            if (!co_await pump_copy_in(conn)) io_.mark_gone();
-            if (io_.gone()) outcome = Outcome::ClientGone;
-            else outcome = co_await relay(conn, true);
-        }
+        if (co_await conn->send()) outcome = co_await relay_all(conn, true, false);
         // finish
         if (outcome == Outcome::Ready) {
             tx_status_ = conn->transaction_status();
@@ -104,6 +99,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
             finish_statement(*parsed, conn, !batch_failed_, status_before, verdict.session_state, pins);
             finish_fills(true);
             keep_or_release(conn, pins);
+            if (tx_status_ == 'I') portals_.clear();  // a COMMIT ends the portals too
             break;
         }
         if (outcome == Outcome::ClientGone) {

@@ -198,7 +198,7 @@ asio::awaitable<bool> ServerConnection::send() {
         co_return false;
     }
     if (static_cast<std::size_t>(done) < out_.size()) {
-        if (!co_await transport_.write(std::string_view(out_).substr(static_cast<std::size_t>(done)))) {
+        if (!co_await transport_.write(std::string_view(out_).substr(static_cast<std::size_t>(done)), &in_)) {
             broken_ = true;
             co_return false;
         }

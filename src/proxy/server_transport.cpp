@@ -143,7 +143,7 @@ long ServerTransport::write_now(std::string_view bytes) {
     return static_cast<long>(total);
 }
 
-asio::awaitable<bool> ServerTransport::write(std::string_view bytes) {
+asio::awaitable<bool> ServerTransport::write(std::string_view bytes, protocol::InputBuffer* drain) {
     cancelled_ = false;
     std::size_t total = 0;
     while (total < bytes.size()) {
@@ -154,7 +154,32 @@ asio::awaitable<bool> ServerTransport::write(std::string_view bytes) {
             total += done;
             continue;
         }
-        if (!co_await wait(io)) co_return false;
+        if (!drain) {
+            if (!co_await wait(io)) co_return false;
+            continue;
+        }
+        // Read what the server sent, then wait for room, or for a few milliseconds: by then the
+        // server may be blocked writing again, and is freed by the next read.
+        std::size_t got = 0;
+        if (!read_now(*drain, got)) co_return false;
+        if (got > 0) continue;
+        asio::steady_timer pause(sock_.get_executor(), std::chrono::milliseconds(5));
+        // Shared with the timer's handler, which may run after this wait is over: then it does nothing.
+        auto waiting = std::make_shared<bool>(true);
+        auto paused = std::make_shared<bool>(false);
+        pause.async_wait([this, waiting, paused](boost::system::error_code ec) {
+            if (ec || !*waiting) return;
+            *paused = true;
+            boost::system::error_code ignored;
+            if (sock_.is_open()) sock_.cancel(ignored);
+        });
+        boost::system::error_code ec;
+        co_await sock_.async_wait(io == Io::WantRead ? asio::posix::descriptor_base::wait_read
+                                                     : asio::posix::descriptor_base::wait_write,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+        *waiting = false;
+        pause.cancel();
+        if (cancelled_ || (ec && !*paused)) co_return false;
     }
     co_return true;
 }

@@ -37,8 +37,10 @@ public:
     // Reads what is there without waiting: bytes appended (0 when nothing is there); false when the
     // stream ended or failed.
     bool read_now(protocol::InputBuffer& in, std::size_t& got);
-    // Writes all of bytes. False when the connection failed or cancel() was called.
-    boost::asio::awaitable<bool> write(std::string_view bytes);
+    // Writes all of bytes. False when the connection failed or cancel() was called. While the
+    // socket takes no more, what the server sends meanwhile is read into drain: a server blocked
+    // writing a large result would otherwise never read the rest of what is being sent.
+    boost::asio::awaitable<bool> write(std::string_view bytes, protocol::InputBuffer* drain);
     // Writes as much as the socket takes now: how many bytes; -1 on failure.
     long write_now(std::string_view bytes);
 

@@ -103,6 +103,13 @@ void StatementPipeline::keep_or_release(ConnectionPtr conn, bool session_state) 
 }
 
 void StatementPipeline::release_pinned() {
+    abandon_expected();  // fills this client claimed are given up at once, not left to time out
+    if (batch_conn_) {
+        // Left mid-batch: what was sent is not awaited, and the connection is not pooled again.
+        batch_conn_->mark_broken();
+        if (batch_conn_ != pinned_) pool().release(std::move(batch_conn_));
+        batch_conn_.reset();
+    }
     if (!pinned_) return;
     if (session_dirty_) pinned_->mark_broken();  // carries this client's settings: never reused
     pool().release(std::move(pinned_));

@@ -248,8 +248,12 @@ asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const Conne
 
 // COPY FROM STDIN (read-write upstreams; the firewall refuses it on read-only ones): the client's
 // CopyData go upstream as they come, until CopyDone or CopyFail. Anything else ends the copy with
-// CopyFail, as the server would end it with an error.
-asio::awaitable<bool> StatementPipeline::pump_copy_in(const ConnectionPtr& conn) {
+// CopyFail, as the server would end it with an error. In the extended protocol the server ignores
+// Sync and Flush during the copy and waits for the Sync that follows CopyDone: those are forwarded
+// too, up to that Sync, whose ReadyForQuery the relay then waits for.
+asio::awaitable<bool> StatementPipeline::pump_copy_in(const ConnectionPtr& conn, bool extended) {
+    flushed_since_start_ = true;
+    bool copying = true;
     if (!co_await io_.flush()) {
         protocol::append_copy_fail(conn->output(), "the client disconnected during COPY");
         co_await conn->send();
@@ -258,28 +262,67 @@ asio::awaitable<bool> StatementPipeline::pump_copy_in(const ConnectionPtr& conn)
     for (;;) {
         auto msg = co_await io_.next_message();
         if (!msg) {
-            protocol::append_copy_fail(conn->output(), "the client disconnected during COPY");
+            if (copying) protocol::append_copy_fail(conn->output(), "the client disconnected during COPY");
             co_await conn->send();
             co_return false;
         }
-        switch (msg->type) {
+        char type = msg->type;
+        if (!copying) {
+            protocol::append_message(conn->output(), type, msg->body);
+            if (type == 'S') {
+                co_await conn->send();
+                co_return true;
+            }
+            continue;
+        }
+        switch (type) {
             case 'd':
                 protocol::append_message(conn->output(), 'd', msg->body);
                 if (conn->output().size() >= kCopySendThreshold && !co_await conn->send()) co_return true;
                 break;
             case 'c': case 'f':
-                protocol::append_message(conn->output(), msg->type, msg->body);
-                co_await conn->send();
-                co_return true;
+                protocol::append_message(conn->output(), type, msg->body);
+                if (!extended) {
+                    co_await conn->send();
+                    co_return true;
+                }
+                copying = false;
+                break;
             case 'H': case 'S':
+                if (extended) protocol::append_message(conn->output(), type, msg->body);
                 break;  // ignored during COPY, as the server does
             default:
-                protocol::append_copy_fail(conn->output(), std::string("unexpected message type '") + msg->type +
+                protocol::append_copy_fail(conn->output(), std::string("unexpected message type '") + type +
                                                                "' during COPY from stdin");
-                co_await conn->send();
-                co_return true;
+                if (!extended) {
+                    co_await conn->send();
+                    co_return true;
+                }
+                copying = false;
+                break;
         }
     }
+}
+
+// relay(), with COPY FROM STDIN passed through wherever it starts.
+asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay_all(const ConnectionPtr& conn, bool until_ready,
+                                                                         bool extended) {
+    Outcome outcome = co_await relay(conn, until_ready);
+    while (outcome == Outcome::CopyIn) {
+        if (extended && !until_ready) {
+            // Drained before the client's Sync (a Flush, a long pipeline): the Sync that ends the
+            // copy would be read by the pump, not by the batch. Refused, as the server refuses a
+            // copy it cannot finish.
+            protocol::append_copy_fail(conn->output(), "pg_rproxy: COPY FROM STDIN must be followed by Sync, not Flush");
+            if (!co_await conn->send()) co_return Outcome::Lost;
+            outcome = co_await relay(conn, until_ready);
+            continue;
+        }
+        if (!co_await pump_copy_in(conn, extended)) io_.mark_gone();
+        if (io_.gone()) co_return Outcome::ClientGone;
+        outcome = co_await relay(conn, until_ready);
+    }
+    co_return outcome;
 }
 
 }  // namespace rproxy

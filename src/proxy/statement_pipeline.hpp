@@ -116,7 +116,8 @@ private:
     void relay_message(char type, std::string_view body, Fill* fill);
     void relay_rows(std::string_view run, uint64_t rows, Fill* fill);
     // COPY FROM STDIN: the client's CopyData, CopyDone or CopyFail go upstream until the copy ends.
-    boost::asio::awaitable<bool> pump_copy_in(const ConnectionPtr& conn);
+    boost::asio::awaitable<bool> pump_copy_in(const ConnectionPtr& conn, bool extended);
+    boost::asio::awaitable<Outcome> relay_all(const ConnectionPtr& conn, bool until_ready, bool extended);
     bool flushed_since_start_ = false;  // output reached the client since the exchange began
 
     // finish: after ReadyForQuery. The client's own state follows what ran (settings, pinning,
@@ -181,6 +182,7 @@ private:
     boost::asio::awaitable<bool> drain_batch();
     // After the upstream's ReadyForQuery for a Sync, or when the batch's connection was lost.
     void finish_batch(bool ready);
+    boost::asio::awaitable<void> close_open_batch();
     void log_for_retry(const protocol::FrontendMessage& msg);
     boost::asio::awaitable<bool> run_batch_again();
     std::string batch_log_;          // the batch's messages as received, for run_batch_again()
@@ -189,6 +191,8 @@ private:
     bool lost_retryable_ = false;    // and the batch could run again
     std::size_t batch_out_start_ = 0;
     std::vector<std::string> batch_statements_;  // statements the batch named with Parse
+    // statements the batch closed or replaced, in order
+    std::vector<std::pair<std::string, std::shared_ptr<ClientStatement>>> batch_replaced_;
     void queue_local(std::string bytes);
     void local_answer_done();
 
@@ -204,6 +208,7 @@ private:
     };
     std::vector<Executed> batch_executed_;    // statements run in this batch, for finish
     char batch_status_before_ = 'I';
+    bool batch_unsafe_ = false;      // the batch ran something besides plain reads: no cache until Sync
     bool batch_failed_ = false;      // an error in this batch (the server rolls its implicit transaction back)
     std::vector<std::unique_ptr<Fill>> fills_;  // results complete, stored once the transaction is known
     void reject(const ErrorFields& e);

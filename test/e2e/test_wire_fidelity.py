@@ -103,3 +103,47 @@ def pipelined_batches_in_one_write_are_answered_as_directly():
     data = b"".join(parse("", f"SELECT 6 / {i}") + bind("", "") + execute("") for i in (2, 1, 0, 3)) + SYNC
     got = same_bytes(data, 1, "one pipeline, an error in the middle")
     check(types(got) == "12DC12DC1EZ", types(got))
+
+
+def query(sql):
+    return b"Q" + (len(sql) + 5).to_bytes(4, "big") + sql.encode() + b"\0"
+
+
+FLUSH = b"H\0\0\0\4"
+
+
+@test
+def a_simple_query_after_a_flushed_batch_is_answered_in_order():
+    # The batch's answers, then the query's, then Sync's ReadyForQuery: as directly.
+    data = parse("", "SELECT 7") + bind("", "") + execute("") + FLUSH + query("SELECT 8") + SYNC
+    got = same_bytes(data, 2, "Query after Flush")
+    check(types(got) == "12DCTDCZZ", types(got))
+    # After an error in the batch the server skips everything up to Sync, the query included.
+    data = parse("", "SELECT * FROM no_such_table") + bind("", "") + execute("") + FLUSH + query("SELECT 8") + SYNC
+    got = same_bytes(data, 1, "Query skipped after an error")
+    check(types(got) == "EZ", types(got))
+    # The batch's connection went back to the pool at a message boundary: many times over, every
+    # answer is still right.
+    for i in range(12):
+        same_bytes(parse("", f"SELECT {i}") + bind("", "") + execute("") + FLUSH + query("SELECT 1") + SYNC, 2,
+                   f"round {i}")
+
+
+@test
+def a_setting_changed_earlier_in_a_batch_never_reaches_the_cache():
+    env.up.sql("CREATE SCHEMA IF NOT EXISTS shadow; CREATE TABLE IF NOT EXISTS shadow.kinds (id int, txt text); "
+               "TRUNCATE shadow.kinds; INSERT INTO shadow.kinds VALUES (1, 'shadowed'); "
+               "GRANT USAGE ON SCHEMA shadow TO rproxy_up; GRANT SELECT ON shadow.kinds TO rproxy_up", db="e2e")
+    q = "SELECT txt FROM kinds WHERE id = 1 /* shadow test */"
+    batch = (parse("", "SET search_path TO shadow, public") + bind("", "") + execute("") +
+             parse("", q) + bind("", "") + execute("") + SYNC)
+    for _ in range(3):
+        same_bytes(batch, 1, "the SET and the read in one batch")
+    plain = parse("", q) + bind("", "") + execute("") + SYNC
+    for _ in range(3):
+        got = same_bytes(plain, 1, "the same read without the SET")
+        check(b"shadowed" not in b"".join(body for _, body in got), f"another client's search_path: {got}")
+    # Inside a transaction opened and rolled back in one batch, the SET is undone as on the server.
+    batch = (parse("", "BEGIN") + bind("", "") + execute("") + parse("", "SET search_path TO shadow") + bind("", "") +
+             execute("") + parse("", "ROLLBACK") + bind("", "") + execute("") + SYNC + query("SHOW search_path"))
+    same_bytes(batch, 2, "BEGIN; SET; ROLLBACK in one batch")
