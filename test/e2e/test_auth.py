@@ -175,6 +175,12 @@ def what_is_learned_about_one_upstream_is_never_applied_to_another():
         env.up.sql("DROP DATABASE e2e_other WITH (FORCE)")
 
 
+def gets_in(user, password, what):
+    kind, w = attempt(user, password)
+    check(kind == "ok", f"{what}: {w}")
+    w.close()
+
+
 @test
 def logins_read_the_catalog_only_after_it_changes():
     env.gw.sql("SET password_encryption = 'scram-sha-256'; CREATE ROLE snap_user LOGIN PASSWORD 'first pw'; "
@@ -184,9 +190,7 @@ def logins_read_the_catalog_only_after_it_changes():
                   "2, 'host', 'all', 'all', NULL, 'scram-sha-256', NULL")
         before = int(events()["auth_catalog_read"])
         for _ in range(20):
-            kind, w = attempt("snap_user", "first pw")
-            check(kind == "ok", f"repeated login: {w}")
-            w.close()
+            gets_in("snap_user", "first pw", "repeated login")
             expect_refused("snap_nobody", "x", "28P01", "password authentication failed")
         reads = int(events()["auth_catalog_read"]) - before
         check(reads <= 4, f"40 logins, {reads} catalog reads (one per role and worker at most)")
@@ -194,36 +198,26 @@ def logins_read_the_catalog_only_after_it_changes():
         env.gw.sql("ALTER ROLE snap_user PASSWORD 'second pw'")
         for _ in range(3):
             expect_refused("snap_user", "first pw", "28P01", "password authentication failed")
-        kind, w = attempt("snap_user", "second pw")
-        check(kind == "ok", f"the new password: {w}")
-        w.close()
+        gets_in("snap_user", "second pw", "the new password")
         env.gw.sql("GRANT snap_group TO snap_user")
         for _ in range(3):
             expect_refused("snap_user", "second pw", "28000", "rejects connection")
         env.gw.sql("REVOKE snap_group FROM snap_user")
-        kind, w = attempt("snap_user", "second pw")
-        check(kind == "ok", f"membership revoked: {w}")
-        w.close()
+        gets_in("snap_user", "second pw", "membership revoked")
         env.gw.sql("UPDATE pg_rproxy_auth_rules SET roles = 'snap_user' WHERE position = 1")
         for _ in range(3):
             expect_refused("snap_user", "second pw", "28000", "rejects connection")
         env.gw.sql("BEGIN; DELETE FROM pg_rproxy_auth_rules WHERE position = 1; ROLLBACK")
         expect_refused("snap_user", "second pw", "28000", "rejects connection")
         env.gw.sql("TRUNCATE pg_rproxy_auth_rules")  # no rules: the password alone decides again
-        kind, w = attempt("snap_user", "second pw")
-        check(kind == "ok", f"after TRUNCATE: {w}")
-        w.close()
+        gets_in("snap_user", "second pw", "after TRUNCATE")
         env.gw.sql("CREATE ROLE snap_nobody LOGIN PASSWORD 'x'")
         set_rules("1, 'host', 'all', 'all', NULL, 'scram-sha-256', NULL")
-        kind, w = attempt("snap_nobody", "x")
-        check(kind == "ok", f"a role created after failed logins gets in: {w}")
-        w.close()
+        gets_in("snap_nobody", "x", "a role created after failed logins gets in")
         env.gw.sql("ALTER ROLE snap_nobody RENAME TO snap_renamed")
         expect_refused("snap_nobody", "x", "28P01", "password authentication failed")
         env.gw.sql("ALTER ROLE snap_renamed PASSWORD 'x'")  # a rename clears an MD5 password only
-        kind, w = attempt("snap_renamed", "x")
-        check(kind == "ok", f"the renamed role: {w}")
-        w.close()
+        gets_in("snap_renamed", "x", "the renamed role")
     finally:
         set_rules()
         env.gw.sql("DROP ROLE IF EXISTS snap_user; DROP ROLE IF EXISTS snap_group; DROP ROLE IF EXISTS snap_nobody; "
