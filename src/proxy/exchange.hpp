@@ -8,7 +8,7 @@
 #include "core/pure_layer.hpp"
 
 #include <cstdint>
-#include <deque>
+#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
@@ -71,6 +71,30 @@ struct Expected {
     std::shared_ptr<const ParsedQuery> parsed;
 };
 
-using ExpectedQueue = std::deque<Expected>;
+// A FIFO that holds no memory until used (a deque allocates at construction: 600 bytes for each
+// idle client), and gives its memory back once empty after a long pipeline.
+class ExpectedQueue {
+public:
+    bool empty() const { return head_ == items_.size(); }
+    std::size_t size() const { return items_.size() - head_; }
+    // Valid until the next push_back.
+    Expected& front() { return items_[head_]; }
+    void push_back(Expected e) { items_.push_back(std::move(e)); }
+    void pop_front() {
+        items_[head_] = Expected();
+        if (++head_ == items_.size()) clear();
+    }
+    void clear() {
+        if (items_.capacity() > 64) std::vector<Expected>().swap(items_);
+        else items_.clear();
+        head_ = 0;
+    }
+    std::vector<Expected>::iterator begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+    std::vector<Expected>::iterator end() { return items_.end(); }
+
+private:
+    std::vector<Expected> items_;
+    std::size_t head_ = 0;
+};
 
 }  // namespace rproxy

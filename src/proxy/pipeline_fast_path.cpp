@@ -28,8 +28,10 @@ asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view b
         co_return;
     }
     worker_.count_statement();
-    co_await close_open_batch();
-    if (io_.gone() || discard_until_sync_) co_return;  // an error in that batch: skipped up to Sync
+    if (batch_conn_ || held_portal_ || !expected_.empty()) {
+        co_await close_open_batch();
+        if (io_.gone() || discard_until_sync_) co_return;  // an error in that batch: skipped up to Sync
+    }
     std::optional<ErrorFields> failure;
     ConnectionPtr conn = co_await acquire(nullptr, failure);
     if (!conn) {

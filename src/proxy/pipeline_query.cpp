@@ -27,8 +27,10 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
-    co_await close_open_batch();
-    if (io_.gone() || discard_until_sync_) co_return;  // an error in that batch: skipped up to Sync
+    if (batch_conn_ || held_portal_ || !expected_.empty()) {
+        co_await close_open_batch();
+        if (io_.gone() || discard_until_sync_) co_return;  // an error in that batch: skipped up to Sync
+    }
     ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
     // Judged without a coroutine unless the upstream must be asked about a function.
