@@ -131,19 +131,26 @@ def a_simple_query_after_a_flushed_batch_is_answered_in_order():
 
 @test
 def a_setting_changed_earlier_in_a_batch_never_reaches_the_cache():
-    env.up.sql("CREATE SCHEMA IF NOT EXISTS shadow; CREATE TABLE IF NOT EXISTS shadow.kinds (id int, txt text); "
-               "TRUNCATE shadow.kinds; INSERT INTO shadow.kinds VALUES (1, 'shadowed'); "
-               "GRANT USAGE ON SCHEMA shadow TO rproxy_up; GRANT SELECT ON shadow.kinds TO rproxy_up", db="e2e")
-    q = "SELECT txt FROM kinds WHERE id = 1 /* shadow test */"
-    batch = (parse("", "SET search_path TO shadow, public") + bind("", "") + execute("") +
-             parse("", q) + bind("", "") + execute("") + SYNC)
-    for _ in range(3):
-        same_bytes(batch, 1, "the SET and the read in one batch")
-    plain = parse("", q) + bind("", "") + execute("") + SYNC
-    for _ in range(3):
-        got = same_bytes(plain, 1, "the same read without the SET")
-        check(b"shadowed" not in b"".join(body for _, body in got), f"another client's search_path: {got}")
-    # Inside a transaction opened and rolled back in one batch, the SET is undone as on the server.
-    batch = (parse("", "BEGIN") + bind("", "") + execute("") + parse("", "SET search_path TO shadow") + bind("", "") +
-             execute("") + parse("", "ROLLBACK") + bind("", "") + execute("") + SYNC + query("SHOW search_path"))
-    same_bytes(batch, 2, "BEGIN; SET; ROLLBACK in one batch")
+    # Two tables of one name in two schemas: which one a read sees depends on search_path.
+    env.up.sql("CREATE TABLE shadow_probe (id int, txt text); INSERT INTO shadow_probe VALUES (1, 'public'); "
+               "CREATE SCHEMA shadow; CREATE TABLE shadow.shadow_probe (id int, txt text); "
+               "INSERT INTO shadow.shadow_probe VALUES (1, 'shadowed'); GRANT USAGE ON SCHEMA shadow TO rproxy_up; "
+               "GRANT SELECT ON shadow_probe, shadow.shadow_probe TO rproxy_up", db="e2e")
+    try:
+        q = "SELECT txt FROM shadow_probe WHERE id = 1"
+        batch = (parse("", "SET search_path TO shadow, public") + bind("", "") + execute("") +
+                 parse("", q) + bind("", "") + execute("") + SYNC)
+        for _ in range(3):
+            same_bytes(batch, 1, "the SET and the read in one batch")
+        plain = parse("", q) + bind("", "") + execute("") + SYNC
+        for _ in range(3):
+            got = same_bytes(plain, 1, "the same read without the SET")
+            check(b"shadowed" not in b"".join(body for _, body in got), f"another client's search_path: {got}")
+        # Inside a transaction opened and rolled back in one batch, the SET is undone as on the server.
+        batch = (parse("", "BEGIN") + bind("", "") + execute("") + parse("", "SET search_path TO shadow") +
+                 bind("", "") + execute("") + parse("", "ROLLBACK") + bind("", "") + execute("") + SYNC +
+                 query("SHOW search_path"))
+        same_bytes(batch, 2, "BEGIN; SET; ROLLBACK in one batch")
+    finally:
+        # Other tests browse the catalog like BI tools: leave no second table of a name behind.
+        env.up.sql("DROP SCHEMA shadow CASCADE; DROP TABLE shadow_probe", db="e2e")
