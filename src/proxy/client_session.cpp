@@ -282,6 +282,10 @@ asio::awaitable<void> ClientSession::serve() {
                     if (gone()) co_return;
                     break;
                 case 'P': case 'B': case 'D': case 'E': case 'C': case 'H': case 'S':
+                    if (pipeline_.extended_now(*msg)) {
+                        if (msg->type == 'S' && !write_now()) co_await flush();
+                        break;
+                    }
                     co_await pipeline_.handle_extended(*msg);
                     if (gone()) co_return;
                     break;

@@ -83,6 +83,88 @@ const StatementDescription* StatementPipeline::description_of(const ClientStatem
     return nullptr;
 }
 
+// The messages of a batch the proxy answers itself, handled without a coroutine: the repeated
+// unnamed Parse of a statement already judged and described, a Bind held for the cache, a
+// Describe answered from the description, and Sync when nothing went upstream. Anything else
+// (and every error) takes handle_extended().
+bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
+    if (batch_conn_ || batch_lost_ || !expected_.empty()) return false;
+    if (msg.type == 'S') {
+        if (held_portal_) return false;
+        discard_until_sync_ = false;
+        std::string().swap(batch_log_);
+        batch_log_full_ = false;
+        batch_statements_.clear();
+        batch_replaced_.clear();
+        if (tx_status_ == 'I') portals_.clear();
+        protocol::append_ready_for_query(out_, tx_status_);
+        return true;
+    }
+    if (discard_until_sync_) {
+        log_for_retry(msg);
+        return true;
+    }
+    switch (msg.type) {
+        case 'P': {
+            if (held_portal_) return false;
+            auto again = statements_.find(std::string());
+            if (again == statements_.end()) return false;
+            ClientStatement& st = *again->second;
+            if (st.reloads != worker_.reloads() || st.settings_version != settings_.version() || !description_of(st) ||
+                !protocol::parse_repeats(msg.body, std::string(), st.sql, st.types))
+                return false;
+            log_for_retry(msg);
+            std::optional<ErrorFields> failure;
+            check_judgement(st.verdict, *st.parsed, failure);  // rejections are counted each time
+            if (failure) extended_failed(failure);
+            else protocol::append_parse_complete(out_);
+            return true;
+        }
+        case 'B': {
+            if (held_portal_) return false;
+            protocol::BindMessage m = protocol::decode_bind(msg.body);
+            auto it = statements_.find(m.statement);
+            if (it == statements_.end() || (!m.portal.empty() && portals_.count(m.portal))) return false;
+            const ClientStatement& st = *it->second;
+            const auto& facts = st.parsed->statements;
+            bool may_hit = worker_.cache_config().enabled && facts.size() == 1 && facts[0].kind == "SELECT" &&
+                           st.verdict.cacheable && !pinned_ && !session_dirty_ && !batch_unsafe_ && tx_status_ == 'I' &&
+                           description_of(st) != nullptr;
+            if (!may_hit) return false;
+            log_for_retry(msg);
+            ClientPortal portal;
+            portal.statement = it->second;
+            portal.state = ClientPortal::State::Held;
+            portal.bind_body.assign(msg.body);
+            portal.bind = std::move(m);
+            held_portal_ = portal.bind.portal;
+            portals_[portal.bind.portal] = std::move(portal);
+            return true;
+        }
+        case 'D': {
+            if (msg.body.empty()) return false;
+            std::string_view name = msg.body.substr(1);
+            name = name.substr(0, name.find('\0'));
+            if (msg.body[0] == 'P') {
+                if (!held_portal_ || *held_portal_ != name) return false;
+                log_for_retry(msg);
+                portals_[*held_portal_].describe = true;
+                return true;
+            }
+            if (held_portal_) return false;
+            auto it = statements_.find(std::string(name));
+            if (it == statements_.end() || !description_of(*it->second)) return false;
+            log_for_retry(msg);
+            const StatementDescription* d = description_of(*it->second);
+            out_ += d->parameters;
+            out_ += d->rows;
+            return true;
+        }
+        default:
+            return false;
+    }
+}
+
 asio::awaitable<void> StatementPipeline::handle_extended(const protocol::FrontendMessage& msg) {
     if (msg.type == 'S') {
         co_await on_sync();

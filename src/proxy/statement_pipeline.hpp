@@ -50,6 +50,8 @@ public:
     boost::asio::awaitable<void> handle_query(const std::string& sql);
     // pipeline_extended.cpp: Parse, Bind, Describe, Execute, Close, Sync, Flush.
     boost::asio::awaitable<void> handle_extended(const protocol::FrontendMessage& msg);
+    // The same, when it can be done without waiting; false: handle_extended() must do it.
+    bool extended_now(const protocol::FrontendMessage& msg);
     // pipeline_fast_path.cpp: FunctionCall, for the calls that read large objects.
     boost::asio::awaitable<void> handle_function_call(std::string_view body);
 
