@@ -92,10 +92,7 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
     if (msg.type == 'S') {
         if (held_portal_) return false;
         discard_until_sync_ = false;
-        std::string().swap(batch_log_);
-        batch_log_full_ = false;
-        batch_statements_.clear();
-        batch_replaced_.clear();
+        forget_batch_log();
         if (tx_status_ == 'I') portals_.clear();
         protocol::append_ready_for_query(out_, tx_status_);
         return true;
@@ -210,6 +207,14 @@ asio::awaitable<void> StatementPipeline::handle_extended(const protocol::Fronten
         flushed_since_start_ = true;
         co_await io_.flush();
     }
+}
+
+// The batch is over: what was kept to run it again goes.
+void StatementPipeline::forget_batch_log() {
+    std::string().swap(batch_log_);
+    batch_log_full_ = false;
+    batch_statements_.clear();
+    batch_replaced_.clear();
 }
 
 // The batch's messages are kept (up to kRetryLog bytes) while nothing of its answer reached the
@@ -673,10 +678,7 @@ asio::awaitable<void> StatementPipeline::on_sync() {
         protocol::append_error(out_, error("08006", "upstream connection lost"));
         break;
     }
-    std::string().swap(batch_log_);
-    batch_log_full_ = false;
-    batch_statements_.clear();
-    batch_replaced_.clear();
+    forget_batch_log();
     // Outside a transaction the portals end with the implicit transaction, as on the server.
     if (tx_status_ == 'I') portals_.clear();
     protocol::append_ready_for_query(out_, tx_status_);
@@ -732,10 +734,7 @@ asio::awaitable<void> StatementPipeline::close_open_batch() {
     }
     emit_local_answers();
     batch_lost_ = false;
-    std::string().swap(batch_log_);
-    batch_log_full_ = false;
-    batch_statements_.clear();
-    batch_replaced_.clear();
+    forget_batch_log();
 }
 
 void StatementPipeline::finish_batch(bool ready) {

@@ -186,6 +186,7 @@ private:
     void finish_batch(bool ready);
     boost::asio::awaitable<void> close_open_batch();
     void log_for_retry(const protocol::FrontendMessage& msg);
+    void forget_batch_log();
     boost::asio::awaitable<bool> run_batch_again();
     std::string batch_log_;          // the batch's messages as received, for run_batch_again()
     bool batch_log_full_ = false;    // too large to keep: not run again
