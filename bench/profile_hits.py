@@ -10,6 +10,7 @@ import argparse
 import collections
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,8 +80,9 @@ def parse_callgrind(path):
 
 
 class ProfiledGateway:
-    def __init__(self, work, mode, misses=False):
+    def __init__(self, work, mode, misses=False, keep=None):
         self.work = work
+        self.keep = keep
         self.mode = mode
         self.misses = misses
         self.keys = 100000 if misses else HOT_KEYS
@@ -144,6 +146,8 @@ exec valgrind --quiet --tool=callgrind --trace-children=yes \\
                 break
             time.sleep(0.2)
         total, calls, exclusive = parse_callgrind(path)
+        if self.keep:  # for callgrind_annotate --inclusive=yes / --tree=caller
+            shutil.copy(path, os.path.join(self.keep, f"callgrind.out.{hit_statement and 'hits' or 'base'}.{worker}"))
         os.remove(path)
         return hits, total, calls, exclusive
 
@@ -159,11 +163,14 @@ def main():
     ap.add_argument("--mode", default="simple", choices=["simple", "extended", "prepared"], help="pgbench -M")
     ap.add_argument("--misses", action="store_true",
                     help="profile statements over 100,000 keys with the cache off (per statement, not per hit)")
+    ap.add_argument("--keep", metavar="DIR", help="keep the callgrind output files in DIR")
     args = ap.parse_args()
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
     work = tempfile.mkdtemp(prefix="pg_rproxy_profile.")
     os.chmod(work, 0o755)
     chown_pg(work)
-    g = ProfiledGateway(work, args.mode, args.misses)
+    g = ProfiledGateway(work, args.mode, args.misses, args.keep)
     try:
         base_hits, base_ir, base_calls, base_excl = g.run(None, 0)
         rows = []

@@ -4,6 +4,7 @@
 #pragma once
 #include "core/pure_layer.hpp"
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,11 +49,22 @@ struct StatementFacts {
     bool reset_all = false;
 };
 
-struct ParsedQuery {
-    std::vector<StatementFacts> statements;
+// What the server's scanner alone makes of a query string, far cheaper than the grammar.
+struct ScannedQuery {
+    bool ok = false;  // false: the scanner rejected the string (the parser reports why)
     // The whole string as the cache keys it: tokens from the server's scanner, comments and
     // whitespace dropped, keywords and unquoted identifiers in one case, literals kept.
     std::string normalized;
+    // The same tokens with every literal replaced by a placeholder of its token kind. Strings of
+    // one shape get the same parse tree but for the literals' values, so the same facts unless
+    // the walk read a literal (ParsedQuery::literal_facts). Empty when a literal can change a name
+    // (Unicode escapes with UESCAPE), so the string has no shape.
+    std::string shape;
+};
+
+struct ParsedQuery {
+    std::vector<StatementFacts> statements;
+    std::string normalized;  // ScannedQuery::normalized
     std::vector<std::string> relations;  // tables/views named, "schema.name" or "name"
     bool reads_catalog = false;          // names pg_catalog or information_schema relations
     bool temp_relation = false;          // names pg_temp relations
@@ -60,6 +72,13 @@ struct ParsedQuery {
     std::optional<std::string> error_sqlstate;
     std::string error_message;
     int error_position = 0;
+    // Some fact was read from a literal's value (a set_config name, a SET value, an EXPLAIN
+    // option, a transaction mode): another string of the same shape may differ in its facts.
+    bool literal_facts = false;
+    // When these facts were taken from an earlier string of the same shape: that string's parse,
+    // under which the firewall's verdict is remembered (see StatementMemo).
+    std::shared_ptr<const ParsedQuery> same_facts_as;
+    const ParsedQuery* facts_identity() const { return same_facts_as ? same_facts_as.get() : this; }
 };
 
 }  // namespace rproxy

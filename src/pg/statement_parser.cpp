@@ -22,9 +22,16 @@ struct QueryInfo {
     List* relations;  // char*
     bool reads_catalog;
     bool temp_relation;
+    bool literal_read;  // a fact came from a literal's value: see ParsedQuery::literal_facts
 };
 
 QueryInfo* current_query = nullptr;  // set while one string is walked
+
+// Every reader of a literal's value (A_Const, a DefElem's argument, a SET's arguments) calls this,
+// so that no string of the same shape is ever judged by this string's facts.
+void note_literal_read() {
+    if (current_query) current_query->literal_read = true;
+}
 
 void record_relation(RangeVar* rv) {
     if (!current_query || !rv->relname) return;
@@ -85,6 +92,7 @@ const char* locking_kind(LockClauseStrength s) {
 
 // A string constant, possibly cast ('x'::text), or nullptr.
 const char* const_string(Node* n) {
+    note_literal_read();
     while (n && IsA(n, TypeCast)) n = reinterpret_cast<TypeCast*>(n)->arg;
     if (n && IsA(n, A_Const)) {
         auto* c = reinterpret_cast<A_Const*>(n);
@@ -99,6 +107,7 @@ bool options_read_only(List* options) {
     foreach (lc, options) {
         auto* opt = static_cast<DefElem*>(lfirst(lc));
         if (strcmp(opt->defname, "transaction_read_only") != 0 || !opt->arg) continue;
+        note_literal_read();
         Node* arg = opt->arg;
         if (IsA(arg, A_Const)) {
             auto* c = reinterpret_cast<A_Const*>(arg);
@@ -131,6 +140,7 @@ void record_function(StmtInfo* st, FuncCall* fc) {
     bool builtin_schema = schema == nullptr || strcmp(schema, "pg_catalog") == 0;
     if (builtin_schema && strcmp(name, "set_config") == 0) {
         // set_config(name, value, is_local) is a SET: judged by the settings policy, not as a function.
+        note_literal_read();
         Node* first = list_length(fc->args) >= 1 ? static_cast<Node*>(linitial(fc->args)) : nullptr;
         const char* setting = first ? const_string(first) : nullptr;
         // set_config(name, ...) FROM pg_settings WHERE name = 'x': the setting is x.
@@ -242,12 +252,15 @@ bool explain_analyzes(ExplainStmt* e) {
     ListCell* lc;
     foreach (lc, e->options) {
         auto* opt = static_cast<DefElem*>(lfirst(lc));
-        if (strcmp(opt->defname, "analyze") == 0) return opt->arg == nullptr || defGetBoolean(opt);
+        if (strcmp(opt->defname, "analyze") != 0) continue;
+        note_literal_read();
+        return opt->arg == nullptr || defGetBoolean(opt);
     }
     return false;
 }
 
 void walk_set(VariableSetStmt* s, StmtInfo* st) {
+    note_literal_read();  // values, role names, transaction modes
     if (s->kind == VAR_SET_MULTI) {
         // SET TRANSACTION ..., SET SESSION CHARACTERISTICS AS TRANSACTION ..., SET TRANSACTION SNAPSHOT
         if (!options_read_only(s->args))
@@ -385,59 +398,112 @@ struct RawResult {
     char* normalized;
 };
 
-// The cache's form of the string: the server's own scanner splits it into tokens; comments and
-// whitespace disappear, keywords come out in lower case (identifiers already are, unless quoted),
-// literals and quoted identifiers keep their exact value.
-char* normalize(const char* sql) {
-    StringInfoData out;
-    initStringInfo(&out);
+// The scanner's forms of the string (ScannedQuery): the server's own scanner splits it into
+// tokens; comments and whitespace disappear, keywords come out in lower case (identifiers already
+// are, unless quoted), literals and quoted identifiers keep their exact value in the normalized
+// form and become one placeholder per token kind in the shape. A placeholder starts with \x01,
+// which no other token can begin with (a quoted identifier starts with a quote).
+void scan_forms(const char* sql, StringInfo normalized, StringInfo shape, bool* has_shape) {
     core_yy_extra_type extra;
     core_yyscan_t scanner = scanner_init(sql, &extra, &ScanKeywords, ScanKeywordTokens);
     core_YYSTYPE val;
     YYLTYPE loc;
+    *has_shape = true;
     for (;;) {
         int tok = core_yylex(&val, &loc, scanner);
         if (tok == 0) break;
-        if (out.len > 0) appendStringInfoChar(&out, ' ');
+        if (normalized->len > 0) {
+            appendStringInfoChar(normalized, ' ');
+            appendStringInfoChar(shape, ' ');
+        }
+        int literal_start = normalized->len;
+        const char* placeholder = nullptr;
         switch (tok) {
-            case IDENT: appendStringInfoString(&out, quote_identifier(val.str)); break;
-            case UIDENT: appendStringInfo(&out, "U&%s", quote_identifier(val.str)); break;
-            case SCONST: appendStringInfoString(&out, quote_literal_cstr(val.str)); break;
-            case USCONST: appendStringInfo(&out, "U&%s", quote_literal_cstr(val.str)); break;
+            case IDENT: appendStringInfoString(normalized, quote_identifier(val.str)); break;
+            case UIDENT:
+            case USCONST:
+            case UESCAPE:
+                // UESCAPE 'c' decides what the escapes mean: a literal can change a name.
+                *has_shape = false;
+                if (tok == UIDENT) appendStringInfo(normalized, "U&%s", quote_identifier(val.str));
+                else if (tok == USCONST) appendStringInfo(normalized, "U&%s", quote_literal_cstr(val.str));
+                else appendStringInfoString(normalized, val.keyword);
+                break;
+            case SCONST: appendStringInfoString(normalized, quote_literal_cstr(val.str)); placeholder = "\x01s"; break;
             case BCONST:
-            case XCONST: appendStringInfo(&out, "%c'%s'", val.str[0], val.str + 1); break;
-            case FCONST:
-            case Op: appendStringInfoString(&out, val.str); break;
-            case ICONST: appendStringInfo(&out, "%d", val.ival); break;
-            case PARAM: appendStringInfo(&out, "$%d", val.ival); break;
-            case TYPECAST: appendStringInfoString(&out, "::"); break;
-            case DOT_DOT: appendStringInfoString(&out, ".."); break;
-            case COLON_EQUALS: appendStringInfoString(&out, ":="); break;
-            case EQUALS_GREATER: appendStringInfoString(&out, "=>"); break;
-            case LESS_EQUALS: appendStringInfoString(&out, "<="); break;
-            case GREATER_EQUALS: appendStringInfoString(&out, ">="); break;
-            case NOT_EQUALS: appendStringInfoString(&out, "<>"); break;
+            case XCONST:
+                appendStringInfo(normalized, "%c'%s'", val.str[0], val.str + 1);
+                placeholder = tok == BCONST ? "\x01b" : "\x01x";
+                break;
+            case FCONST: appendStringInfoString(normalized, val.str); placeholder = "\x01f"; break;
+            case ICONST: appendStringInfo(normalized, "%d", val.ival); placeholder = "\x01i"; break;
+            case Op: appendStringInfoString(normalized, val.str); break;
+            case PARAM: appendStringInfo(normalized, "$%d", val.ival); break;
+            case TYPECAST: appendStringInfoString(normalized, "::"); break;
+            case DOT_DOT: appendStringInfoString(normalized, ".."); break;
+            case COLON_EQUALS: appendStringInfoString(normalized, ":="); break;
+            case EQUALS_GREATER: appendStringInfoString(normalized, "=>"); break;
+            case LESS_EQUALS: appendStringInfoString(normalized, "<="); break;
+            case GREATER_EQUALS: appendStringInfoString(normalized, ">="); break;
+            case NOT_EQUALS: appendStringInfoString(normalized, "<>"); break;
             default:
-                if (tok < 256) appendStringInfoChar(&out, static_cast<char>(tok));
-                else appendStringInfoString(&out, val.keyword);  // keywords
+                if (tok < 256) appendStringInfoChar(normalized, static_cast<char>(tok));
+                else appendStringInfoString(normalized, val.keyword);  // keywords
                 break;
         }
+        if (placeholder) appendStringInfoString(shape, placeholder);
+        else appendBinaryStringInfo(shape, normalized->data + literal_start, normalized->len - literal_start);
     }
     scanner_finish(scanner);
-    return out.data;
 }
 
-void parse_guarded(const char* sql, RawResult* out) {
+struct ScanResult {
+    char* normalized;  // nullptr: the scanner raised an error
+    char* shape;       // nullptr: no shape
+};
+
+void scan_guarded(const char* sql, ScanResult* out) {
+    out->normalized = nullptr;
+    out->shape = nullptr;
+    MemoryContext ctx = CurrentMemoryContext;
+    PG_TRY();
+    {
+        StringInfoData normalized, shape;
+        initStringInfo(&normalized);
+        initStringInfo(&shape);
+        bool has_shape = false;
+        scan_forms(sql, &normalized, &shape, &has_shape);
+        out->normalized = normalized.data;
+        out->shape = has_shape ? shape.data : nullptr;
+    }
+    PG_CATCH();
+    {
+        FreeErrorData(take_error(ctx));
+        out->normalized = nullptr;
+        out->shape = nullptr;
+    }
+    PG_END_TRY();
+}
+
+// normalize: also compute the normalized form (false when the caller scanned the string already).
+void parse_guarded(const char* sql, bool normalize, RawResult* out) {
     out->stmts = NIL;
     out->error = nullptr;
-    out->query = QueryInfo{NIL, false, false};
+    out->query = QueryInfo{NIL, false, false, false};
     out->normalized = nullptr;
     MemoryContext ctx = CurrentMemoryContext;
     current_query = &out->query;
     PG_TRY();
     {
         List* parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
-        out->normalized = normalize(sql);
+        if (normalize) {
+            StringInfoData normalized, shape;
+            initStringInfo(&normalized);
+            initStringInfo(&shape);
+            bool has_shape = false;
+            scan_forms(sql, &normalized, &shape, &has_shape);
+            out->normalized = normalized.data;
+        }
         ListCell* lc;
         foreach (lc, parsed) {
             StmtInfo* st = new_info(nullptr);
@@ -527,11 +593,25 @@ std::string str_or_empty(const char* s) { return s ? std::string(s) : std::strin
 
 void forget_builtin_functions() { builtin_cache().clear(); }
 
-ParsedQuery parse_statements(const std::string& sql) {
+ScannedQuery scan_statements(const std::string& sql) {
+    MemoryContext ctx = parser_context();
+    MemoryContext old = MemoryContextSwitchTo(ctx);
+    ScanResult raw;
+    scan_guarded(sql.c_str(), &raw);
+    MemoryContextSwitchTo(old);
+    ScannedQuery out;
+    out.ok = raw.normalized != nullptr;
+    out.normalized = str_or_empty(raw.normalized);
+    out.shape = str_or_empty(raw.shape);
+    MemoryContextReset(ctx);
+    return out;
+}
+
+ParsedQuery parse_statements(const std::string& sql, std::string* normalized) {
     MemoryContext ctx = parser_context();
     MemoryContext old = MemoryContextSwitchTo(ctx);
     RawResult raw;
-    parse_guarded(sql.c_str(), &raw);
+    parse_guarded(sql.c_str(), normalized == nullptr, &raw);
     MemoryContextSwitchTo(old);
 
     ParsedQuery out;
@@ -540,7 +620,8 @@ ParsedQuery parse_statements(const std::string& sql) {
         out.error_message = str_or_empty(raw.error->message);
         out.error_position = raw.error->cursorpos;
     } else {
-        out.normalized = str_or_empty(raw.normalized);
+        out.normalized = normalized ? std::move(*normalized) : str_or_empty(raw.normalized);
+        out.literal_facts = raw.query.literal_read;
         out.reads_catalog = raw.query.reads_catalog;
         out.temp_relation = raw.query.temp_relation;
         ListCell* rc;

@@ -10,8 +10,13 @@
 
 namespace rproxy::pg {
 
-// Never throws a PostgreSQL error: parser errors become ParsedQuery::error_*.
-ParsedQuery parse_statements(const std::string& sql);
+// The scanner's forms of sql, without the grammar. Never throws: a string the scanner rejects
+// comes back with ok = false.
+ScannedQuery scan_statements(const std::string& sql);
+
+// Never throws a PostgreSQL error: parser errors become ParsedQuery::error_*. normalized: sql's
+// normalized form from scan_statements, taken instead of scanning again.
+ParsedQuery parse_statements(const std::string& sql, std::string* normalized = nullptr);
 
 // Forget cached built-in volatilities (after a reload, or CREATE EXTENSION in the gateway).
 void forget_builtin_functions();

@@ -64,7 +64,10 @@ class PgWorkerHost final : public WorkerHost {
 public:
     explicit PgWorkerHost(int slot) : slot_(slot) {}
 
-    ParsedQuery parse(std::string_view sql) override { return parse_statements(std::string(sql)); }
+    ScannedQuery scan(const std::string& sql) override { return scan_statements(sql); }
+    ParsedQuery parse(const std::string& sql, std::string* normalized) override {
+        return parse_statements(sql, normalized);
+    }
 
     FirewallConfig firewall_config() override { return rproxy::pg::firewall_config(); }
 

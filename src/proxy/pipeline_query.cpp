@@ -34,7 +34,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
     ConnectionPtr conn = pinned_;
     std::optional<ErrorFields> failure;
     // Judged without a coroutine unless the upstream must be asked about a function.
-    std::shared_ptr<const Verdict> judged = known_verdict(sql, parsed);
+    std::shared_ptr<const Verdict> judged = known_verdict(parsed);
     if (judged) check_judgement(*judged, *parsed, failure);
     else {
         Verdict slow = co_await judge(*parsed, conn, failure);

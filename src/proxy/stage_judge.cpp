@@ -14,10 +14,19 @@ namespace asio = boost::asio;
 
 namespace rproxy {
 
+// The exact text seen before costs a hash lookup; the same statement with other literals costs the
+// scanner (needed for the cache key anyway); only a new shape runs the grammar.
 std::shared_ptr<const ParsedQuery> StatementPipeline::parse(const std::string& sql) {
     StatementMemo& memo = worker_.memo();
     if (auto known = memo.find(sql)) return known;
-    auto parsed = std::make_shared<const ParsedQuery>(worker_.parser().parse(sql));
+    ScannedQuery scanned = worker_.parser().scan(sql);
+    std::shared_ptr<const ParsedQuery> parsed;
+    if (scanned.ok && !scanned.shape.empty()) parsed = memo.find_shape(scanned.shape, std::move(scanned.normalized));
+    if (!parsed) {
+        parsed = std::make_shared<const ParsedQuery>(
+            worker_.parser().parse(sql, scanned.ok ? &scanned.normalized : nullptr));
+        memo.remember_shape(scanned.shape, parsed);
+    }
     memo.remember(sql, parsed);
     return parsed;
 }
@@ -28,13 +37,12 @@ Verdict StatementPipeline::judge_known(const ParsedQuery& parsed) {
     return evaluate(parsed, worker_.firewall(), lookup);
 }
 
-std::shared_ptr<const Verdict> StatementPipeline::known_verdict(const std::string& sql,
-                                                            const std::shared_ptr<const ParsedQuery>& parsed) {
+std::shared_ptr<const Verdict> StatementPipeline::known_verdict(const std::shared_ptr<const ParsedQuery>& parsed) {
     StatementMemo& memo = worker_.memo();
-    if (auto v = memo.verdict(parsed.get(), pool_)) return v;
+    if (auto v = memo.verdict(*parsed, pool_)) return v;
     auto v = std::make_shared<const Verdict>(judge_known(*parsed));
     if (!v->pending_functions.empty()) return nullptr;
-    memo.remember_verdict(sql, parsed, pool_, v);
+    memo.remember_verdict(parsed, pool_, v);
     return v;
 }
 

@@ -1,6 +1,11 @@
-// Per-worker memo from exact statement text to what the parser learned about it, so a repeated
-// statement (a cache hit above all) never runs raw_parser again. Bounded in entries and in bytes of
-// statement text (a client may send statements up to pg_rproxy.max_message_size); cleared on reload.
+// Per-worker memo of what the parser learned, so that the grammar runs as rarely as possible:
+//  - by exact statement text: a repeated statement (a cache hit above all) is not even scanned;
+//  - by shape (the scanner's tokens with literals as placeholders): a statement that differs from
+//    an earlier one only in its literals takes that one's facts, unless a fact was read from a
+//    literal (ParsedQuery::literal_facts), and only the scanner runs;
+//  - the firewall's verdict per facts and upstream.
+// Each part is bounded in entries and in bytes of text (a client may send statements up to
+// pg_rproxy.max_message_size) and starts over when full; everything is cleared on reload.
 #pragma once
 #include "core/pure_layer.hpp"
 
@@ -18,59 +23,97 @@ public:
     explicit StatementMemo(std::size_t capacity = 4096, std::size_t max_bytes = 8 * 1024 * 1024)
         : capacity_(capacity), max_bytes_(max_bytes) {}
 
-    std::shared_ptr<const ParsedQuery> find(const std::string& sql) const {
-        auto it = memo_.find(sql);
-        return it == memo_.end() ? nullptr : it->second;
-    }
+    std::shared_ptr<const ParsedQuery> find(const std::string& sql) const { return exact_.find(sql); }
     void remember(const std::string& sql, std::shared_ptr<const ParsedQuery> parsed) {
-        if (sql.size() > max_bytes_ / 16) return;  // a huge statement is parsed again rather than kept
-        if (memo_.size() >= capacity_ || bytes_ + sql.size() > max_bytes_) clear();  // hot statements come back at once
-        if (memo_.emplace(sql, std::move(parsed)).second) bytes_ += sql.size();
+        exact_.remember(sql, std::move(parsed), capacity_, max_bytes_);
     }
-    void clear() {
-        memo_.clear();
-        bytes_ = 0;
-        verdicts_.clear();
-    }
-    std::size_t bytes() const { return bytes_; }
 
-    // The firewall's verdict on a parsed statement for one upstream (a verdict depends on that
+    // The facts of an earlier statement of this shape, for a statement whose own normalized form
+    // is normalized: a new ParsedQuery that shares their verdicts. nullptr when none is known.
+    std::shared_ptr<const ParsedQuery> find_shape(const std::string& shape, std::string&& normalized) const {
+        auto same = shapes_.find(shape);
+        if (!same) return nullptr;
+        auto parsed = std::make_shared<ParsedQuery>(*same);
+        parsed->normalized = std::move(normalized);
+        parsed->same_facts_as = std::move(same);
+        return parsed;
+    }
+    // Only a parse whose facts hold for every string of its shape is kept.
+    void remember_shape(const std::string& shape, const std::shared_ptr<const ParsedQuery>& parsed) {
+        if (shape.empty() || parsed->literal_facts || parsed->error_sqlstate || parsed->same_facts_as) return;
+        shapes_.remember(shape, parsed, capacity_, max_bytes_);
+    }
+
+    void clear() {
+        exact_.clear();
+        shapes_.clear();
+        verdicts_.clear();
+        verdict_bytes_ = 0;
+    }
+    std::size_t bytes() const { return exact_.bytes + shapes_.bytes; }
+
+    // The firewall's verdict on a statement's facts for one upstream (a verdict depends on that
     // upstream's functions; upstream is its pool, which lives as long as the worker). It holds
     // until the next reload (firewall settings, built-ins and the upstream's functions are only
-    // re-read then, and clear() is called). The parsed statement is kept alive with it, so its
-    // address cannot be reused by another statement while the entry exists.
-    std::shared_ptr<const Verdict> verdict(const ParsedQuery* parsed, const void* upstream) const {
-        auto it = verdicts_.find(VerdictKey{parsed, upstream});
+    // re-read then, and clear() is called). Statements of one shape share the verdict of the
+    // first one's facts, which the entry keeps alive, so their address cannot be reused by
+    // other facts while the entry exists.
+    std::shared_ptr<const Verdict> verdict(const ParsedQuery& parsed, const void* upstream) const {
+        auto it = verdicts_.find(VerdictKey{parsed.facts_identity(), upstream});
         return it == verdicts_.end() ? nullptr : it->second.second;
     }
-    // Kept only while the memo holds this very parse of sql (verdicts keep their parse alive, and
-    // are cleared with the memo): a statement too large for the memo leaves nothing behind.
-    void remember_verdict(const std::string& sql, std::shared_ptr<const ParsedQuery> parsed, const void* upstream,
+    void remember_verdict(const std::shared_ptr<const ParsedQuery>& parsed, const void* upstream,
                           std::shared_ptr<const Verdict> v) {
-        if (find(sql) != parsed) return;
-        if (verdicts_.size() >= capacity_) verdicts_.clear();
-        VerdictKey key{parsed.get(), upstream};
-        verdicts_.emplace(key, std::make_pair(std::move(parsed), std::move(v)));
+        std::shared_ptr<const ParsedQuery> facts = parsed->same_facts_as ? parsed->same_facts_as : parsed;
+        std::size_t size = facts->normalized.size();
+        if (size > max_bytes_ / 16) return;  // a huge statement is judged again rather than kept
+        if (verdicts_.size() >= capacity_ || verdict_bytes_ + size > max_bytes_) {
+            verdicts_.clear();
+            verdict_bytes_ = 0;
+        }
+        VerdictKey key{facts.get(), upstream};
+        if (verdicts_.emplace(key, std::make_pair(std::move(facts), std::move(v))).second) verdict_bytes_ += size;
     }
 
 private:
+    // Text -> parse, bounded; cleared whole when full, since hot statements come back at once.
+    struct TextMap {
+        std::unordered_map<std::string, std::shared_ptr<const ParsedQuery>> entries;
+        std::size_t bytes = 0;
+        std::shared_ptr<const ParsedQuery> find(const std::string& text) const {
+            auto it = entries.find(text);
+            return it == entries.end() ? nullptr : it->second;
+        }
+        void remember(const std::string& text, std::shared_ptr<const ParsedQuery> parsed, std::size_t capacity,
+                      std::size_t max_bytes) {
+            if (text.size() > max_bytes / 16) return;  // a huge statement is parsed again rather than kept
+            if (entries.size() >= capacity || bytes + text.size() > max_bytes) clear();
+            if (entries.emplace(text, std::move(parsed)).second) bytes += text.size();
+        }
+        void clear() {
+            entries.clear();
+            bytes = 0;
+        }
+    };
+
     std::size_t capacity_;
     std::size_t max_bytes_;
-    std::size_t bytes_ = 0;  // statement text held by memo_
-    std::unordered_map<std::string, std::shared_ptr<const ParsedQuery>> memo_;
+    TextMap exact_;
+    TextMap shapes_;
     struct VerdictKey {
-        const ParsedQuery* parsed;
+        const ParsedQuery* facts;
         const void* upstream;
-        bool operator==(const VerdictKey& o) const { return parsed == o.parsed && upstream == o.upstream; }
+        bool operator==(const VerdictKey& o) const { return facts == o.facts && upstream == o.upstream; }
     };
     struct VerdictKeyHash {
         std::size_t operator()(const VerdictKey& k) const {
-            return std::hash<const void*>()(k.parsed) * 31 + std::hash<const void*>()(k.upstream);
+            return std::hash<const void*>()(k.facts) * 31 + std::hash<const void*>()(k.upstream);
         }
     };
     std::unordered_map<VerdictKey, std::pair<std::shared_ptr<const ParsedQuery>, std::shared_ptr<const Verdict>>,
                        VerdictKeyHash>
         verdicts_;
+    std::size_t verdict_bytes_ = 0;  // normalized text of the facts verdicts_ keeps alive
 };
 
 }  // namespace rproxy

@@ -80,7 +80,7 @@ private:
                                           std::optional<ErrorFields>& failure);
     Verdict judge_known(const ParsedQuery& parsed);  // pending_functions: the upstream must be asked
     // judge_known() remembered per statement until the next reload; null when the upstream must be asked.
-    std::shared_ptr<const Verdict> known_verdict(const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed);
+    std::shared_ptr<const Verdict> known_verdict(const std::shared_ptr<const ParsedQuery>& parsed);
     Verdict finish_judgement(Verdict verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure);
     // Rejections are counted and answered, EXECUTE checked against this client's PREPAREs.
     void check_judgement(const Verdict& verdict, const ParsedQuery& parsed, std::optional<ErrorFields>& failure);

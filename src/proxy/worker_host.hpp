@@ -40,11 +40,13 @@ enum class LogLevel { Debug, Log, Warning };
 // and the sessions take one at a time, and the worker's own needs (settings, signals, log) beside
 // them. Every method is called on the loop's thread.
 
-// raw_parser and the tree walk, built-in volatilities from the gateway's catalog (pg/statement_parser).
+// The scanner alone, or raw_parser and the tree walk, built-in volatilities from the gateway's catalog (pg/statement_parser).
 class StatementParser {
 public:
     virtual ~StatementParser() = default;
-    virtual ParsedQuery parse(std::string_view sql) = 0;
+    virtual ScannedQuery scan(const std::string& sql) = 0;
+    // normalized: sql's ScannedQuery::normalized, taken over (nullptr: the parser scans for it).
+    virtual ParsedQuery parse(const std::string& sql, std::string* normalized) = 0;
 };
 
 // The shared-memory result cache (pg/result_cache). None of these block or throw.

@@ -113,6 +113,47 @@ def corpus_rejections_never_change_the_upstream_even_as_superuser():
 
 
 @test
+def statements_of_one_shape_are_judged_by_their_own_literals():
+    """The parse memo shares facts between strings that differ only in literals. Where a literal's
+    value decides the verdict, the second string of the shape must still be judged on its own."""
+    judge = Wire(env.gw.port)
+    judge.startup(user="postgres", database="postgres")
+    classify = lambda sql: rows(judge.query(f"SELECT bool_and(allowed)::text FROM pg_rproxy_classify({dollar(sql)})"))[0][0]
+    pairs = [  # (allowed, refused), same tokens but for one literal
+        ("SELECT set_config('application_name', 'shape', false)",
+         "SELECT set_config('default_transaction_read_only', 'off', false)"),
+        ("SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'enable_seqscan'",
+         "SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'transaction_read_only'"),
+        ("EXPLAIN (ANALYZE 0) SELECT nextval('s')", "EXPLAIN (ANALYZE 1) SELECT nextval('s')"),
+        ("SET ROLE 'none'", "SET ROLE 'postgres'"),
+        ("BEGIN TRANSACTION READ ONLY, ISOLATION LEVEL SERIALIZABLE", None),
+    ]
+    sequence = env.up.sql("SELECT last_value || ':' || is_called FROM s", db="e2e")
+    for allowed, refused in pairs:
+        check(classify(allowed) == "true", f"the gateway allows {allowed!r}")
+        if refused:
+            check(classify(refused) == "false", f"the gateway refuses {refused!r}")
+        w = env.wire()
+        for _ in range(2):  # the second time from the memo
+            msgs = w.query(allowed)
+            check(not errors(msgs), f"{allowed!r}: {errors(msgs)}")
+            if w.query("SELECT 1")[-1] != ("Z", b"I"):
+                w.query("ROLLBACK")
+            if refused:
+                e = errors(w.query(refused))
+                check(e and e[0]["C"] == "25006", f"{refused!r} after {allowed!r}: {e}")
+        w.close()
+    judge.close()
+    check(env.up.sql("SELECT last_value || ':' || is_called FROM s", db="e2e") == sequence, "nextval never ran")
+    # Facts are shared, results are not: each literal has its own cache entry.
+    w = env.wire()
+    for i in (1, 2, 3, 2, 1):
+        check(rows(w.query(f"SELECT id * 10 FROM big WHERE id = {i}")) == [[str(i * 10)]], f"id {i}")
+        check(rows(w.query(f"SELECT '{i}'::text || 'x'")) == [[f"{i}x"]], f"literal {i}")
+    w.close()
+
+
+@test
 def volatile_upstream_functions_are_found_in_the_upstream_catalog():
     w = env.wire()
     e = errors(w.query("SELECT public.my_writer()"))
