@@ -3,6 +3,7 @@
 // policy (core/firewall_policy), so the decision logic is testable without a server.
 #pragma once
 #include "core/pure_layer.hpp"
+#include "core/shared_list.hpp"
 
 #include <memory>
 #include <optional>
@@ -63,9 +64,9 @@ struct ScannedQuery {
 };
 
 struct ParsedQuery {
-    std::vector<StatementFacts> statements;
+    SharedList<StatementFacts> statements;
     std::string normalized;  // ScannedQuery::normalized
-    std::vector<std::string> relations;  // tables/views named, "schema.name" or "name"
+    SharedList<std::string> relations;  // tables/views named, "schema.name" or "name"
     bool reads_catalog = false;          // names pg_catalog or information_schema relations
     bool temp_relation = false;          // names pg_temp relations
     // A syntax (or other parser) error: answered by the gateway as the server would.

@@ -248,15 +248,17 @@ void walk_nested(Node* inner, StmtInfo* outer, bool must_be_query) {
     merge(outer, in);
 }
 
+// As the server does, the last ANALYZE option counts: (ANALYZE false, ANALYZE true) runs the query.
 bool explain_analyzes(ExplainStmt* e) {
+    bool analyze = false;
     ListCell* lc;
     foreach (lc, e->options) {
         auto* opt = static_cast<DefElem*>(lfirst(lc));
         if (strcmp(opt->defname, "analyze") != 0) continue;
         note_literal_read();
-        return opt->arg == nullptr || defGetBoolean(opt);
+        analyze = opt->arg == nullptr || defGetBoolean(opt);
     }
-    return false;
+    return analyze;
 }
 
 void walk_set(VariableSetStmt* s, StmtInfo* st) {
@@ -398,45 +400,88 @@ struct RawResult {
     char* normalized;
 };
 
+// An identifier as the normalized form prints it: bare when nothing else could print the same
+// (lower-case letters, digits and underscores, and no keyword of any category, since a bare word
+// is how keywords print), otherwise double-quoted. Unlike quote_identifier, which leaves
+// unreserved keywords bare: "cube"(a) is a function call, CUBE(a) a grouping set.
+void append_identifier(StringInfo out, const char* ident, bool was_quoted) {
+    bool safe = (ident[0] >= 'a' && ident[0] <= 'z') || ident[0] == '_';
+    for (const char* p = ident; safe && *p; ++p)
+        safe = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
+    // The scanner returns every keyword written without quotes as a keyword token.
+    if (safe && was_quoted) safe = ScanKeywordLookup(ident, &ScanKeywords) < 0;
+    if (safe) {
+        appendStringInfoString(out, ident);
+        return;
+    }
+    appendStringInfoChar(out, '"');
+    for (const char* p = ident; *p; ++p) {
+        if (*p == '"') appendStringInfoChar(out, '"');
+        appendStringInfoChar(out, *p);
+    }
+    appendStringInfoChar(out, '"');
+}
+
+// Where the shape differs from the normalized form: a literal at [start, start + length) of the
+// normalized form is replaced by the placeholder \x01<kind>.
+struct LiteralSpan {
+    int start;
+    int length;
+    char kind;
+};
+
+struct ScanResult {
+    char* normalized;     // nullptr: the scanner raised an error
+    bool has_shape;
+    LiteralSpan* spans;
+    int span_count;
+};
+
 // The scanner's forms of the string (ScannedQuery): the server's own scanner splits it into
 // tokens; comments and whitespace disappear, keywords come out in lower case (identifiers already
 // are, unless quoted), literals and quoted identifiers keep their exact value in the normalized
-// form and become one placeholder per token kind in the shape. A placeholder starts with \x01,
-// which no other token can begin with (a quoted identifier starts with a quote).
-void scan_forms(const char* sql, StringInfo normalized, StringInfo shape, bool* has_shape) {
+// form; the literals' spans make the shape. spans may be nullptr when only the normalized form is
+// wanted.
+void scan_forms(const char* sql, StringInfo normalized, ScanResult* spans) {
     core_yy_extra_type extra;
     core_yyscan_t scanner = scanner_init(sql, &extra, &ScanKeywords, ScanKeywordTokens);
     core_YYSTYPE val;
     YYLTYPE loc;
-    *has_shape = true;
+    int before_last = 0, last = 0;  // the two tokens before this one
+    int capacity = 0;
+    char digits[12];
     for (;;) {
         int tok = core_yylex(&val, &loc, scanner);
         if (tok == 0) break;
-        if (normalized->len > 0) {
-            appendStringInfoChar(normalized, ' ');
-            appendStringInfoChar(shape, ' ');
-        }
-        int literal_start = normalized->len;
-        const char* placeholder = nullptr;
+        if (normalized->len > 0) appendStringInfoChar(normalized, ' ');
+        int token_start = normalized->len;
+        char literal = 0;
         switch (tok) {
-            case IDENT: appendStringInfoString(normalized, quote_identifier(val.str)); break;
+            case IDENT: append_identifier(normalized, val.str, extra.scanbuf[loc] == '"'); break;
             case UIDENT:
             case USCONST:
             case UESCAPE:
                 // UESCAPE 'c' decides what the escapes mean: a literal can change a name.
-                *has_shape = false;
-                if (tok == UIDENT) appendStringInfo(normalized, "U&%s", quote_identifier(val.str));
+                if (spans) spans->has_shape = false;
+                if (tok == UIDENT) {
+                    appendStringInfoString(normalized, "U&");
+                    append_identifier(normalized, val.str, true);
+                }
                 else if (tok == USCONST) appendStringInfo(normalized, "U&%s", quote_literal_cstr(val.str));
                 else appendStringInfoString(normalized, val.keyword);
                 break;
-            case SCONST: appendStringInfoString(normalized, quote_literal_cstr(val.str)); placeholder = "\x01s"; break;
+            case SCONST: appendStringInfoString(normalized, quote_literal_cstr(val.str)); literal = 's'; break;
             case BCONST:
             case XCONST:
                 appendStringInfo(normalized, "%c'%s'", val.str[0], val.str + 1);
-                placeholder = tok == BCONST ? "\x01b" : "\x01x";
+                literal = tok == BCONST ? 'b' : 'x';
                 break;
-            case FCONST: appendStringInfoString(normalized, val.str); placeholder = "\x01f"; break;
-            case ICONST: appendStringInfo(normalized, "%d", val.ival); placeholder = "\x01i"; break;
+            case FCONST: appendStringInfoString(normalized, val.str); literal = 'f'; break;
+            case ICONST:
+                appendBinaryStringInfo(normalized, digits, pg_ltoa(val.ival, digits));
+                // float(p) is float4 for p <= 24, float8 above: a name TREAT(x AS float(p)) calls.
+                literal = before_last == FLOAT_P && last == '(' ? 0 : 'i';
+                break;
             case Op: appendStringInfoString(normalized, val.str); break;
             case PARAM: appendStringInfo(normalized, "$%d", val.ival); break;
             case TYPECAST: appendStringInfoString(normalized, "::"); break;
@@ -451,36 +496,34 @@ void scan_forms(const char* sql, StringInfo normalized, StringInfo shape, bool* 
                 else appendStringInfoString(normalized, val.keyword);  // keywords
                 break;
         }
-        if (placeholder) appendStringInfoString(shape, placeholder);
-        else appendBinaryStringInfo(shape, normalized->data + literal_start, normalized->len - literal_start);
+        if (literal && spans) {
+            if (spans->span_count == capacity) {
+                capacity = capacity ? capacity * 2 : 8;
+                spans->spans = static_cast<LiteralSpan*>(
+                    spans->spans ? repalloc(spans->spans, capacity * sizeof(LiteralSpan)) : palloc(capacity * sizeof(LiteralSpan)));
+            }
+            spans->spans[spans->span_count++] = LiteralSpan{token_start, normalized->len - token_start, literal};
+        }
+        before_last = last;
+        last = tok;
     }
     scanner_finish(scanner);
 }
 
-struct ScanResult {
-    char* normalized;  // nullptr: the scanner raised an error
-    char* shape;       // nullptr: no shape
-};
-
 void scan_guarded(const char* sql, ScanResult* out) {
-    out->normalized = nullptr;
-    out->shape = nullptr;
+    *out = ScanResult{nullptr, true, nullptr, 0};
     MemoryContext ctx = CurrentMemoryContext;
     PG_TRY();
     {
-        StringInfoData normalized, shape;
+        StringInfoData normalized;
         initStringInfo(&normalized);
-        initStringInfo(&shape);
-        bool has_shape = false;
-        scan_forms(sql, &normalized, &shape, &has_shape);
+        scan_forms(sql, &normalized, out);
         out->normalized = normalized.data;
-        out->shape = has_shape ? shape.data : nullptr;
     }
     PG_CATCH();
     {
         FreeErrorData(take_error(ctx));
-        out->normalized = nullptr;
-        out->shape = nullptr;
+        *out = ScanResult{nullptr, false, nullptr, 0};
     }
     PG_END_TRY();
 }
@@ -497,11 +540,9 @@ void parse_guarded(const char* sql, bool normalize, RawResult* out) {
     {
         List* parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
         if (normalize) {
-            StringInfoData normalized, shape;
+            StringInfoData normalized;
             initStringInfo(&normalized);
-            initStringInfo(&shape);
-            bool has_shape = false;
-            scan_forms(sql, &normalized, &shape, &has_shape);
+            scan_forms(sql, &normalized, nullptr);
             out->normalized = normalized.data;
         }
         ListCell* lc;
@@ -601,8 +642,21 @@ ScannedQuery scan_statements(const std::string& sql) {
     MemoryContextSwitchTo(old);
     ScannedQuery out;
     out.ok = raw.normalized != nullptr;
-    out.normalized = str_or_empty(raw.normalized);
-    out.shape = str_or_empty(raw.shape);
+    if (out.ok) {
+        out.normalized = raw.normalized;
+        if (raw.has_shape) {
+            out.shape.reserve(out.normalized.size());
+            std::size_t from = 0;
+            for (int i = 0; i < raw.span_count; ++i) {
+                const LiteralSpan& span = raw.spans[i];
+                out.shape.append(out.normalized, from, span.start - from);
+                out.shape += '\x01';
+                out.shape += span.kind;
+                from = span.start + span.length;
+            }
+            out.shape.append(out.normalized, from, std::string::npos);
+        }
+    }
     MemoryContextReset(ctx);
     return out;
 }
@@ -615,6 +669,7 @@ ParsedQuery parse_statements(const std::string& sql, std::string* normalized) {
     MemoryContextSwitchTo(old);
 
     ParsedQuery out;
+    std::vector<StatementFacts> statements;
     if (raw.error) {
         out.error_sqlstate = unpack_sql_state(raw.error->sqlerrcode);
         out.error_message = str_or_empty(raw.error->message);
@@ -657,13 +712,14 @@ ParsedQuery parse_statements(const std::string& sql, std::string* normalized) {
                 ref.nargs = fi->nargs;
                 f.functions.push_back(std::move(ref));
             }
-            out.statements.push_back(std::move(f));
+            statements.push_back(std::move(f));
         }
     }
     MemoryContextReset(ctx);
     // Catalog lookups after the parse tree is gone: they may start a transaction of their own.
-    for (auto& st : out.statements)
+    for (auto& st : statements)
         for (auto& f : st.functions) f.volatility = builtin_volatility(f);
+    out.statements = SharedList<StatementFacts>(std::move(statements));
     return out;
 }
 

@@ -17,7 +17,8 @@ public:
     void set(std::string_view name, std::string value);
     const std::string* get(std::string_view name) const;
     void erase(std::string_view name);
-    bool operator==(const SessionSettings& o) const { return values_ == o.values_; }
+    // One version never describes two contents, so equal versions are equal settings.
+    bool operator==(const SessionSettings& o) const { return version_ == o.version_ || values_ == o.values_; }
     bool empty() const { return values_.empty(); }
     const std::map<std::string, std::string>& values() const { return values_; }
     // Changes with every set/erase, and no two different contents ever share one (the counter is

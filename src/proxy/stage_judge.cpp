@@ -20,13 +20,14 @@ std::shared_ptr<const ParsedQuery> StatementPipeline::parse(const std::string& s
     StatementMemo& memo = worker_.memo();
     if (auto known = memo.find(sql)) return known;
     ScannedQuery scanned = worker_.parser().scan(sql);
-    std::shared_ptr<const ParsedQuery> parsed;
-    if (scanned.ok && !scanned.shape.empty()) parsed = memo.find_shape(scanned.shape, std::move(scanned.normalized));
-    if (!parsed) {
-        parsed = std::make_shared<const ParsedQuery>(
-            worker_.parser().parse(sql, scanned.ok ? &scanned.normalized : nullptr));
-        memo.remember_shape(scanned.shape, parsed);
+    if (scanned.ok && !scanned.shape.empty()) {
+        if (auto same = memo.find_shape(scanned.shape, std::move(scanned.normalized))) {
+            if (memo.seen_before(sql)) memo.remember(sql, same);
+            return same;
+        }
     }
+    auto parsed = std::make_shared<const ParsedQuery>(worker_.parser().parse(sql, scanned.ok ? &scanned.normalized : nullptr));
+    memo.remember_shape(scanned.shape, parsed);
     memo.remember(sql, parsed);
     return parsed;
 }

@@ -9,6 +9,7 @@
 #pragma once
 #include "core/pure_layer.hpp"
 
+#include <array>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -38,6 +39,17 @@ public:
         parsed->same_facts_as = std::move(same);
         return parsed;
     }
+    // Whether sql was asked about before (a hash in a small table, so sometimes wrongly no): a text
+    // that differs from others only in its literals is kept by exact text from its second time
+    // on, so that a stream of ever-new literals does not churn the exact memo.
+    bool seen_before(const std::string& sql) {
+        std::size_t h = std::hash<std::string>()(sql);
+        std::size_t& slot = seen_[h % seen_.size()];
+        if (slot == h) return true;
+        slot = h;
+        return false;
+    }
+
     // Only a parse whose facts hold for every string of its shape is kept.
     void remember_shape(const std::string& shape, const std::shared_ptr<const ParsedQuery>& parsed) {
         if (shape.empty() || parsed->literal_facts || parsed->error_sqlstate || parsed->same_facts_as) return;
@@ -45,6 +57,7 @@ public:
     }
 
     void clear() {
+        seen_.fill(0);
         exact_.clear();
         shapes_.clear();
         verdicts_.clear();
@@ -100,6 +113,7 @@ private:
     std::size_t max_bytes_;
     TextMap exact_;
     TextMap shapes_;
+    std::array<std::size_t, 4096> seen_{};
     struct VerdictKey {
         const ParsedQuery* facts;
         const void* upstream;

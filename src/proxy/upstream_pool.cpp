@@ -21,6 +21,7 @@ void UpstreamPool::configure(const UpstreamConfig& cfg) {
     if (target_changed) {
         ++generation_;
         reported_.clear();
+        reported_by_version_.clear();
         identity_ = upstream_identity(cfg.conninfo);
         role_ = upstream_user(cfg.conninfo);
         close_idle();  // busy ones are dropped when they come back
@@ -33,9 +34,16 @@ void UpstreamPool::configure(const UpstreamConfig& cfg) {
     on_change_();
 }
 
+// Asked before every statement: found by the settings' version first, which a session keeps
+// until its settings change, instead of comparing whole maps of settings.
 const UpstreamPool::ReportedParameters* UpstreamPool::reported_parameters(const SessionSettings& settings) const {
+    auto known = reported_by_version_.find(settings.version());
+    if (known != reported_by_version_.end()) return known->second;
     auto it = reported_.find(settings.values());
-    return it == reported_.end() ? nullptr : it->second.get();
+    if (it == reported_.end()) return nullptr;
+    if (reported_by_version_.size() >= 1024) reported_by_version_.clear();
+    reported_by_version_.emplace(settings.version(), it->second.get());
+    return it->second.get();
 }
 
 std::shared_ptr<const UpstreamPool::ReportedParameters> UpstreamPool::shared_reported_parameters(
@@ -48,6 +56,7 @@ void UpstreamPool::remember_parameters(const SessionSettings& settings, Reported
     constexpr std::size_t kMaxDistinctSettings = 256;  // distinct client setting sets are few
     if (reported_.size() >= kMaxDistinctSettings && !reported_.count(settings.values())) reported_.clear();
     reported_[settings.values()] = std::make_shared<const ReportedParameters>(std::move(params));
+    reported_by_version_.clear();  // it pointed into what was just replaced or cleared
 }
 
 void UpstreamPool::close_idle() {

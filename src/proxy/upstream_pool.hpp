@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <unordered_map>
 #include <vector>
 #include <memory>
 #include <optional>
@@ -94,6 +95,7 @@ private:
     std::size_t busy_ = 0;
     std::size_t connecting_ = 0;
     std::map<std::map<std::string, std::string>, std::shared_ptr<const ReportedParameters>> reported_;
+    mutable std::unordered_map<uint64_t, const ReportedParameters*> reported_by_version_;  // SessionSettings::version
     UpstreamFunctions functions_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -127,6 +127,7 @@ def statements_of_one_shape_are_judged_by_their_own_literals():
         ("EXPLAIN (ANALYZE 0) SELECT nextval('s')", "EXPLAIN (ANALYZE 1) SELECT nextval('s')"),
         ("SET ROLE 'none'", "SET ROLE 'postgres'"),
         ("BEGIN TRANSACTION READ ONLY, ISOLATION LEVEL SERIALIZABLE", None),
+        ("EXPLAIN (ANALYZE 1, ANALYZE 0) SELECT nextval('s')", "EXPLAIN (ANALYZE 0, ANALYZE 1) SELECT nextval('s')"),
     ]
     sequence = env.up.sql("SELECT last_value || ':' || is_called FROM s", db="e2e")
     for allowed, refused in pairs:
@@ -151,6 +152,27 @@ def statements_of_one_shape_are_judged_by_their_own_literals():
         check(rows(w.query(f"SELECT id * 10 FROM big WHERE id = {i}")) == [[str(i * 10)]], f"id {i}")
         check(rows(w.query(f"SELECT '{i}'::text || 'x'")) == [[f"{i}x"]], f"literal {i}")
     w.close()
+
+
+@test
+def a_quoted_name_or_a_type_modifier_is_not_taken_for_a_keyword_or_a_literal():
+    """Tokens the shape memo must keep apart: "cube"(a) calls a function where CUBE(a) is a
+    grouping set, and float(25) names float8 where float(24) names float4 (TREAT calls it)."""
+    try:
+        env.gw.reload_with(denied_functions="cube,float8")
+        w = env.wire()
+        for allowed, refused in [("SELECT count(*) FROM big WHERE id < 3 GROUP BY CUBE(id)",
+                                  'SELECT count(*) FROM big WHERE id < 3 GROUP BY "cube"(id)'),
+                                 ("SELECT treat(1 AS float(24))", "SELECT treat(1 AS float(25))")]:
+            for _ in range(2):
+                msgs = w.query(allowed)
+                check(not errors(msgs) or errors(msgs)[0]["C"] != "25006", f"{allowed!r}: {errors(msgs)}")
+                e = errors(w.query(refused))
+                check(e and e[0]["C"] == "25006" and "denied_functions" in e[0]["M"], f"{refused!r} after {allowed!r}: {e}")
+        w.close()
+    finally:
+        env.gw.reload_with(denied_functions=None)
+    env.wait_proxy()
 
 
 @test

@@ -83,3 +83,12 @@ TEST(StatementMemo, EveryPartIsBoundedAndClearedOnReload) {
     EXPECT_EQ(memo.verdict(*p, upstream_a), nullptr);
     EXPECT_EQ(memo.bytes(), 0u);
 }
+
+TEST(StatementMemo, ATextIsSeenBeforeFromItsSecondTimeUntilTheNextReload) {
+    StatementMemo memo;
+    EXPECT_FALSE(memo.seen_before("select 1"));
+    EXPECT_TRUE(memo.seen_before("select 1"));
+    EXPECT_FALSE(memo.seen_before("select 2"));
+    memo.clear();
+    EXPECT_FALSE(memo.seen_before("select 1"));
+}
