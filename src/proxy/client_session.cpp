@@ -43,6 +43,7 @@ std::size_t ClientSession::read_available(boost::system::error_code& ec) {
     asio::mutable_buffer shared = worker_.read_buffer();
     std::size_t n = socket_.read_some(shared, ec);  // never blocks: would_block when nothing is there
     if (!ec) input_.append(static_cast<const char*>(shared.data()), n);
+    socket_drained_ = ec == asio::error::would_block || ec == asio::error::try_again || (!ec && n < shared.size());
     return n;
 }
 
@@ -117,11 +118,17 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
             // Plain sockets are read only once readable, into the worker's one buffer: an idle
             // client holds no read buffer of its own.
             for (;;) {
-                n = read_available(ec);
+                // A socket drained by the last read has nothing new unless the client sent more
+                // since, which the wait reports at once (re-arming an edge-triggered epoll
+                // registration reports data already there): a client that waits for each answer
+                // costs no read that finds nothing.
+                if (socket_drained_) ec = asio::error::would_block;
+                else n = read_available(ec);
                 if (ec != asio::error::would_block && ec != asio::error::try_again) break;
                 ec.clear();
                 co_await socket_.async_wait(asio::ip::tcp::socket::wait_read,
                                             asio::redirect_error(asio::use_awaitable, ec));
+                socket_drained_ = false;
                 if (ec) break;
             }
         }
@@ -376,7 +383,10 @@ void ClientSession::watch_while_busy(const ConnectionPtr& conn) {
                            if (ec || !self->watching_) return;
                            char c;
                            ssize_t n = ::recv(self->socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-                           if (n > 0) return;  // more input: read after the statement
+                           if (n > 0) {  // more input: read after the statement
+                               self->socket_drained_ = false;
+                               return;
+                           }
                            if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
                                // Woken with nothing to read (the reactor can report a readiness
                                // the loop already consumed): keep watching.

@@ -124,6 +124,7 @@ private:
     bool draining() const { return phase_ >= Phase::Draining; }
     bool idle_ = false;  // waiting for the client's next message
     bool watching_ = false;
+    bool socket_drained_ = false;  // the last read found the socket empty, and nothing was seen since
     bool watching_notifications_ = false;
     bool notifications_ready_ = false;  // relayed into out_ while idle, for read_more to flush
     int32_t backend_pid_ = 0;

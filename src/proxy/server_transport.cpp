@@ -120,6 +120,18 @@ bool ServerTransport::read_now(protocol::InputBuffer& in, std::size_t& got) {
 
 asio::awaitable<bool> ServerTransport::read(protocol::InputBuffer& in) {
     cancelled_ = false;
+    if (!ssl_) {
+        boost::system::error_code ec;
+        std::size_t n = co_await sock_.async_read_some(asio::buffer(wake_buffer(), kWakeChunk),
+                                                       asio::redirect_error(asio::use_awaitable, ec));
+        if (ec || cancelled_) co_return false;  // end of stream included: the server closed it
+        in.append(wake_.get(), n);
+        // A full buffer: a large result is arriving; one more read takes a larger piece of it at
+        // once (one only: the caller decides when to read more, a slow client holds it back).
+        std::size_t got = 0;
+        if (n == kWakeChunk) read_some(in, got);
+        co_return true;
+    }
     for (;;) {
         std::size_t got = 0;
         // Decrypted bytes may wait inside OpenSSL (SSL_pending) with the socket quiet: always try
