@@ -12,3 +12,5 @@ SELECT has_table_privilege('public', 'pg_rproxy_sessions', 'SELECT') AS public_r
 -- 0.4.0: the tables tell the workers when they change.
 SELECT tgname FROM pg_trigger WHERE tgrelid IN ('pg_rproxy_auth_rules'::regclass, 'pg_rproxy_role_mapping'::regclass)
     AND NOT tgisinternal ORDER BY tgname;
+-- 0.5.0: how the workers key a statement.
+SELECT to_regprocedure('pg_rproxy_scan(text)') IS NOT NULL AS scan_function;

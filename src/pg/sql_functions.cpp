@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/firewall_policy.hpp"
+#include "core/quick_scan.hpp"
 #include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
@@ -17,6 +18,7 @@ bool pg_rproxy_loaded_via_preload();
 extern "C" {
 PG_FUNCTION_INFO_V1(pg_rproxy_is_preloaded);
 PG_FUNCTION_INFO_V1(pg_rproxy_classify);
+PG_FUNCTION_INFO_V1(pg_rproxy_scan);
 PG_FUNCTION_INFO_V1(pg_rproxy_worker_stats);
 PG_FUNCTION_INFO_V1(pg_rproxy_rejection_stats);
 PG_FUNCTION_INFO_V1(pg_rproxy_connection_event_stats);
@@ -80,6 +82,45 @@ extern "C" Datum pg_rproxy_classify(PG_FUNCTION_ARGS) {
             }
         });
         return Datum(0);
+    });
+}
+
+namespace {
+// Placeholders as ?<kind>, readable in psql.
+std::string printable_shape(std::string shape) {
+    for (char& c : shape)
+        if (c == '\x01') c = '?';
+    return shape;
+}
+}  // namespace
+
+// pg_rproxy_scan(sql text) -> (normalized, shape, quick_normalized, quick_shape): the server's
+// scanner's forms, and the quick scanner's (NULL when it leaves the string to the server's).
+extern "C" Datum pg_rproxy_scan(PG_FUNCTION_ARGS) {
+    return invoke_cpp([&]() -> Datum {
+        std::string sql;
+        pg_call([&] {
+            char* s = text_to_cstring(PG_GETARG_TEXT_PP(0));
+            sql.assign(s);
+        });
+        rproxy::ScannedQuery server = rproxy::pg::scan_statements(sql);
+        rproxy::ScannedQuery quick;
+        bool quick_ok = rproxy::quick_scan(sql, quick);
+        std::string texts[4] = {server.normalized, printable_shape(server.shape), quick.normalized,
+                                printable_shape(quick.shape)};
+        bool nulls[4] = {!server.ok, !server.ok || (server.shape.empty() && !server.normalized.empty()), !quick_ok,
+                         !quick_ok};
+        Datum result = 0;
+        pg_call([&] {
+            TupleDesc desc;
+            if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+                ereport(ERROR, (errmsg("pg_rproxy_scan must return a record")));
+            desc = BlessTupleDesc(desc);
+            Datum values[4];
+            for (int i = 0; i < 4; ++i) values[i] = nulls[i] ? Datum(0) : CStringGetTextDatum(texts[i].c_str());
+            result = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+        });
+        return result;
     });
 }
 

@@ -2,6 +2,7 @@
 // by the firewall, with the upstream's pg_proc asked about functions the gateway does not know.
 // Statements the proxy answers itself (the cache reset, DEALLOCATE of its own names) end here.
 #include "proxy/statement_pipeline.hpp"
+#include "core/quick_scan.hpp"
 #include "protocol/backend_messages.hpp"
 #include "protocol/message_writer.hpp"
 #include "proxy/worker.hpp"
@@ -19,7 +20,8 @@ namespace rproxy {
 std::shared_ptr<const ParsedQuery> StatementPipeline::parse(const std::string& sql) {
     StatementMemo& memo = worker_.memo();
     if (auto known = memo.find(sql)) return known;
-    ScannedQuery scanned = worker_.parser().scan(sql);
+    ScannedQuery scanned;
+    if (!quick_scan(sql, scanned)) scanned = worker_.parser().scan(sql);
     if (scanned.ok && !scanned.shape.empty()) {
         if (auto same = memo.find_shape(scanned.shape, std::move(scanned.normalized))) {
             if (memo.seen_before(sql)) memo.remember(sql, same);

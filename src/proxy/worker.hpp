@@ -88,7 +88,10 @@ private:
     WorkerHost& host_;
     ListenConfig listen_;
     SessionLimits limits_;
-    boost::asio::io_context io_;
+    // Only the scheduler locks: the helper thread posts its results, while every socket, timer
+    // and registration is used on the loop's thread alone, so the reactor's per-descriptor and
+    // registration mutexes would only cost a lock and an unlock per operation.
+    boost::asio::io_context io_{static_cast<int>(BOOST_ASIO_CONCURRENCY_HINT_ID | BOOST_ASIO_CONCURRENCY_HINT_LOCKING_SCHEDULER)};
     BlockingHelper helper_;  // after io_: destroyed (joined) first
     std::unique_ptr<UpstreamPool> pool_;
     struct RoutedPool {
