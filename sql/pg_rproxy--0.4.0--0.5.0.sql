@@ -9,7 +9,7 @@ CREATE FUNCTION pg_rproxy_scan(
     OUT quick_normalized text,
     OUT quick_shape text)
 RETURNS record
-AS 'MODULE_PATHNAME' LANGUAGE C STRICT IMMUTABLE;
+AS 'MODULE_PATHNAME' LANGUAGE C STRICT STABLE;
 
 COMMENT ON FUNCTION pg_rproxy_scan(text) IS
     'The statement as the result cache keys it (normalized), with each literal as ?<kind> (shape: statements of one shape share what the parser learned), from the server''s scanner and from the workers'' quick scanner (NULL when it leaves the statement to the server''s); NULL shape: none';

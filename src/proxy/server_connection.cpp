@@ -293,14 +293,8 @@ void ServerConnection::watch_idle(std::function<void()> on_broken, std::function
     if (!transport_.attached() || broken_) return;
     idle_watch_ = true;
     transport_.async_wait_readable(
-        in_, [this, on_broken = std::move(on_broken), on_input = std::move(on_input)](boost::system::error_code ec) mutable {
-            if (ec == boost::asio::error::operation_aborted || !idle_watch_) return;
-            if (ec) {  // the server closed the connection, or it failed
-                idle_watch_ = false;
-                broken_ = true;
-                on_broken();
-                return;
-            }
+        [this, on_broken = std::move(on_broken), on_input = std::move(on_input)](boost::system::error_code ec) mutable {
+            if (ec || !idle_watch_) return;
             // Readable while idle: a notification, a notice, or the server's goodbye.
             std::size_t got = 0;
             bool ok = transport_.read_now(in_, got);

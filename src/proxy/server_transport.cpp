@@ -124,8 +124,9 @@ asio::awaitable<bool> ServerTransport::read(protocol::InputBuffer& in) {
         boost::system::error_code ec;
         std::size_t n = co_await sock_.async_read_some(asio::buffer(wake_buffer(), kWakeChunk),
                                                        asio::redirect_error(asio::use_awaitable, ec));
-        if (ec || cancelled_) co_return false;  // end of stream included: the server closed it
-        in.append(wake_.get(), n);
+        if (ec) co_return false;  // end of stream included: the server closed it
+        in.append(wake_.get(), n);  // kept even when cancelled meanwhile: the stream stays whole
+        if (cancelled_) co_return false;
         // A full buffer: a large result is arriving; one more read takes a larger piece of it at
         // once (one only: the caller decides when to read more, a slow client holds it back).
         std::size_t got = 0;

@@ -48,19 +48,12 @@ public:
     // Wakes a waiting read or write, which then returns false.
     void cancel();
     bool cancelled() const { return cancelled_; }
-    // One wait for what an idle connection's server sends (a notification, a notice, its goodbye);
-    // the handler gets the error code. Whatever arrived is then in in, or waits for read_now.
+    // One wait for readability, for an idle connection's watch; the handler gets the error code.
+    // A wait, not a read: its completion may be queued while the connection is taken for a
+    // statement or dropped, and only a wait leaves no bytes behind in a buffer then.
     template <class Handler>
-    void async_wait_readable(protocol::InputBuffer& in, Handler&& h) {
-        if (ssl_) {
-            sock_.async_wait(boost::asio::posix::descriptor_base::wait_read, std::forward<Handler>(h));
-            return;
-        }
-        sock_.async_read_some(boost::asio::buffer(wake_buffer(), kWakeChunk),
-                              [this, &in, h = std::forward<Handler>(h)](boost::system::error_code ec, std::size_t n) mutable {
-                                  if (!ec) in.append(wake_.get(), n);
-                                  h(ec);
-                              });
+    void async_wait_readable(Handler&& h) {
+        sock_.async_wait(boost::asio::posix::descriptor_base::wait_read, std::forward<Handler>(h));
     }
 
 private:

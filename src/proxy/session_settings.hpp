@@ -13,6 +13,11 @@ namespace rproxy {
 
 class SessionSettings {
 public:
+    // Copied, never moved: a moved-from object would keep its version with other contents.
+    SessionSettings() = default;
+    SessionSettings(const SessionSettings&) = default;
+    SessionSettings& operator=(const SessionSettings&) = default;
+
     // Names are case-insensitive, as GUC names are.
     void set(std::string_view name, std::string value);
     const std::string* get(std::string_view name) const;
