@@ -244,7 +244,9 @@ void StatementPipeline::extended_failed(const std::optional<ErrorFields>& failur
 
 asio::awaitable<ConnectionPtr> StatementPipeline::batch_connection(std::optional<ErrorFields>& failure) {
     if (batch_conn_) co_return batch_conn_;
-    ConnectionPtr conn = co_await acquire(nullptr, failure);
+    ConnectionPtr held;
+    ConnectionPtr conn = acquire_now(held);
+    if (!conn) conn = co_await acquire(held, failure);
     if (!conn) co_return nullptr;
     batch_conn_ = conn;
     batch_status_before_ = tx_status_;
@@ -664,7 +666,10 @@ asio::awaitable<void> StatementPipeline::on_sync() {
             retryable = conn != pinned_ && batch_status_before_ == 'I' && !batch_log_full_;
             protocol::append_sync(conn->output());
             expected_.push_back(expect(Expected::Kind::Sync));
-            if (co_await conn->send()) outcome = co_await relay_all(conn, true, true);
+            // (Not `send_now() || co_await send()`: GCC 12 miscompiles a co_await in a short-circuit.)
+            bool sent = conn->send_now();
+            if (!sent) sent = co_await conn->send();
+            if (sent) outcome = co_await relay_all(conn, true, true);
             if (outcome == Outcome::ClientGone) {
                 cancel_upstream(conn);
                 conn->mark_broken();
@@ -724,7 +729,10 @@ asio::awaitable<void> StatementPipeline::close_open_batch() {
         protocol::append_sync(conn->output());
         expected_.push_back(expect(Expected::Kind::Sync, true));
         Outcome outcome = Outcome::Lost;
-        if (co_await conn->send()) outcome = co_await relay_all(conn, true, true);
+        // (Not `send_now() || co_await send()`: GCC 12 miscompiles a co_await in a short-circuit.)
+        bool sent = conn->send_now();
+        if (!sent) sent = co_await conn->send();
+        if (sent) outcome = co_await relay_all(conn, true, true);
         if (outcome == Outcome::ClientGone) {
             cancel_upstream(conn);
             conn->mark_broken();

@@ -71,7 +71,10 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
     const std::size_t out_start = out_.size();
     for (int attempt = 0; attempt < 2; ++attempt) {
         // acquire
-        conn = co_await acquire(conn, failure);
+        // (No declaration in the condition: GCC 12 miscompiles one that lives across a co_await.)
+        ConnectionPtr ready = acquire_now(conn);
+        if (ready) conn = std::move(ready);
+        else conn = co_await acquire(conn, failure);
         if (!conn) {
             abandon_expected();
             protocol::append_error(out_, *failure);
@@ -93,7 +96,10 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         expected_.push_back(std::move(e));
         // relay and capture
         Outcome outcome = Outcome::Lost;
-        if (co_await conn->send()) outcome = co_await relay_all(conn, true, false);
+        // (Not `send_now() || co_await send()`: GCC 12 miscompiles a co_await in a short-circuit.)
+        bool sent = conn->send_now();
+        if (!sent) sent = co_await conn->send();
+        if (sent) outcome = co_await relay_all(conn, true, false);
         // finish
         if (outcome == Outcome::Ready) {
             tx_status_ = conn->transaction_status();

@@ -189,6 +189,23 @@ asio::awaitable<std::optional<protocol::BackendMessage>> ServerConnection::next(
     }
 }
 
+bool ServerConnection::send_now() {
+    if (out_.empty()) return true;
+    if (broken_) return false;
+    long done = transport_.write_now(out_);
+    if (done < 0) {
+        broken_ = true;
+        return false;
+    }
+    if (static_cast<std::size_t>(done) < out_.size()) {
+        out_.erase(0, static_cast<std::size_t>(done));  // send() writes the rest
+        return false;
+    }
+    if (out_.capacity() > 64 * 1024) std::string().swap(out_);
+    else out_.clear();
+    return true;
+}
+
 asio::awaitable<bool> ServerConnection::send() {
     if (out_.empty()) co_return true;
     if (broken_) co_return false;
@@ -197,11 +214,10 @@ asio::awaitable<bool> ServerConnection::send() {
         broken_ = true;
         co_return false;
     }
-    if (static_cast<std::size_t>(done) < out_.size()) {
-        if (!co_await transport_.write(std::string_view(out_).substr(static_cast<std::size_t>(done)), &in_)) {
-            broken_ = true;
-            co_return false;
-        }
+    out_.erase(0, static_cast<std::size_t>(done));
+    if (!out_.empty() && !co_await transport_.write(out_, &in_)) {
+        broken_ = true;
+        co_return false;
     }
     if (out_.capacity() > 64 * 1024) std::string().swap(out_);
     else out_.clear();

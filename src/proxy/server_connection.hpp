@@ -48,6 +48,9 @@ public:
     // What to send: frontend messages are appended here, then send() writes them.
     std::string& output() { return out_; }
     boost::asio::awaitable<bool> send();
+    // As much as the socket takes now, without a coroutine: true when all of it went (the usual
+    // case); false when send() must finish the rest, or the connection broke (send() says so).
+    bool send_now();
 
     // The next whole message from the server, waiting for it; nullopt when the connection failed
     // or the wait was cancelled (cancel_wait). The body stays valid until the next call of next()

@@ -21,6 +21,21 @@ asio::awaitable<ConnectionPtr> StatementPipeline::ensure_connection(ConnectionPt
     co_return nullptr;
 }
 
+// The usual case without a coroutine: a connection at hand (held, pinned, or idle in the pool)
+// that already carries the client's settings. Otherwise nullptr, and a connection it took from
+// the pool is left in held for acquire() to bring up to date.
+ConnectionPtr StatementPipeline::acquire_now(ConnectionPtr& held) {
+    ConnectionPtr conn = held ? held : pinned_;
+    if (!conn) conn = pool().try_acquire_now();
+    if (!conn) return nullptr;
+    if (conn->applied_settings() == settings_ && pool().reported_parameters(settings_)) {
+        held.reset();
+        return conn;
+    }
+    held = std::move(conn);
+    return nullptr;
+}
+
 // held (a connection this statement already has), the pinned connection, or one from the pool, with the client's settings applied. A connection
 // that broke while syncing is dropped and another one tried once.
 asio::awaitable<ConnectionPtr> StatementPipeline::acquire(ConnectionPtr held, std::optional<ErrorFields>& failure) {

@@ -105,6 +105,7 @@ private:
     // client holds when there is one, else one from the pool; null with failure set when the
     // upstream cannot be had.
     boost::asio::awaitable<ConnectionPtr> acquire(ConnectionPtr held, std::optional<ErrorFields>& failure);
+    ConnectionPtr acquire_now(ConnectionPtr& held);
     boost::asio::awaitable<ConnectionPtr> ensure_connection(ConnectionPtr conn, std::optional<ErrorFields>& failure);
     boost::asio::awaitable<std::optional<ErrorFields>> sync_settings(const ConnectionPtr& conn);
 

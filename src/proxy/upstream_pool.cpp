@@ -70,7 +70,7 @@ void UpstreamPool::drop(const ConnectionPtr& conn) {
     conn->mark_broken();
 }
 
-asio::awaitable<ConnectionPtr> UpstreamPool::acquire() {
+ConnectionPtr UpstreamPool::try_acquire_now() {
     while (!idle_.empty()) {
         ConnectionPtr c = idle_.front();
         idle_.pop_front();
@@ -78,10 +78,16 @@ asio::awaitable<ConnectionPtr> UpstreamPool::acquire() {
         if (c->healthy() && c->generation() == generation_) {
             ++busy_;
             on_change_();
-            co_return c;
+            return c;
         }
         drop(c);
     }
+    return nullptr;
+}
+
+asio::awaitable<ConnectionPtr> UpstreamPool::acquire() {
+    ConnectionPtr idle = try_acquire_now();  // (not declared in the condition: GCC 12 coroutines)
+    if (idle) co_return idle;
     auto w = std::make_shared<Waiter>(ex_);
     waiters_.push_back(w);
     start_connects();

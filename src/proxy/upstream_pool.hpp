@@ -43,6 +43,7 @@ public:
 
     void configure(const UpstreamConfig& cfg);
     boost::asio::awaitable<ConnectionPtr> acquire();  // throws UpstreamUnavailable
+    ConnectionPtr try_acquire_now();                  // an idle connection, or nullptr: acquire() must wait
     void release(ConnectionPtr conn);
     void close_idle();
 
