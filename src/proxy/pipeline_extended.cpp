@@ -666,7 +666,7 @@ asio::awaitable<void> StatementPipeline::on_sync() {
             retryable = conn != pinned_ && batch_status_before_ == 'I' && !batch_log_full_;
             protocol::append_sync(conn->output());
             expected_.push_back(expect(Expected::Kind::Sync));
-            // (Not `send_now() || co_await send()`: GCC 12 miscompiles a co_await in a short-circuit.)
+            // Spelled out, as in the first form that ran under GCC 12: see ServerConnection::send().
             bool sent = conn->send_now();
             if (!sent) sent = co_await conn->send();
             if (sent) outcome = co_await relay_all(conn, true, true);
@@ -729,7 +729,7 @@ asio::awaitable<void> StatementPipeline::close_open_batch() {
         protocol::append_sync(conn->output());
         expected_.push_back(expect(Expected::Kind::Sync, true));
         Outcome outcome = Outcome::Lost;
-        // (Not `send_now() || co_await send()`: GCC 12 miscompiles a co_await in a short-circuit.)
+        // Spelled out, as in the first form that ran under GCC 12: see ServerConnection::send().
         bool sent = conn->send_now();
         if (!sent) sent = co_await conn->send();
         if (sent) outcome = co_await relay_all(conn, true, true);

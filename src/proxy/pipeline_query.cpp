@@ -71,7 +71,6 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
     const std::size_t out_start = out_.size();
     for (int attempt = 0; attempt < 2; ++attempt) {
         // acquire
-        // (No declaration in the condition: GCC 12 miscompiles one that lives across a co_await.)
         ConnectionPtr ready = acquire_now(conn);
         if (ready) conn = std::move(ready);
         else conn = co_await acquire(conn, failure);
@@ -96,7 +95,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         expected_.push_back(std::move(e));
         // relay and capture
         Outcome outcome = Outcome::Lost;
-        // (Not `send_now() || co_await send()`: GCC 12 miscompiles a co_await in a short-circuit.)
+        // Spelled out, as in the first form that ran under GCC 12: see ServerConnection::send().
         bool sent = conn->send_now();
         if (!sent) sent = co_await conn->send();
         if (sent) outcome = co_await relay_all(conn, true, false);

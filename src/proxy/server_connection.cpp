@@ -206,6 +206,8 @@ bool ServerConnection::send_now() {
     return true;
 }
 
+// The start of send_now() again rather than a call to it: with the call as this coroutine's first
+// statement, GCC 12 built a send() that ran with a wild `this` (seen in gdb; every e2e run crashed).
 asio::awaitable<bool> ServerConnection::send() {
     if (out_.empty()) co_return true;
     if (broken_) co_return false;

@@ -86,7 +86,7 @@ ConnectionPtr UpstreamPool::try_acquire_now() {
 }
 
 asio::awaitable<ConnectionPtr> UpstreamPool::acquire() {
-    ConnectionPtr idle = try_acquire_now();  // (not declared in the condition: GCC 12 coroutines)
+    ConnectionPtr idle = try_acquire_now();
     if (idle) co_return idle;
     auto w = std::make_shared<Waiter>(ex_);
     waiters_.push_back(w);

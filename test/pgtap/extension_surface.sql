@@ -1,11 +1,5 @@
 -- pgTAP: the SQL surface of pg_rproxy in the gateway.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS pg_rproxy;
+\ir preamble.psql
 BEGIN;
 SELECT plan(29);
 

@@ -1,12 +1,6 @@
 -- pgTAP: the workers' quick scanner gives, for every string it takes, exactly the server
 -- scanner's normalized form (the cache key) and shape (the parse memo's key).
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS pg_rproxy;
+\ir preamble.psql
 BEGIN;
 SET LOCAL client_min_messages = warning;  -- the server's scanner notes each truncated name
 SELECT plan(8);
