@@ -14,3 +14,6 @@ SELECT tgname FROM pg_trigger WHERE tgrelid IN ('pg_rproxy_auth_rules'::regclass
     AND NOT tgisinternal ORDER BY tgname;
 -- 0.5.0: how the workers key a statement.
 SELECT to_regprocedure('pg_rproxy_scan(text)') IS NOT NULL AS scan_function;
+-- 0.6.0: the workers view counts the parked clients.
+SELECT count(*) = current_setting('pg_rproxy.workers')::int AS workers_with_parked_clients
+FROM pg_rproxy_workers WHERE parked_clients >= 0;

@@ -205,14 +205,16 @@ extern "C" Datum pg_rproxy_worker_stats(PG_FUNCTION_ARGS) {
             for (int i = 0; i < rproxy::pg::worker_stats_slots(); ++i) {
                 rproxy::pg::WorkerStatsRow row;
                 if (!rproxy::pg::worker_stats_read(i, &row)) continue;
-                Datum values[6];
-                bool nulls[6] = {false, false, false, false, false, false};
+                Datum values[7];
+                bool nulls[7] = {false, false, false, false, false, false, false};
                 values[0] = Int32GetDatum(row.slot);
                 values[1] = Int32GetDatum(row.pid);
                 values[2] = Int32GetDatum(static_cast<int32>(row.counters.clients));
                 values[3] = Int32GetDatum(static_cast<int32>(row.counters.upstream_busy));
                 values[4] = Int32GetDatum(static_cast<int32>(row.counters.upstream_idle));
                 values[5] = Int64GetDatum(static_cast<int64>(row.counters.statements));
+                // parked_clients came with 0.6.0: a gateway not yet updated has six columns.
+                values[6] = Int32GetDatum(static_cast<int32>(row.counters.parked_clients));
                 tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
             }
         });

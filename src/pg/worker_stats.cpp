@@ -25,6 +25,7 @@ struct Slot {
     pg_atomic_uint32 upstream_busy;
     pg_atomic_uint32 upstream_idle;
     pg_atomic_uint64 statements;
+    pg_atomic_uint32 parked_clients;
     pg_atomic_uint64 rejections[kRejectReasonCount];  // survive worker restarts: cumulative
 };
 
@@ -61,6 +62,7 @@ void init_worker_stats_shmem() {
             pg_atomic_init_u32(&s->upstream_busy, 0);
             pg_atomic_init_u32(&s->upstream_idle, 0);
             pg_atomic_init_u64(&s->statements, 0);
+            pg_atomic_init_u32(&s->parked_clients, 0);
             for (int r = 0; r < kRejectReasonCount; ++r) pg_atomic_init_u64(&s->rejections[r], 0);
         }
     }
@@ -73,6 +75,7 @@ void worker_stats_attach(int slot, int pid) {
         pg_atomic_write_u32(&s->upstream_busy, 0);
         pg_atomic_write_u32(&s->upstream_idle, 0);
         pg_atomic_write_u64(&s->statements, 0);
+        pg_atomic_write_u32(&s->parked_clients, 0);
         pg_atomic_write_u32(&s->pid, static_cast<uint32>(pid));
     }
 }
@@ -83,6 +86,7 @@ void worker_stats_publish(int slot, const WorkerCounters& c) {
         pg_atomic_write_u32(&s->upstream_busy, c.upstream_busy);
         pg_atomic_write_u32(&s->upstream_idle, c.upstream_idle);
         pg_atomic_write_u64(&s->statements, c.statements);
+        pg_atomic_write_u32(&s->parked_clients, c.parked_clients);
     }
 }
 
@@ -145,6 +149,7 @@ bool worker_stats_read(int slot, WorkerStatsRow* row) {
     row->counters.upstream_busy = pg_atomic_read_u32(&s->upstream_busy);
     row->counters.upstream_idle = pg_atomic_read_u32(&s->upstream_idle);
     row->counters.statements = pg_atomic_read_u64(&s->statements);
+    row->counters.parked_clients = pg_atomic_read_u32(&s->parked_clients);
     return true;
 }
 

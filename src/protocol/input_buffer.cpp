@@ -61,6 +61,13 @@ void InputBuffer::skip(std::size_t n) {
 
 void InputBuffer::release() { clear_keeping(held_, kKeepHeld); }
 
+void InputBuffer::shrink_if_empty() {
+    if (prepared_ || pos_ != buf_.size()) return;
+    std::string().swap(buf_);
+    std::string().swap(held_);
+    pos_ = 0;
+}
+
 void InputBuffer::compact() {
     if (pos_ == buf_.size()) {
         clear_keeping(buf_, kKeepCapacity);

@@ -36,6 +36,8 @@ public:
     void skip(std::size_t n);
     // The taken message is no longer needed: its memory is freed unless it was small.
     void release();
+    // Nothing unread and no message held: every buffer is freed (an idle client parks with none).
+    void shrink_if_empty();
 
     // Memory held, for tests and accounting.
     std::size_t capacity() const { return buf_.capacity() + held_.capacity(); }

@@ -89,8 +89,8 @@ asio::awaitable<std::optional<std::string>> ClientSession::read_password_message
 asio::awaitable<int> ClientSession::scram_exchange(const std::optional<std::string>& secret_text, const std::string& user) {
     std::optional<auth::ScramSecret> secret;
     if (secret_text) secret = auth::parse_scram_secret(*secret_text);
-    bool can_bind = tls_ && !tls_end_point_.empty();
-    auth::ScramExchange exchange(secret, user, can_bind ? tls_end_point_ : std::string());
+    bool can_bind = tls_ && !starting_->tls_end_point.empty();
+    auth::ScramExchange exchange(secret, user, can_bind ? starting_->tls_end_point : std::string());
     protocol::append_auth_sasl(out_, auth::scram_mechanisms(can_bind));
     auto first = co_await read_password_message();
     if (!first) co_return -1;
@@ -104,8 +104,7 @@ asio::awaitable<int> ClientSession::scram_exchange(const std::optional<std::stri
     }
     if (step.state == auth::ScramExchange::State::Success) {
         protocol::append_auth_sasl_final(out_, step.message);
-        channel_bound_ = exchange.channel_bound();
-        shown_->auth_method = channel_bound_ ? "scram-sha-256-plus" : "scram-sha-256";
+        starting_->shown.auth_method = exchange.channel_bound() ? "scram-sha-256-plus" : "scram-sha-256";
         co_return 1;
     }
     if (step.sqlstate == "28P01") co_return 0;
@@ -251,9 +250,9 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
         co_return co_await refuse(ConnEvent::MaxClientConnections, e, false);
     }
     pipeline_.set_pool(pool);
-    shown_->role = user;
-    shown_->database = database;
-    if (shown_->auth_method.empty()) shown_->auth_method = auth::method_name(rule->method);  // SCRAM set its own
+    starting_->shown.role = user;
+    starting_->shown.database = database;
+    if (starting_->shown.auth_method.empty()) starting_->shown.auth_method = auth::method_name(rule->method);  // SCRAM set its own
     advance(Phase::Ready);
     auth_timer_.reset();  // destroying it cancels the wait; a logged-in client holds no timer
     worker_.stats().count_event(ConnEvent::Authenticated);

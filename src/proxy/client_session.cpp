@@ -1,6 +1,7 @@
 #include "proxy/client_session.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -35,8 +36,13 @@ ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
         auto addr = peer.address();
         if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
         client_address_ = addr.to_string();
+        v6_ = peer.address().is_v6();
     }
     socket_.non_blocking(true, ec);  // read_some() reads only once the socket is readable
+}
+
+ClientSession::~ClientSession() {
+    if (parked_fd_ >= 0) ::close(parked_fd_);  // the worker is going away with its clients parked
 }
 
 std::size_t ClientSession::read_available(boost::system::error_code& ec) {
@@ -54,12 +60,12 @@ asio::awaitable<void> ClientSession::write_all(asio::const_buffer buf, boost::sy
 
 void ClientSession::request_shutdown() {
     advance(Phase::Draining);
-    boost::system::error_code ignored;
-    if (idle_) socket_.cancel(ignored);
+    if (idle_) interrupt_wait();
 }
 
 void ClientSession::force_close() {
     advance(Phase::Gone);
+    if (parked_fd_ >= 0) interrupt_wait();  // the socket is Asio's again, to be closed below
     if (!socket_.is_open()) return;
     std::string msg;
     protocol::append_error(msg, terminating());
@@ -85,8 +91,7 @@ void ClientSession::watch_notifications() {
         if (!self || self->gone() || !self->pipeline_.relay_notifications(conn)) return;
         // read_more writes them with flush(), so a notification never interleaves with another write.
         self->notifications_ready_ = true;
-        boost::system::error_code ignored;
-        self->socket_.cancel(ignored);
+        self->interrupt_wait();
     });
 }
 
@@ -126,9 +131,25 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
                 else n = read_available(ec);
                 if (ec != asio::error::would_block && ec != asio::error::try_again) break;
                 ec.clear();
+                bool may_park = deliver && phase_ == Phase::Ready && !notifications_ready_ && !timed_out;
+                if (may_park && park_at_wait_) {
+                    park_at_wait_ = false;
+                    parking_ = true;
+                    co_return 0;
+                }
+                wait_epoch_ = worker_.park_epoch();
                 co_await socket_.async_wait(asio::ip::tcp::socket::wait_read,
                                             asio::redirect_error(asio::use_awaitable, ec));
+                wait_epoch_ = 0;
                 socket_drained_ = false;
+                bool park_now = park_requested_ && ec == asio::error::operation_aborted &&
+                                phase_ == Phase::Ready && !notifications_ready_ && !timed_out;
+                park_requested_ = false;
+                if (park_now) {
+                    socket_drained_ = true;  // cancelled, not woken: nothing new was seen
+                    parking_ = true;
+                    co_return 0;
+                }
                 if (ec) break;
             }
         }
@@ -142,37 +163,57 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
     }
 }
 
-asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
-    boost::system::error_code ec;
-    idle_ = true;
+void ClientSession::arm_idle_timer() {
     const UpstreamConfig& cfg = pipeline_.pool().config();
     bool in_transaction = pipeline_.transaction_status() != 'I';
     std::chrono::milliseconds limit = in_transaction ? cfg.idle_in_transaction_timeout : cfg.idle_client_timeout;
-    std::optional<asio::steady_timer> timer;
-    static const bool kNeverFired = false;
-    std::shared_ptr<bool> fired;  // only when there is a timer: nothing allocated per statement otherwise
-    if (idle_timeouts && limit.count() > 0) {
-        fired = std::make_shared<bool>(false);
-        timer.emplace(socket_.get_executor(), limit);
-        timer->async_wait([this, fired](boost::system::error_code e) {
-            if (e) return;
-            *fired = true;
-            boost::system::error_code ignored;
-            socket_.cancel(ignored);
-        });
+    if (limit.count() <= 0) return;
+    if (!idle_timer_) idle_timer_ = std::make_unique<IdleTimer>(socket_.get_executor());
+    IdleTimer& t = *idle_timer_;
+    ++t.generation;
+    t.armed = true;
+    t.fired = false;
+    t.in_transaction = in_transaction;
+    t.timer.expires_after(limit);
+    std::weak_ptr<ClientSession> weak = shared_from_this();
+    t.timer.async_wait([weak, generation = t.generation](boost::system::error_code e) {
+        if (e) return;
+        auto self = weak.lock();
+        if (!self || !self->idle_timer_ || self->idle_timer_->generation != generation) return;
+        self->idle_timer_->fired = true;
+        self->interrupt_wait();
+    });
+}
+
+void ClientSession::disarm_idle_timer() {
+    if (!idle_timer_ || !idle_timer_->armed) return;
+    idle_timer_->armed = false;
+    ++idle_timer_->generation;  // an expiry already queued is stale
+    idle_timer_->timer.cancel();
+}
+
+asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
+    boost::system::error_code ec;
+    if (!resumed_idle_) {
+        idle_ = true;
+        if (idle_timeouts) arm_idle_timer();
     }
-    const bool& timed_out = fired ? *fired : kNeverFired;
-    std::size_t n = co_await read_delivering_notifications(idle_timeouts, timed_out, ec);
-    if (timer) timer->cancel();
+    resumed_idle_ = false;
+    static const bool kNeverFired = false;
+    const bool& timed_out = idle_timer_ && idle_timer_->armed ? idle_timer_->fired : kNeverFired;
+    std::size_t n = 0;
+    if (!timed_out) n = co_await read_delivering_notifications(idle_timeouts, timed_out, ec);
+    if (parking_) co_return false;  // the timer and the notification watch go on while parked
+    bool fired = timed_out;
+    bool in_transaction = idle_timer_ && idle_timer_->in_transaction;
+    disarm_idle_timer();
     if (watching_notifications_ && pipeline_.listening_connection()) {
         pipeline_.listening_connection()->stop_idle_watch();
         watching_notifications_ = false;
     }
     idle_ = false;
-    if (timed_out) {
-        idle_timeout_ = in_transaction
-            ? ErrorFields::make("FATAL", "25P03", "terminating connection due to idle-in-transaction timeout")
-            : ErrorFields::make("FATAL", "57P05", "terminating connection due to idle-session timeout");
+    if (fired) {
+        idle_end_ = in_transaction ? IdleEnd::Transaction : IdleEnd::Session;
         co_return false;
     }
     co_return !ec && n > 0 && !gone();
@@ -235,15 +276,92 @@ asio::awaitable<std::optional<protocol::FrontendMessage>> ClientSession::next_me
     }
 }
 
-asio::awaitable<void> ClientSession::run() {
-    auto self = shared_from_this();
-    co_await serve();
+void ClientSession::start() { spawn(true); }
+
+void ClientSession::spawn(bool first) {
+    asio::co_spawn(socket_.get_executor(), serve(first), [self = shared_from_this()](std::exception_ptr) {
+        if (self->parking_) self->park();
+        else self->finish();
+    });
+}
+
+void ClientSession::park() {
+    parking_ = false;
+    std::string().swap(out_);  // flushed before the wait
+    input_.shrink_if_empty();
+    pipeline_.shed_idle_memory();
+    boost::system::error_code ec;
+    int fd = socket_.release(ec);
+    if (!ec && worker_.parked_clients().park(fd, this)) {
+        parked_fd_ = fd;
+        worker_.count_parked(1);
+        return;
+    }
+    if (!ec) {  // the kernel would not take it: wait with Asio as before
+        socket_.assign(v6_ ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
+        if (!ec) socket_.non_blocking(true, ec);
+    }
+    if (ec) {
+        if (!socket_.is_open() && fd >= 0) ::close(fd);
+        advance(Phase::Gone);
+        resume(false);
+        return;
+    }
+    socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code e) {
+        if (!e) self->socket_drained_ = false;
+        self->resumed_idle_ = true;
+        self->spawn(false);
+    });
+}
+
+void ClientSession::resume(bool readable) {
+    if (parked_fd_ >= 0) {
+        int fd = parked_fd_;
+        parked_fd_ = -1;
+        worker_.count_parked(-1);
+        boost::system::error_code ec;
+        socket_.assign(v6_ ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
+        if (!ec) socket_.non_blocking(true, ec);  // Asio's own flag: its reads must not block
+        if (ec) {
+            if (!socket_.is_open()) ::close(fd);
+            advance(Phase::Gone);
+        }
+    }
+    if (readable) socket_drained_ = false;
+    resumed_idle_ = true;
+    spawn(false);
+}
+
+void ClientSession::interrupt_wait() {
+    if (parked_fd_ >= 0) {
+        worker_.parked_clients().unpark(parked_fd_);
+        resume(false);
+        return;
+    }
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+}
+
+void ClientSession::park_if_waiting_since_before(uint64_t epoch) {
+    if (wait_epoch_ == 0 || wait_epoch_ >= epoch || park_requested_ || tls_ || phase_ != Phase::Ready) return;
+    park_requested_ = true;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+}
+
+void ClientSession::finish() {
     pipeline_.release_pinned();
+    disarm_idle_timer();
     if (auth_timer_) auth_timer_->cancel();
     if (client_claimed_) worker_.auth_catalog().release_client();
     if (role_claimed_) worker_.auth_catalog().release_role(role_claimed_);
     if (backend_pid_) worker_.forget_backend_key(backend_pid_);
     if (session_handle_ >= 0) worker_.stats().session_ended(session_handle_);
+    client_claimed_ = false;
+    role_claimed_ = 0;
+    backend_pid_ = 0;
+    session_handle_ = -1;
+    worker_.session_ended(this);
 }
 
 void ClientSession::cancel_statement(int32_t key) {
@@ -253,10 +371,12 @@ void ClientSession::cancel_statement(int32_t key) {
 }
 
 
-asio::awaitable<void> ClientSession::serve() {
+asio::awaitable<void> ClientSession::serve(bool first) {
     std::optional<ErrorFields> failure;
     try {
-        if (!co_await startup()) co_return;
+        bool started = true;
+        if (first) started = co_await startup();
+        if (!started) co_return;
         for (;;) {
             if (draining()) {
                 failure = terminating();
@@ -264,8 +384,12 @@ asio::awaitable<void> ClientSession::serve() {
             }
             auto msg = co_await next_message();
             if (!msg) {
+                if (parking_) co_return;
                 if (phase_ == Phase::Draining) failure = terminating();
-                else if (idle_timeout_) failure = idle_timeout_;
+                else if (idle_end_ == IdleEnd::Transaction)
+                    failure = ErrorFields::make("FATAL", "25P03", "terminating connection due to idle-in-transaction timeout");
+                else if (idle_end_ == IdleEnd::Session)
+                    failure = ErrorFields::make("FATAL", "57P05", "terminating connection due to idle-session timeout");
                 break;
             }
             switch (msg->type) {
@@ -363,15 +487,15 @@ asio::awaitable<bool> ClientSession::startup() {
     pipeline_.announce_parameters();
     std::tie(backend_pid_, backend_key_) = worker_.new_backend_key(this);
     protocol::append_backend_key_data(out_, backend_pid_, backend_key_);
-    shown_->backend_pid = backend_pid_;
-    shown_->client_address = client_address_;
-    shown_->upstream_user = pipeline_.upstream_role();
-    shown_->tls = tls_ != nullptr;
-    shown_->tls_version = tls_version_;
-    shown_->server_name = server_name_;
-    session_handle_ = worker_.stats().session_started(*shown_);
-    shown_.reset();
+    SessionInfo& shown = starting_->shown;
+    shown.backend_pid = backend_pid_;
+    shown.client_address = client_address_;
+    shown.upstream_user = pipeline_.upstream_role();
+    shown.tls = tls_ != nullptr;
+    session_handle_ = worker_.stats().session_started(shown);
+    starting_.reset();
     protocol::append_ready_for_query(out_, pipeline_.transaction_status());
+    park_at_wait_ = !tls_;
     co_return co_await flush();
 }
 

@@ -31,6 +31,7 @@
 #include "proxy/session_settings.hpp"
 #include "proxy/statement_pipeline.hpp"
 #include "proxy/tls_context.hpp"
+#include "proxy/parked_clients.hpp"
 #include "proxy/told_parameters.hpp"
 #include "proxy/upstream_pool.hpp"
 
@@ -40,10 +41,16 @@ class Worker;
 
 // The frontend of one client connection, as a coroutine on the worker's loop: I/O, TLS,
 // authentication and the message loop. Statements go to its StatementPipeline.
-class ClientSession : public std::enable_shared_from_this<ClientSession>, private ClientIo {
+class ClientSession : public std::enable_shared_from_this<ClientSession>, private ClientIo,
+                      private ParkedClients::Client {
 public:
     ClientSession(Worker& worker, boost::asio::ip::tcp::socket socket);
-    boost::asio::awaitable<void> run();
+    ~ClientSession();
+    // Runs the session on the worker's loop; at its end it calls Worker::session_ended.
+    void start();
+    // The worker's sweep: a plain client that has been waiting for its next message since before
+    // `epoch` parks (see park()).
+    void park_if_waiting_since_before(uint64_t epoch);
 
     // SIGTERM: an idle client is told 57P01 at once, a busy one after its statement.
     void request_shutdown();
@@ -53,7 +60,23 @@ public:
     void cancel_statement(int32_t key);
 
 private:
-    boost::asio::awaitable<void> serve();
+    // first: startup, then the message loop; otherwise the message loop of a parked session.
+    boost::asio::awaitable<void> serve(bool first);
+    void spawn(bool first);
+    // An idle client holds no coroutine frame, buffer or Asio registration: its message loop has
+    // returned and its socket waits in the worker's ParkedClients. Parked right after startup
+    // (many clients connect and then wait) and by the worker's sweep after half a second to a
+    // second of waiting, so that a busy client never pays for it.
+    void park();
+    void woken() override { resume(true); }
+    int parked_fd() const override { return parked_fd_; }
+    // Back from parking: the socket is Asio's again and the message loop starts over.
+    void resume(bool readable);
+    // Ends the wait for the client's next message, parked or not (notifications, timeouts, shutdown).
+    void interrupt_wait();
+    void finish();  // what the session held is given back; the worker forgets it
+    void arm_idle_timer();
+    void disarm_idle_timer();
     boost::asio::awaitable<bool> startup();
     // client_auth.cpp: the rules, the role's credentials and limits; picks the upstream pool.
     boost::asio::awaitable<bool> authenticate(const protocol::StartupPacket& packet);
@@ -73,7 +96,7 @@ private:
     std::size_t read_available(boost::system::error_code& ec);
     boost::asio::awaitable<void> write_all(boost::asio::const_buffer buf, boost::system::error_code& ec);
     // idle_timeouts: after startup, waiting for the next statement (idle_client_timeout or
-    // idle_in_transaction_timeout apply; idle_timeout_ tells which fired).
+    // idle_in_transaction_timeout apply; idle_end_ tells which fired).
     boost::asio::awaitable<bool> read_more(bool idle_timeouts = false);
     boost::asio::awaitable<std::size_t> read_delivering_notifications(bool deliver,
                                                                       const bool& timed_out,
@@ -97,13 +120,13 @@ private:
     TlsContextPtr tls_context_;  // kept while the session uses it, across reloads
     std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
     std::string client_address_;
-    std::string server_name_;    // SNI of a TLS client
-    std::string tls_version_;
-    // For the sessions view, completed as startup goes on and freed once published.
-    std::unique_ptr<SessionInfo> shown_ = std::make_unique<SessionInfo>();
+    // What only startup needs, freed once the session is published: an idle client is small.
+    struct Starting {
+        SessionInfo shown;          // for the sessions view, completed as startup goes on (SNI, TLS version)
+        std::string tls_end_point;  // for SCRAM-SHA-256-PLUS
+    };
+    std::unique_ptr<Starting> starting_ = std::make_unique<Starting>();
     int session_handle_ = -1;
-    std::string tls_end_point_;  // for SCRAM-SHA-256-PLUS
-    bool channel_bound_ = false;
     bool client_claimed_ = false;
     uint32_t role_claimed_ = 0;   // the role whose connection count this session holds
     std::shared_ptr<boost::asio::steady_timer> auth_timer_;
@@ -129,7 +152,26 @@ private:
     bool notifications_ready_ = false;  // relayed into out_ while idle, for read_more to flush
     int32_t backend_pid_ = 0;
     int32_t backend_key_ = 0;
-    std::optional<ErrorFields> idle_timeout_;
+    enum class IdleEnd : uint8_t { None, Session, Transaction };  // which idle timeout ended the session
+    IdleEnd idle_end_ = IdleEnd::None;
+    // idle_client_timeout / idle_in_transaction_timeout, made once and kept: it runs on while the
+    // session is parked. generation tells a stale expiry from the current one.
+    struct IdleTimer {
+        explicit IdleTimer(const boost::asio::any_io_executor& ex) : timer(ex) {}
+        boost::asio::steady_timer timer;
+        uint32_t generation = 0;
+        bool armed = false;
+        bool fired = false;
+        bool in_transaction = false;
+    };
+    std::unique_ptr<IdleTimer> idle_timer_;
+    int parked_fd_ = -1;            // the socket, while parked: Asio's socket_ is closed meanwhile
+    bool v6_ = false;               // the socket's protocol, to give it back to Asio
+    uint64_t wait_epoch_ = 0;       // the sweep's epoch when the message loop's wait began; 0: not waiting
+    bool park_at_wait_ = false;     // set by startup: the first wait parks at once
+    bool park_requested_ = false;   // the sweep cancelled the wait to park
+    bool parking_ = false;          // the message loop is returning to park
+    bool resumed_idle_ = false;     // the wait goes on after parking: its timer is already armed
     StatementPipeline pipeline_;  // last: it refers to out_
 };
 

@@ -38,9 +38,9 @@ asio::awaitable<bool> ClientSession::start_tls(bool direct) {
         co_await fatal(e);
         co_return false;
     }
-    server_name_ = tls_server_name(ssl);
-    tls_version_ = SSL_get_version(ssl);
-    tls_end_point_ = tls_server_end_point(ssl);
+    starting_->shown.server_name = tls_server_name(ssl);
+    starting_->shown.tls_version = SSL_get_version(ssl);
+    starting_->tls_end_point = tls_server_end_point(ssl);
     co_return true;
 }
 

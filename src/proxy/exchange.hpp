@@ -89,6 +89,12 @@ public:
         else items_.clear();
         head_ = 0;
     }
+    void shrink_if_empty() {
+        if (empty()) {
+            std::vector<Expected>().swap(items_);
+            head_ = 0;
+        }
+    }
     std::vector<Expected>::iterator begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
     std::vector<Expected>::iterator end() { return items_.end(); }
 

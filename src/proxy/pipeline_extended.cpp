@@ -88,12 +88,12 @@ const StatementDescription* StatementPipeline::description_of(const ClientStatem
 // Describe answered from the description, and Sync when nothing went upstream. Anything else
 // (and every error) takes handle_extended().
 bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
-    if (batch_conn_ || batch_lost_ || !expected_.empty()) return false;
+    if (ext().batch_conn_ || ext().batch_lost_ || !expected_.empty()) return false;
     if (msg.type == 'S') {
-        if (held_portal_) return false;
+        if (ext().held_portal_) return false;
         discard_until_sync_ = false;
         forget_batch_log();
-        if (tx_status_ == 'I') portals_.clear();
+        if (tx_status_ == 'I') ext().portals_.clear();
         protocol::append_ready_for_query(out_, tx_status_);
         return true;
     }
@@ -103,9 +103,9 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
     }
     switch (msg.type) {
         case 'P': {
-            if (held_portal_) return false;
-            auto again = statements_.find(std::string());
-            if (again == statements_.end()) return false;
+            if (ext().held_portal_) return false;
+            auto again = ext().statements_.find(std::string());
+            if (again == ext().statements_.end()) return false;
             ClientStatement& st = *again->second;
             if (st.reloads != worker_.reloads() || st.settings_version != settings_.version() || !description_of(st) ||
                 !protocol::parse_repeats(msg.body, std::string(), st.sql, st.types))
@@ -118,14 +118,14 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             return true;
         }
         case 'B': {
-            if (held_portal_) return false;
+            if (ext().held_portal_) return false;
             protocol::BindMessage m = protocol::decode_bind(msg.body);
-            auto it = statements_.find(m.statement);
-            if (it == statements_.end() || (!m.portal.empty() && portals_.count(m.portal))) return false;
+            auto it = ext().statements_.find(m.statement);
+            if (it == ext().statements_.end() || (!m.portal.empty() && ext().portals_.count(m.portal))) return false;
             const ClientStatement& st = *it->second;
             const auto& facts = st.parsed->statements;
             bool may_hit = worker_.cache_config().enabled && facts.size() == 1 && facts[0].kind == "SELECT" &&
-                           st.verdict.cacheable && !pinned_ && !session_dirty_ && !batch_unsafe_ && tx_status_ == 'I' &&
+                           st.verdict.cacheable && !pinned_ && !session_dirty_ && !ext().batch_unsafe_ && tx_status_ == 'I' &&
                            description_of(st) != nullptr;
             if (!may_hit) return false;
             log_for_retry(msg);
@@ -134,8 +134,8 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             portal.state = ClientPortal::State::Held;
             portal.bind_body.assign(msg.body);
             portal.bind = std::move(m);
-            held_portal_ = portal.bind.portal;
-            portals_[portal.bind.portal] = std::move(portal);
+            ext().held_portal_ = portal.bind.portal;
+            ext().portals_[portal.bind.portal] = std::move(portal);
             return true;
         }
         case 'D': {
@@ -143,14 +143,14 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             std::string_view name = msg.body.substr(1);
             name = name.substr(0, name.find('\0'));
             if (msg.body[0] == 'P') {
-                if (!held_portal_ || *held_portal_ != name) return false;
+                if (!ext().held_portal_ || *ext().held_portal_ != name) return false;
                 log_for_retry(msg);
-                portals_[*held_portal_].describe = true;
+                ext().portals_[*ext().held_portal_].describe = true;
                 return true;
             }
-            if (held_portal_) return false;
-            auto it = statements_.find(std::string(name));
-            if (it == statements_.end() || !description_of(*it->second)) return false;
+            if (ext().held_portal_) return false;
+            auto it = ext().statements_.find(std::string(name));
+            if (it == ext().statements_.end() || !description_of(*it->second)) return false;
             log_for_retry(msg);
             const StatementDescription* d = description_of(*it->second);
             out_ += d->parameters;
@@ -176,19 +176,19 @@ asio::awaitable<void> StatementPipeline::handle_extended(const protocol::Fronten
     std::optional<ErrorFields> failure;
     // A held Bind waits only for its own Describe and Execute: anything else sends it first, so
     // that every answer keeps its place.
-    if (held_portal_) {
+    if (ext().held_portal_) {
         bool same = false;
         if (msg.type == 'D' || msg.type == 'E') {
             std::size_t at = msg.type == 'D' ? 1 : 0;
             if (msg.body.size() > at && (msg.type != 'D' || msg.body[0] == 'P')) {
                 std::string_view name = msg.body.substr(at);
                 name = name.substr(0, name.find('\0'));
-                same = name == *held_portal_;
+                same = name == *ext().held_portal_;
             }
         }
         if (!same) {
-            std::string name = *held_portal_;
-            failure = co_await forward_portal(name, portals_[name]);
+            std::string name = *ext().held_portal_;
+            failure = co_await forward_portal(name, ext().portals_[name]);
         }
     }
     if (!failure) {
@@ -202,7 +202,7 @@ asio::awaitable<void> StatementPipeline::handle_extended(const protocol::Fronten
         }
     }
     extended_failed(failure);
-    if (batch_conn_ && batch_conn_->output().size() >= kUpstreamBatch) co_await drain_batch();
+    if (ext().batch_conn_ && ext().batch_conn_->output().size() >= kUpstreamBatch) co_await drain_batch();
     if (out_.size() >= kClientFlush) {
         flushed_since_start_ = true;
         co_await io_.flush();
@@ -211,26 +211,26 @@ asio::awaitable<void> StatementPipeline::handle_extended(const protocol::Fronten
 
 // The batch is over: what was kept to run it again goes.
 void StatementPipeline::forget_batch_log() {
-    std::string().swap(batch_log_);
-    batch_log_full_ = false;
-    batch_statements_.clear();
-    batch_replaced_.clear();
+    std::string().swap(ext().batch_log_);
+    ext().batch_log_full_ = false;
+    ext().batch_statements_.clear();
+    ext().batch_replaced_.clear();
 }
 
 // The batch's messages are kept (up to kRetryLog bytes) while nothing of its answer reached the
 // client: if its connection is lost, the batch runs again on another one, as a simple query does.
 void StatementPipeline::log_for_retry(const protocol::FrontendMessage& msg) {
-    if (batch_log_.empty() && !batch_log_full_) {
-        batch_out_start_ = out_.size();
+    if (ext().batch_log_.empty() && !ext().batch_log_full_) {
+        ext().batch_out_start_ = out_.size();
         flushed_since_start_ = false;
     }
-    if (batch_log_full_) return;
-    if (batch_log_.size() + msg.body.size() + 5 > kRetryLog) {
-        batch_log_full_ = true;
-        std::string().swap(batch_log_);
+    if (ext().batch_log_full_) return;
+    if (ext().batch_log_.size() + msg.body.size() + 5 > kRetryLog) {
+        ext().batch_log_full_ = true;
+        std::string().swap(ext().batch_log_);
         return;
     }
-    protocol::append_message(batch_log_, msg.type, msg.body);
+    protocol::append_message(ext().batch_log_, msg.type, msg.body);
 }
 
 // An error skips every extended-protocol message up to Sync, as the server does.
@@ -243,31 +243,31 @@ void StatementPipeline::extended_failed(const std::optional<ErrorFields>& failur
 }
 
 asio::awaitable<ConnectionPtr> StatementPipeline::batch_connection(std::optional<ErrorFields>& failure) {
-    if (batch_conn_) co_return batch_conn_;
+    if (ext().batch_conn_) co_return ext().batch_conn_;
     ConnectionPtr held;
     ConnectionPtr conn = acquire_now(held);
     if (!conn) conn = co_await acquire(held, failure);
     if (!conn) co_return nullptr;
-    batch_conn_ = conn;
-    batch_status_before_ = tx_status_;
+    ext().batch_conn_ = conn;
+    ext().batch_status_before_ = tx_status_;
     batch_failed_ = false;
     current_conn_ = conn;
     co_return conn;
 }
 
 asio::awaitable<bool> StatementPipeline::drain_batch() {
-    if (!batch_conn_ || expected_.empty()) co_return true;
-    ConnectionPtr conn = batch_conn_;
+    if (!ext().batch_conn_ || expected_.empty()) co_return true;
+    ConnectionPtr conn = ext().batch_conn_;
     protocol::append_flush(conn->output());
     Outcome outcome = Outcome::Lost;
     if (co_await conn->send()) outcome = co_await relay_all(conn, false, true);
     if (outcome == Outcome::Drained) co_return true;
-    bool retryable = conn != pinned_ && batch_status_before_ == 'I' && !batch_log_full_;
+    bool retryable = conn != pinned_ && ext().batch_status_before_ == 'I' && !ext().batch_log_full_;
     finish_batch(false);
     if (outcome == Outcome::Lost) {
         // Reported (or the batch run again) at Sync; the messages up to it are skipped.
-        batch_lost_ = true;
-        lost_retryable_ = retryable;
+        ext().batch_lost_ = true;
+        ext().lost_retryable_ = retryable;
         discard_until_sync_ = true;
     }
     co_return false;
@@ -307,7 +307,7 @@ void StatementPipeline::prepare_on(const ConnectionPtr& conn, const std::shared_
         protocol::append_describe(out, 'S', name);
         Expected e = expect(Expected::Kind::Describe, true);
         e.describe_into = st->describing;
-        if (!pinned_ && !batch_unsafe_) e.remember_as = st->described_key;
+        if (!pinned_ && !ext().batch_unsafe_) e.remember_as = st->described_key;
         expected_.push_back(std::move(e));
     }
     if (upstream_name) *upstream_name = std::move(name);
@@ -316,15 +316,15 @@ void StatementPipeline::prepare_on(const ConnectionPtr& conn, const std::shared_
 asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::string_view body) {
     // The unnamed statement parsed again with the same text and types (what most drivers send
     // before every execution): the statement already judged and described is used again.
-    auto again = statements_.find(std::string());
-    if (again != statements_.end()) {
+    auto again = ext().statements_.find(std::string());
+    if (again != ext().statements_.end()) {
         ClientStatement& st = *again->second;
         if (st.reloads == worker_.reloads() && st.settings_version == settings_.version() &&
             protocol::parse_repeats(body, std::string(), st.sql, st.types)) {
             std::optional<ErrorFields> failure;
             check_judgement(st.verdict, *st.parsed, failure);  // rejections are counted each time
             if (failure) co_return failure;
-            if (batch_conn_ || !description_of(st)) {
+            if (ext().batch_conn_ || !description_of(st)) {
                 ConnectionPtr conn = co_await batch_connection(failure);
                 if (!conn) co_return failure;
                 prepare_on(conn, again->second, true, std::string(), nullptr);
@@ -337,7 +337,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
         }
     }
     protocol::ParseMessage m = protocol::decode_parse(body);
-    if (!m.name.empty() && statements_.count(m.name))
+    if (!m.name.empty() && ext().statements_.count(m.name))
         co_return error("42P05", "prepared statement \"" + m.name + "\" already exists");
     auto st = std::make_shared<ClientStatement>();
     st->reloads = worker_.reloads();
@@ -365,17 +365,17 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
     if (failure) co_return failure;
     st->described_key = make_cache_key(key_prefix(), statement_key(st->types, st->sql)).full;
     // The same statement described before for the same upstream and settings: no round trip.
-    if (!pinned_ && !batch_unsafe_) st->description = worker_.description(st->described_key);
+    if (!pinned_ && !ext().batch_unsafe_) st->description = worker_.description(st->described_key);
     // (Looked up again: the waits above may have dropped a statement of that name.)
-    auto replaced = statements_.find(m.name);
-    if (replaced != statements_.end()) batch_replaced_.emplace_back(m.name, std::move(replaced->second));
-    statements_[m.name] = st;
-    batch_statements_.push_back(m.name);
-    if (batch_conn_ || !st->description) {
+    auto replaced = ext().statements_.find(m.name);
+    if (replaced != ext().statements_.end()) ext().batch_replaced_.emplace_back(m.name, std::move(replaced->second));
+    ext().statements_[m.name] = st;
+    ext().batch_statements_.push_back(m.name);
+    if (ext().batch_conn_ || !st->description) {
         // Prepared upstream now, so that errors (an unknown table...) come at Parse as from the server.
         ConnectionPtr conn = co_await batch_connection(failure);
         if (!conn) {
-            statements_.erase(m.name);
+            ext().statements_.erase(m.name);
             co_return failure;
         }
         prepare_on(conn, st, true, m.name, nullptr);
@@ -389,22 +389,22 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
 
 asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_bind(std::string_view body) {
     protocol::BindMessage m = protocol::decode_bind(body);
-    auto it = statements_.find(m.statement);
-    if (it == statements_.end()) co_return error("26000", "prepared statement \"" + m.statement + "\" does not exist");
+    auto it = ext().statements_.find(m.statement);
+    if (it == ext().statements_.end()) co_return error("26000", "prepared statement \"" + m.statement + "\" does not exist");
     std::shared_ptr<ClientStatement> st = it->second;
-    auto existing = portals_.find(m.portal);
-    if (!m.portal.empty() && existing != portals_.end())
+    auto existing = ext().portals_.find(m.portal);
+    if (!m.portal.empty() && existing != ext().portals_.end())
         co_return error("42P03", "portal \"" + m.portal + "\" already exists");
     // Held back when the cache may answer its Execute: a read that may be cached, outside any
     // transaction, with a known description to answer a Describe of the portal.
     const CacheConfig& cfg = worker_.cache_config();
     bool reads = st->parsed->statements.size() == 1 && st->parsed->statements[0].kind == "SELECT";
-    if (cfg.enabled && reads && st->verdict.cacheable && !description_of(*st) && st->describing && batch_conn_) {
+    if (cfg.enabled && reads && st->verdict.cacheable && !description_of(*st) && st->describing && ext().batch_conn_) {
         // The description is on its way (the statement's first use in this worker): waited for,
         // so that this Execute can already be answered from the cache another worker filled.
         if (!co_await drain_batch() || discard_until_sync_) co_return std::nullopt;
     }
-    bool may_hit = cfg.enabled && reads && st->verdict.cacheable && !pinned_ && !session_dirty_ && !batch_unsafe_ &&
+    bool may_hit = cfg.enabled && reads && st->verdict.cacheable && !pinned_ && !session_dirty_ && !ext().batch_unsafe_ &&
                    tx_status_ == 'I' && description_of(*st) != nullptr;
     ClientPortal portal;
     portal.statement = st;
@@ -412,8 +412,8 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_bind(std::stri
         portal.state = ClientPortal::State::Held;
         portal.bind_body.assign(body);
         portal.bind = std::move(m);
-        held_portal_ = portal.bind.portal;
-        portals_[portal.bind.portal] = std::move(portal);
+        ext().held_portal_ = portal.bind.portal;
+        ext().portals_[portal.bind.portal] = std::move(portal);
         co_return std::nullopt;
     }
     std::optional<ErrorFields> failure;
@@ -430,16 +430,16 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_bind(std::stri
         portal.bind = std::move(m);
         portal.may_fill = true;
     }
-    portals_[portal_name] = std::move(portal);
+    ext().portals_[portal_name] = std::move(portal);
     co_return std::nullopt;
 }
 
 asio::awaitable<std::optional<ErrorFields>> StatementPipeline::forward_portal(const std::string& name, ClientPortal& portal) {
-    held_portal_.reset();
+    ext().held_portal_.reset();
     std::optional<ErrorFields> failure;
     ConnectionPtr conn = co_await batch_connection(failure);
     if (!conn) {
-        portals_.erase(name);
+        ext().portals_.erase(name);
         co_return failure;
     }
     std::string statement;
@@ -461,10 +461,10 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_describe(std::
     protocol::TargetMessage m = protocol::decode_target(body, "DESCRIBE");
     std::optional<ErrorFields> failure;
     if (m.kind == 'S') {
-        auto it = statements_.find(m.name);
-        if (it == statements_.end()) co_return error("26000", "prepared statement \"" + m.name + "\" does not exist");
+        auto it = ext().statements_.find(m.name);
+        if (it == ext().statements_.end()) co_return error("26000", "prepared statement \"" + m.name + "\" does not exist");
         const StatementDescription* d = description_of(*it->second);
-        if (!batch_conn_ && d) {
+        if (!ext().batch_conn_ && d) {
             queue_local(d->parameters + d->rows);
             co_return std::nullopt;
         }
@@ -476,12 +476,12 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_describe(std::
         expected_.push_back(expect(Expected::Kind::Describe));
         co_return std::nullopt;
     }
-    auto it = portals_.find(m.name);
-    if (it != portals_.end() && it->second.state == ClientPortal::State::Held) {
+    auto it = ext().portals_.find(m.name);
+    if (it != ext().portals_.end() && it->second.state == ClientPortal::State::Held) {
         it->second.describe = true;
         co_return std::nullopt;
     }
-    if (it != portals_.end() && it->second.state == ClientPortal::State::Answered) {
+    if (it != ext().portals_.end() && it->second.state == ClientPortal::State::Answered) {
         const StatementDescription* d = description_of(*it->second.statement);
         std::string bytes;
         if (d && d->rows[0] == 'T')
@@ -490,7 +490,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_describe(std::
         queue_local(std::move(bytes));
         co_return std::nullopt;
     }
-    if (it == portals_.end() && !batch_conn_ && !pinned_)
+    if (it == ext().portals_.end() && !ext().batch_conn_ && !pinned_)
         co_return error("34000", "portal \"" + m.name + "\" does not exist");
     ConnectionPtr conn = co_await batch_connection(failure);
     if (!conn) co_return failure;
@@ -501,16 +501,16 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_describe(std::
 
 asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::string_view body) {
     protocol::ExecuteMessage m = protocol::decode_execute(body);
-    auto it = portals_.find(m.portal);
-    if (it == portals_.end()) {
-        if (!batch_conn_ && !pinned_) co_return error("34000", "portal \"" + m.portal + "\" does not exist");
+    auto it = ext().portals_.find(m.portal);
+    if (it == ext().portals_.end()) {
+        if (!ext().batch_conn_ && !pinned_) co_return error("34000", "portal \"" + m.portal + "\" does not exist");
     } else if (it->second.state == ClientPortal::State::Answered) {
         std::string done;
         protocol::append_command_complete(done, "SELECT 0");  // ran to its end
         queue_local(std::move(done));
         co_return std::nullopt;
     }
-    std::shared_ptr<ClientStatement> st = it == portals_.end() ? nullptr : it->second.statement;
+    std::shared_ptr<ClientStatement> st = it == ext().portals_.end() ? nullptr : it->second.statement;
     if (st) {
         std::string answered;
         if (deallocate_locally(*st->parsed, answered)) {
@@ -518,7 +518,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
                 std::string bound;
                 protocol::append_bind_complete(bound);
                 answered = bound + answered;
-                held_portal_.reset();
+                ext().held_portal_.reset();
                 it->second.state = ClientPortal::State::Answered;
             }
             queue_local(std::move(answered));
@@ -552,7 +552,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
             // own in flight (it may be filling that very entry itself).
             if (result == ProbeResult::Wait && expected_.empty()) result = co_await wait_for_fill(*key, answer, &id);
             if (result == ProbeResult::Hit) {
-                held_portal_.reset();
+                ext().held_portal_.reset();
                 portal.state = ClientPortal::State::Answered;
                 portal.describe = false;
                 queue_local(std::move(answer));
@@ -566,7 +566,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
             if (fill) finish_fill(*fill);
             co_return failure;
         }
-    } else if (st && m.max_rows == 0 && it->second.may_fill && !batch_unsafe_) {
+    } else if (st && m.max_rows == 0 && it->second.may_fill && !ext().batch_unsafe_) {
         // Bound upstream already (its description was not known yet): the result can still fill
         // the cache for the next client, unless another one is filling it.
         int ttl = 0;
@@ -588,14 +588,14 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
     e.fill = std::move(fill);
     expected_.push_back(std::move(e));
     if (st) {
-        batch_executed_.push_back({st->parsed, st->verdict.session_state});
+        ext().batch_executed_.push_back({st->parsed, st->verdict.session_state});
         // Anything but a plain read may change what later statements of the batch mean (SET,
         // BEGIN, set_config...), and the client's settings follow only at Sync: until then the
         // cache neither answers nor stores, and no description is remembered.
         const auto& facts = st->parsed->statements;
         bool plain_read = facts.size() == 1 && facts[0].kind == "SELECT" && facts[0].setting_changes.empty() &&
                           !facts[0].reset_all && !facts[0].transaction_control && !st->verdict.session_state;
-        if (!plain_read) batch_unsafe_ = true;
+        if (!plain_read) ext().batch_unsafe_ = true;
     }
     co_return std::nullopt;
 }
@@ -607,18 +607,18 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_close(std::str
     if (m.kind == 'S') {
         // The upstream statement stays prepared on its connections for the next client with the
         // same text. Closing what does not exist is not an error.
-        auto it = statements_.find(m.name);
-        if (it != statements_.end()) {
-            batch_replaced_.emplace_back(m.name, std::move(it->second));
-            statements_.erase(it);
+        auto it = ext().statements_.find(m.name);
+        if (it != ext().statements_.end()) {
+            ext().batch_replaced_.emplace_back(m.name, std::move(it->second));
+            ext().statements_.erase(it);
         }
         queue_local(std::move(done));
         co_return std::nullopt;
     }
-    auto it = portals_.find(m.name);
-    bool upstream = it == portals_.end() ? batch_conn_ != nullptr : it->second.state == ClientPortal::State::Forwarded;
-    if (held_portal_ && *held_portal_ == m.name) held_portal_.reset();
-    if (it != portals_.end()) portals_.erase(it);
+    auto it = ext().portals_.find(m.name);
+    bool upstream = it == ext().portals_.end() ? ext().batch_conn_ != nullptr : it->second.state == ClientPortal::State::Forwarded;
+    if (ext().held_portal_ && *ext().held_portal_ == m.name) ext().held_portal_.reset();
+    if (it != ext().portals_.end()) ext().portals_.erase(it);
     if (!upstream) {
         queue_local(std::move(done));
         co_return std::nullopt;
@@ -633,37 +633,37 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_close(std::str
 
 asio::awaitable<void> StatementPipeline::on_flush() {
     flushed_since_start_ = true;
-    if (held_portal_) {
-        std::string name = *held_portal_;
-        std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
+    if (ext().held_portal_) {
+        std::string name = *ext().held_portal_;
+        std::optional<ErrorFields> failure = co_await forward_portal(name, ext().portals_[name]);
         extended_failed(failure);
     }
-    if (batch_conn_ && !expected_.empty()) co_await drain_batch();
+    if (ext().batch_conn_ && !expected_.empty()) co_await drain_batch();
     if (!io_.write_now()) co_await io_.flush();
 }
 
 asio::awaitable<void> StatementPipeline::on_sync() {
     for (int attempt = 0;; ++attempt) {
-        if (held_portal_ && !discard_until_sync_) {
-            std::string name = *held_portal_;
-            std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
+        if (ext().held_portal_ && !discard_until_sync_) {
+            std::string name = *ext().held_portal_;
+            std::optional<ErrorFields> failure = co_await forward_portal(name, ext().portals_[name]);
             extended_failed(failure);
-        } else if (held_portal_) {
-            portals_.erase(*held_portal_);  // skipped after an error, as the server skips its Bind
+        } else if (ext().held_portal_) {
+            ext().portals_.erase(*ext().held_portal_);  // skipped after an error, as the server skips its Bind
         }
-        held_portal_.reset();
+        ext().held_portal_.reset();
         discard_until_sync_ = false;
         bool retryable = false;
         Outcome outcome = Outcome::Lost;
-        if (batch_lost_) {  // lost while the batch was drained before its Sync
-            batch_lost_ = false;
-            retryable = lost_retryable_;
-        } else if (!batch_conn_) {
+        if (ext().batch_lost_) {  // lost while the batch was drained before its Sync
+            ext().batch_lost_ = false;
+            retryable = ext().lost_retryable_;
+        } else if (!ext().batch_conn_) {
             emit_local_answers();
             break;
         } else {
-            ConnectionPtr conn = batch_conn_;
-            retryable = conn != pinned_ && batch_status_before_ == 'I' && !batch_log_full_;
+            ConnectionPtr conn = ext().batch_conn_;
+            retryable = conn != pinned_ && ext().batch_status_before_ == 'I' && !ext().batch_log_full_;
             protocol::append_sync(conn->output());
             expected_.push_back(expect(Expected::Kind::Sync));
             // Spelled out, as in the first form that ran under GCC 12: see ServerConnection::send().
@@ -685,7 +685,7 @@ asio::awaitable<void> StatementPipeline::on_sync() {
     }
     forget_batch_log();
     // Outside a transaction the portals end with the implicit transaction, as on the server.
-    if (tx_status_ == 'I') portals_.clear();
+    if (tx_status_ == 'I') ext().portals_.clear();
     protocol::append_ready_for_query(out_, tx_status_);
     if (!io_.write_now()) co_await io_.flush();
 }
@@ -693,16 +693,16 @@ asio::awaitable<void> StatementPipeline::on_sync() {
 // The batch's connection was lost before any of its answers reached the client: what it did to the
 // client's state is undone and its messages handled again, on a fresh connection.
 asio::awaitable<bool> StatementPipeline::run_batch_again() {
-    out_.resize(batch_out_start_);
-    for (const auto& name : batch_statements_) statements_.erase(name);
-    batch_statements_.clear();
+    out_.resize(ext().batch_out_start_);
+    for (const auto& name : ext().batch_statements_) ext().statements_.erase(name);
+    ext().batch_statements_.clear();
     // Statements the batch closed or replaced are back (latest first, so the oldest wins).
-    for (auto it = batch_replaced_.rbegin(); it != batch_replaced_.rend(); ++it)
-        statements_[it->first] = std::move(it->second);
-    batch_replaced_.clear();
-    portals_.clear();  // the batch began outside a transaction: no portal outlived the last Sync
-    std::string log = std::move(batch_log_);
-    batch_log_.clear();
+    for (auto it = ext().batch_replaced_.rbegin(); it != ext().batch_replaced_.rend(); ++it)
+        ext().statements_[it->first] = std::move(it->second);
+    ext().batch_replaced_.clear();
+    ext().portals_.clear();  // the batch began outside a transaction: no portal outlived the last Sync
+    std::string log = std::move(ext().batch_log_);
+    ext().batch_log_.clear();
     std::string_view rest(log);
     std::size_t used = 0;
     while (auto m = protocol::decode_message(rest, rest.size(), used)) {
@@ -719,13 +719,13 @@ asio::awaitable<bool> StatementPipeline::run_batch_again() {
 // of the proxy's own first (its ReadyForQuery is not the client's), so that the connection is at
 // a message boundary and every answer keeps its order.
 asio::awaitable<void> StatementPipeline::close_open_batch() {
-    if (held_portal_) {
-        std::string name = *held_portal_;
-        std::optional<ErrorFields> failure = co_await forward_portal(name, portals_[name]);
+    if (ext().held_portal_) {
+        std::string name = *ext().held_portal_;
+        std::optional<ErrorFields> failure = co_await forward_portal(name, ext().portals_[name]);
         extended_failed(failure);
     }
-    if (batch_conn_) {
-        ConnectionPtr conn = batch_conn_;
+    if (ext().batch_conn_) {
+        ConnectionPtr conn = ext().batch_conn_;
         protocol::append_sync(conn->output());
         expected_.push_back(expect(Expected::Kind::Sync, true));
         Outcome outcome = Outcome::Lost;
@@ -741,30 +741,30 @@ asio::awaitable<void> StatementPipeline::close_open_batch() {
         if (outcome == Outcome::Lost) protocol::append_error(out_, error("08006", "upstream connection lost"));
     }
     emit_local_answers();
-    batch_lost_ = false;
+    ext().batch_lost_ = false;
     forget_batch_log();
 }
 
 void StatementPipeline::finish_batch(bool ready) {
-    batch_unsafe_ = false;
-    ConnectionPtr conn = std::move(batch_conn_);
-    batch_conn_.reset();
-    held_portal_.reset();
-    std::vector<Executed> executed = std::move(batch_executed_);
-    batch_executed_.clear();
+    ext().batch_unsafe_ = false;
+    ConnectionPtr conn = std::move(ext().batch_conn_);
+    ext().batch_conn_.reset();
+    ext().held_portal_.reset();
+    std::vector<Executed> executed = std::move(ext().batch_executed_);
+    ext().batch_executed_.clear();
     if (!conn) return;
     if (!ready) {
         conn->mark_broken();
         abandon_expected();
         keep_or_release(conn, false);
-        portals_.clear();
+        ext().portals_.clear();
         return;
     }
     tx_status_ = conn->transaction_status();
     bool pins = false;
     // A transaction opened or ended within the batch may have rolled its settings back: they are
     // judged as inside a transaction (the client keeps its connection) rather than adopted.
-    char status_before = batch_status_before_;
+    char status_before = ext().batch_status_before_;
     for (const auto& x : executed)
         for (const auto& f : x.parsed->statements)
             if (f.transaction_control) status_before = 'T';

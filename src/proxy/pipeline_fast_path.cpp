@@ -28,7 +28,7 @@ asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view b
         co_return;
     }
     worker_.count_statement();
-    if (batch_conn_ || held_portal_ || !expected_.empty()) {
+    if (batch_open()) {
         co_await close_open_batch();
         if (io_.gone() || discard_until_sync_) co_return;  // an error in that batch: skipped up to Sync
     }

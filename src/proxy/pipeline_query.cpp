@@ -27,7 +27,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
-    if (batch_conn_ || held_portal_ || !expected_.empty()) {
+    if (batch_open()) {
         co_await close_open_batch();
         if (io_.gone() || discard_until_sync_) co_return;  // an error in that batch: skipped up to Sync
     }
@@ -106,7 +106,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
             finish_statement(*parsed, conn, !batch_failed_, status_before, verdict.session_state, pins);
             finish_fills(true);
             keep_or_release(conn, pins);
-            if (tx_status_ == 'I') portals_.clear();  // a COMMIT ends the portals too
+            if (tx_status_ == 'I' && ext_) ext_->portals_.clear();  // a COMMIT ends the portals too
             break;
         }
         if (outcome == Outcome::ClientGone) {

@@ -73,7 +73,7 @@ void StatementPipeline::after_deallocate_all(const ParsedQuery& parsed, const Co
     for (const auto& st : parsed.statements) {
         if (!st.deallocate_all) continue;
         if (conn) conn->forget_all_prepared();
-        statements_.clear();
+        if (ext_) ext_->statements_.clear();
         prepared_.clear();
     }
 }
@@ -104,11 +104,11 @@ void StatementPipeline::keep_or_release(ConnectionPtr conn, bool session_state) 
 
 void StatementPipeline::release_pinned() {
     abandon_expected();  // fills this client claimed are given up at once, not left to time out
-    if (batch_conn_) {
+    if (ext_ && ext_->batch_conn_) {
         // Left mid-batch: what was sent is not awaited, and the connection is not pooled again.
-        batch_conn_->mark_broken();
-        if (batch_conn_ != pinned_) pool().release(std::move(batch_conn_));
-        batch_conn_.reset();
+        ConnectionPtr batch = std::move(ext_->batch_conn_);
+        batch->mark_broken();
+        if (batch != pinned_) pool().release(std::move(batch));
     }
     if (!pinned_) return;
     if (session_dirty_) pinned_->mark_broken();  // carries this client's settings: never reused
@@ -138,6 +138,17 @@ void StatementPipeline::abandon_expected() {
         if (e.fill) fills_.push_back(std::move(e.fill));
     expected_.clear();
     finish_fills(false);
+}
+
+bool StatementPipeline::Extended::in_use() const {
+    return !statements_.empty() || !portals_.empty() || batch_conn_ || held_portal_ || !batch_executed_.empty() ||
+           !batch_log_.empty() || batch_lost_ || batch_unsafe_ || !batch_statements_.empty() || !batch_replaced_.empty();
+}
+
+void StatementPipeline::shed_idle_memory() {
+    if (ext_ && !ext_->in_use()) ext_.reset();
+    expected_.shrink_if_empty();
+    if (fills_.empty()) std::vector<std::unique_ptr<Fill>>().swap(fills_);
 }
 
 }  // namespace rproxy

@@ -117,7 +117,7 @@ std::optional<ErrorFields> StatementPipeline::track_prepared(const ParsedQuery& 
     for (const StatementFacts& st : parsed.statements) {
         if (st.deallocate_all) known.clear();
         if (!st.prepare_name.empty()) known.insert(st.prepare_name);
-        if (!st.deallocate_name.empty() && !known.erase(st.deallocate_name) && !statements_.count(st.deallocate_name)) {
+        if (!st.deallocate_name.empty() && !known.erase(st.deallocate_name) && !(ext_ && ext_->statements_.count(st.deallocate_name))) {
             // Upstream, other names belong to the proxy's pooled statements: not the client's to drop.
             worker_.stats().count_rejection(RejectReason::UnknownPreparedStatement);
             return ErrorFields::make("ERROR", "26000", "prepared statement \"" + st.deallocate_name + "\" does not exist");
@@ -137,12 +137,13 @@ bool StatementPipeline::deallocate_locally(const ParsedQuery& parsed, std::strin
     if (parsed.statements.size() != 1) return false;
     const StatementFacts& st = parsed.statements[0];
     if (st.deallocate_all && st.kind == "DEALLOCATE ALL" && prepared_.empty()) {
-        statements_.clear();
+        if (ext_) ext_->statements_.clear();
         protocol::append_command_complete(out, "DEALLOCATE ALL");
         return true;
     }
-    if (!st.deallocate_name.empty() && statements_.count(st.deallocate_name) && !prepared_.count(st.deallocate_name)) {
-        statements_.erase(st.deallocate_name);
+    if (!st.deallocate_name.empty() && ext_ && ext_->statements_.count(st.deallocate_name) &&
+        !prepared_.count(st.deallocate_name)) {
+        ext_->statements_.erase(st.deallocate_name);
         protocol::append_command_complete(out, "DEALLOCATE");
         return true;
     }

@@ -49,9 +49,9 @@ void StatementPipeline::drop_until_sync(const ConnectionPtr& conn) {
     while (!expected_.empty() && expected_.front().kind != Expected::Kind::Sync) {
         Expected& e = expected_.front();
         if (!e.prepared_key.empty()) conn->forget_prepared(e.prepared_key);
-        if (e.statement_id) {
-            auto it = statements_.find(e.client_statement);
-            if (it != statements_.end() && it->second.get() == e.statement_id) statements_.erase(it);
+        if (e.statement_id && ext_) {
+            auto it = ext_->statements_.find(e.client_statement);
+            if (it != ext_->statements_.end() && it->second.get() == e.statement_id) ext_->statements_.erase(it);
         }
         if (e.fill) fills_.push_back(std::move(e.fill));
         expected_.pop_front();

@@ -71,6 +71,8 @@ public:
     void cancel_upstream(const ConnectionPtr& conn);
     // The client left: its pinned connection goes back, or is closed when it carries session state.
     void release_pinned();
+    // The client parks: what only a statement or an extended batch under way needs is given back.
+    void shed_idle_memory();
     const std::string& upstream_role() { return pool().role(); }
 
 private:
@@ -189,30 +191,43 @@ private:
     void log_for_retry(const protocol::FrontendMessage& msg);
     void forget_batch_log();
     boost::asio::awaitable<bool> run_batch_again();
-    std::string batch_log_;          // the batch's messages as received, for run_batch_again()
-    bool batch_log_full_ = false;    // too large to keep: not run again
-    bool batch_lost_ = false;        // the connection was lost before Sync (while draining)
-    bool lost_retryable_ = false;    // and the batch could run again
-    std::size_t batch_out_start_ = 0;
-    std::vector<std::string> batch_statements_;  // statements the batch named with Parse
-    // statements the batch closed or replaced, in order
-    std::vector<std::pair<std::string, std::shared_ptr<ClientStatement>>> batch_replaced_;
     void queue_local(std::string bytes);
     void local_answer_done();
 
-    std::unordered_map<std::string, std::shared_ptr<ClientStatement>> statements_;
-    std::unordered_map<std::string, ClientPortal> portals_;
     bool discard_until_sync_ = false;
     ExpectedQueue expected_;
-    ConnectionPtr batch_conn_;       // the connection of the extended messages since the last Sync
-    std::optional<std::string> held_portal_;  // the portal whose Bind is held back
     struct Executed {
         std::shared_ptr<const ParsedQuery> parsed;
         bool session_state;
     };
-    std::vector<Executed> batch_executed_;    // statements run in this batch, for finish
-    char batch_status_before_ = 'I';
-    bool batch_unsafe_ = false;      // the batch ran something besides plain reads: no cache until Sync
+    // The extended protocol's state: the client's statements and portals, and the batch since its
+    // last Sync. Made at the first extended message, and given back when the client parks with
+    // none of it in use, so that a simple-protocol client does not carry it.
+    struct Extended {
+        std::unordered_map<std::string, std::shared_ptr<ClientStatement>> statements_;
+        std::unordered_map<std::string, ClientPortal> portals_;
+        ConnectionPtr batch_conn_;       // the connection of the extended messages since the last Sync
+        std::optional<std::string> held_portal_;  // the portal whose Bind is held back
+        std::vector<Executed> batch_executed_;    // statements run in this batch, for finish
+        char batch_status_before_ = 'I';
+        bool batch_unsafe_ = false;      // the batch ran something besides plain reads: no cache until Sync
+        std::string batch_log_;          // the batch's messages as received, for run_batch_again()
+        bool batch_log_full_ = false;    // too large to keep: not run again
+        bool batch_lost_ = false;        // the connection was lost before Sync (while draining)
+        bool lost_retryable_ = false;    // and the batch could run again
+        std::size_t batch_out_start_ = 0;
+        std::vector<std::string> batch_statements_;  // statements the batch named with Parse
+        // statements the batch closed or replaced, in order
+        std::vector<std::pair<std::string, std::shared_ptr<ClientStatement>>> batch_replaced_;
+        bool in_use() const;
+    };
+    std::unique_ptr<Extended> ext_;
+    // An extended batch is under way (messages since the last Sync, or answers still expected).
+    bool batch_open() const { return (ext_ && (ext_->batch_conn_ || ext_->held_portal_)) || !expected_.empty(); }
+    Extended& ext() {
+        if (!ext_) ext_ = std::make_unique<Extended>();
+        return *ext_;
+    }
     bool batch_failed_ = false;      // an error in this batch (the server rolls its implicit transaction back)
     std::vector<std::unique_ptr<Fill>> fills_;  // results complete, stored once the transaction is known
     void reject(const ErrorFields& e);

@@ -17,6 +17,7 @@ Worker::Worker(WorkerHost& host, ListenConfig listen, SessionLimits limits, int 
       wake_(io_),
       postmaster_(io_),
       grace_(io_),
+      park_sweep_(io_),
       rng_(std::random_device{}()) {
     pool_ = std::make_unique<UpstreamPool>(io_.get_executor(), helper_, [this] { publish(); });
     wake_.assign(wake_fd);
@@ -157,6 +158,7 @@ Worker::Exit Worker::run() {
     for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
     arm_wake();
     arm_postmaster();
+    arm_park_sweep();
     publish();
     io_.run();
     sessions_.clear();
@@ -179,17 +181,13 @@ asio::awaitable<void> Worker::accept_loop(tcp::acceptor& acc) {
         auto session = std::make_shared<ClientSession>(*this, std::move(sock));
         sessions_.insert(session);
         publish();
-        asio::co_spawn(io_, session->run(), [this, session](std::exception_ptr) { session_ended(session.get()); });
+        session->start();
     }
 }
 
 void Worker::session_ended(ClientSession* s) {
-    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
-        if (it->get() == s) {
-            sessions_.erase(it);
-            break;
-        }
-    }
+    auto it = sessions_.find(s);
+    if (it != sessions_.end()) sessions_.erase(it);
     publish();
     if (shutting_down_ && sessions_.empty()) io_.stop();
 }
@@ -202,6 +200,18 @@ void Worker::arm_wake() {
         }
         on_wake();
         arm_wake();
+    });
+}
+
+// Clients that have waited a whole interval for their next message park; the sweep costs one
+// look at each session per interval, where parking on every wait would cost a coroutine per statement.
+void Worker::arm_park_sweep() {
+    park_sweep_.expires_after(std::chrono::milliseconds(500));
+    park_sweep_.async_wait([this](boost::system::error_code ec) {
+        if (ec || shutting_down_) return;
+        ++park_epoch_;
+        for (const auto& s : sessions_) s->park_if_waiting_since_before(park_epoch_ - 1);
+        arm_park_sweep();
     });
 }
 

@@ -22,6 +22,7 @@
 #include "proxy/statement_memo.hpp"
 #include "proxy/tls_context.hpp"
 #include "proxy/statement_description.hpp"
+#include "proxy/parked_clients.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "proxy/worker_host.hpp"
 
@@ -75,6 +76,15 @@ public:
     void forget_backend_key(int32_t pid);
     void cancel(int32_t pid, int32_t key);
     void count_statement();
+    // Advanced by the park sweep; a client's wait that began two epochs ago has lasted at least
+    // one sweep interval.
+    uint64_t park_epoch() const { return park_epoch_; }
+    void session_ended(ClientSession* s);
+    void count_parked(int delta) {
+        counters_.parked_clients += delta;
+        publish();
+    }
+    ParkedClients& parked_clients() { return parked_clients_; }
 
 private:
     boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acc);
@@ -82,7 +92,7 @@ private:
     void arm_postmaster();
     void on_wake();
     void begin_shutdown();
-    void session_ended(ClientSession* s);
+    void arm_park_sweep();
     void publish();
 
     WorkerHost& host_;
@@ -110,7 +120,17 @@ private:
     boost::asio::posix::stream_descriptor wake_;
     boost::asio::posix::stream_descriptor postmaster_;
     boost::asio::steady_timer grace_;
-    std::set<std::shared_ptr<ClientSession>> sessions_;
+    boost::asio::steady_timer park_sweep_;
+    ParkedClients parked_clients_{io_};
+    uint64_t park_epoch_ = 1;
+    struct ByAddress {
+        using is_transparent = void;
+        static const ClientSession* at(const std::shared_ptr<ClientSession>& p) { return p.get(); }
+        static const ClientSession* at(const ClientSession* p) { return p; }
+        template <class A, class B>
+        bool operator()(const A& a, const B& b) const { return std::less<const ClientSession*>()(at(a), at(b)); }
+    };
+    std::set<std::shared_ptr<ClientSession>, ByAddress> sessions_;
     std::unordered_map<int32_t, ClientSession*> by_backend_pid_;
     uint32_t next_backend_pid_ = 0;
     std::mt19937 rng_;

@@ -32,6 +32,7 @@ struct WorkerCounters {
     uint32_t upstream_busy = 0;
     uint32_t upstream_idle = 0;
     uint64_t statements = 0;
+    uint32_t parked_clients = 0;  // idle clients whose message loop has returned (ClientSession::park)
 };
 
 enum class LogLevel { Debug, Log, Warning };

@@ -251,6 +251,73 @@ def idle_and_statement_timeouts_use_postgresqls_sqlstates():
         env.gw.reload_with(idle_client_timeout=None, idle_in_transaction_timeout=None, statement_timeout=None)
 
 
+def parked_clients():
+    return int(env.gw.sql("SELECT sum(parked_clients) FROM pg_rproxy_workers"))
+
+
+def wait_for_parked(at_least, seconds=5):
+    deadline = time.time() + seconds
+    while time.time() < deadline and parked_clients() < at_least:
+        time.sleep(0.1)
+    return parked_clients()
+
+
+@test
+def idle_clients_park_and_keep_everything_a_waiting_session_does():
+    """An idle client parks: its message loop returns and its socket waits with the worker's other
+    idle ones (at once after startup, after half a second to a second of waiting otherwise).
+    Parked or not, a session keeps its settings, its transaction and its notifications, and its
+    timeouts and shutdown still reach it."""
+    before = parked_clients()
+    fresh = Wire(env.proxy_port)
+    fresh.startup(user="rproxy_up")
+    listener = env.wire()
+    listener.query("LISTEN parked_channel")
+    listener.query("SET application_name = 'parked one'")
+    in_tx = env.wire()
+    in_tx.query("BEGIN")
+    pid = rows(in_tx.query("SELECT pg_backend_pid()"))[0][0]
+    check(wait_for_parked(before + 3) >= before + 3, f"three idle clients parked: {parked_clients()} (before: {before})")
+    env.up.sql("NOTIFY parked_channel, 'while parked'", db="e2e")
+    listener.sock.settimeout(5)
+    t, body = listener.read_msg()
+    check(t == "A" and b"parked_channel\0while parked\0" in body, f"NotificationResponse while parked: {t} {body!r}")
+    check(rows(listener.query("SHOW application_name")) == [["parked one"]], "the parked session kept its settings")
+    msgs = in_tx.query("SELECT pg_backend_pid()")
+    check(rows(msgs) == [[pid]] and msgs[-1] == ("Z", b"T"), f"still in its transaction on its connection: {msgs}")
+    check(in_tx.query("COMMIT")[-1] == ("Z", b"I"), "and it commits")
+    check(rows(fresh.query("SELECT 'first statement after parking'")) == [["first statement after parking"]],
+          "a client parked since startup runs its first statement")
+    # Parked again by the sweep, the same clients get their notifications and answers.
+    check(wait_for_parked(before + 3) >= before + 3, f"parked again: {parked_clients()}")
+    env.up.sql("NOTIFY parked_channel, 'again'", db="e2e")
+    t, body = listener.read_msg()
+    check(t == "A" and b"again" in body, f"second notification: {t} {body!r}")
+    for w in (fresh, listener, in_tx):
+        w.close()
+    # The idle timeouts run on while a client is parked.
+    try:
+        env.gw.reload_with(idle_client_timeout="2500ms", idle_in_transaction_timeout="2500ms")
+        idle = env.wire()
+        idle.query("SELECT 1")
+        idle_tx = env.wire()
+        idle_tx.query("BEGIN")
+        idle_tx.query("SELECT 1")
+        check(wait_for_parked(before + 2) >= before + 2, f"both parked before their timeouts: {parked_clients()}")
+        idle.sock.settimeout(5)
+        idle_tx.sock.settimeout(5)
+        e = errors(idle.read_until_closed())
+        check(e and e[0]["C"] == "57P05", f"idle-session timeout while parked: {e}")
+        e = errors(idle_tx.read_until_closed())
+        check(e and e[0]["C"] == "25P03", f"idle-in-transaction timeout while parked: {e}")
+    finally:
+        env.gw.reload_with(idle_client_timeout=None, idle_in_transaction_timeout=None)
+    deadline = time.time() + 5
+    while time.time() < deadline and parked_clients() != before:
+        time.sleep(0.1)
+    check(parked_clients() == before, f"closed clients are no longer counted: {parked_clients()} (before: {before})")
+
+
 def backend_key(startup_msgs):
     for t, body in startup_msgs:
         if t == "K":

@@ -1,14 +1,16 @@
 -- pgTAP: the SQL surface of pg_rproxy in the gateway.
 \ir preamble.psql
 BEGIN;
-SELECT plan(29);
+SELECT plan(30);
 
 SELECT has_function('pg_rproxy_classify', ARRAY['text'], 'pg_rproxy_classify(text) exists');
 SELECT function_returns('pg_rproxy_classify', ARRAY['text'], 'setof record', 'it returns a row per statement');
 SELECT has_view('pg_rproxy_workers', 'the pg_rproxy_workers view exists');
 SELECT columns_are('pg_rproxy_workers',
-    ARRAY['worker', 'pid', 'clients', 'upstream_busy', 'upstream_idle', 'statements'],
+    ARRAY['worker', 'pid', 'clients', 'upstream_busy', 'upstream_idle', 'statements', 'parked_clients'],
     'pg_rproxy_workers has the documented columns');
+SELECT ok((SELECT bool_and(parked_clients BETWEEN 0 AND clients) FROM pg_rproxy_workers),
+          'parked clients are some of the clients');
 SELECT col_type_is('pg_rproxy_workers', 'statements', 'bigint', 'statements is a bigint counter');
 
 SELECT is((SELECT count(*)::int FROM pg_rproxy_workers), current_setting('pg_rproxy.workers')::int,

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/frontend_encode.hpp"
 #include "protocol/frontend_messages.hpp"
 #include "protocol/input_buffer.hpp"
 #include "protocol/message_writer.hpp"
@@ -215,4 +216,25 @@ TEST(InputBuffer, SkippedMessagesAreReadInPlaceAndCompactedLater) {
     EXPECT_EQ(seen, wire.size());
     EXPECT_TRUE(in.empty());
     EXPECT_THROW(in.skip(1), std::logic_error);
+}
+
+TEST(InputBuffer, ShrinkFreesEverythingOnlyWhenNothingIsUnread) {
+    InputBuffer in;
+    std::string msg;
+    append_query(msg, "SELECT 1");
+    in.append(msg.data(), msg.size());
+    in.append(msg.data(), 3);  // the start of a second message
+    auto first = take_message(in, kMax);
+    ASSERT_TRUE(first);
+    in.release();
+    in.shrink_if_empty();
+    EXPECT_EQ(in.unread().size(), 3u) << "a partial message is kept";
+    in.append(msg.data() + 3, msg.size() - 3);
+    auto second = take_message(in, kMax);
+    ASSERT_TRUE(second);
+    EXPECT_EQ(decode_query(second->body), "SELECT 1");
+    in.release();
+    in.shrink_if_empty();
+    EXPECT_TRUE(in.empty());
+    EXPECT_EQ(in.capacity(), InputBuffer().capacity()) << "nothing held while parked";
 }
