@@ -355,7 +355,6 @@ void ClientSession::finish() {
     if (auth_timer_) auth_timer_->cancel();
     if (client_claimed_) worker_.auth_catalog().release_client();
     if (role_claimed_) worker_.auth_catalog().release_role(role_claimed_);
-    if (backend_pid_) worker_.forget_backend_key(backend_pid_);
     if (session_handle_ >= 0) worker_.stats().session_ended(session_handle_);
     client_claimed_ = false;
     role_claimed_ = 0;
@@ -364,8 +363,8 @@ void ClientSession::finish() {
     worker_.session_ended(this);
 }
 
-void ClientSession::cancel_statement(int32_t key) {
-    if (key != backend_key_) return;
+void ClientSession::cancel_statement(int32_t pid, int32_t key) {
+    if (pid != backend_pid_ || key != backend_key_) return;
     auto conn = pipeline_.running();
     if (conn) pipeline_.cancel_upstream(conn);  // nothing running: like the server, a late cancel does nothing
 }
@@ -485,7 +484,7 @@ asio::awaitable<bool> ClientSession::startup() {
     }
     protocol::append_authentication_ok(out_);
     pipeline_.announce_parameters();
-    std::tie(backend_pid_, backend_key_) = worker_.new_backend_key(this);
+    std::tie(backend_pid_, backend_key_) = worker_.new_backend_key();
     protocol::append_backend_key_data(out_, backend_pid_, backend_key_);
     SessionInfo& shown = starting_->shown;
     shown.backend_pid = backend_pid_;

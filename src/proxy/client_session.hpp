@@ -57,7 +57,7 @@ public:
     // Grace period over: 57P01 best-effort, then the connection is torn down.
     void force_close();
     // A CancelRequest with this client's BackendKeyData: cancel its running upstream statement.
-    void cancel_statement(int32_t key);
+    void cancel_statement(int32_t pid, int32_t key);
 
 private:
     // first: startup, then the message loop; otherwise the message loop of a parked session.

@@ -31,6 +31,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::start(const proto
         for (auto& [name, value] : protocol::parse_startup_options(*options)) settings_.set(name, value);
     }
     if (!settings_.get("application_name")) settings_.set("application_name", "");
+    settings_ = worker_.intern_settings(settings_);
     startup_settings_ = settings_;
 
     // The upstream decides the values the client is told (server_version, encodings, DateStyle

@@ -14,21 +14,28 @@ std::string lower(std::string_view s) {
 uint64_t last_version = 0;
 }  // namespace
 
+const SessionSettings::Values SessionSettings::kNone;
+
 void SessionSettings::touch() { version_ = ++last_version; }
 
 void SessionSettings::set(std::string_view name, std::string value) {
-    values_[lower(name)] = std::move(value);
+    auto next = std::make_shared<Values>(values());
+    (*next)[lower(name)] = std::move(value);
+    values_ = std::move(next);
     touch();
 }
 
 void SessionSettings::erase(std::string_view name) {
-    values_.erase(lower(name));
+    auto next = std::make_shared<Values>(values());
+    next->erase(lower(name));
+    values_ = std::move(next);
     touch();
 }
 
 const std::string* SessionSettings::get(std::string_view name) const {
-    auto it = values_.find(lower(name));
-    return it == values_.end() ? nullptr : &it->second;
+    const Values& v = values();
+    auto it = v.find(lower(name));
+    return it == v.end() ? nullptr : &it->second;
 }
 
 std::string quote_literal(std::string_view s) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -18,22 +19,28 @@ public:
     SessionSettings(const SessionSettings&) = default;
     SessionSettings& operator=(const SessionSettings&) = default;
 
+    using Values = std::map<std::string, std::string>;  // lower-case name -> value
+
     // Names are case-insensitive, as GUC names are.
     void set(std::string_view name, std::string value);
     const std::string* get(std::string_view name) const;
     void erase(std::string_view name);
     // One version never describes two contents, so equal versions are equal settings.
-    bool operator==(const SessionSettings& o) const { return version_ == o.version_ || values_ == o.values_; }
-    bool empty() const { return values_.empty(); }
-    const std::map<std::string, std::string>& values() const { return values_; }
+    bool operator==(const SessionSettings& o) const { return version_ == o.version_ || values() == o.values(); }
+    bool empty() const { return values().empty(); }
+    const Values& values() const { return values_ ? *values_ : kNone; }
     // Changes with every set/erase, and no two different contents ever share one (the counter is
     // per process), so a copy keeps a version that still describes it.
     uint64_t version() const { return version_; }
 
 private:
     void touch();
-    std::map<std::string, std::string> values_;  // lower-case name -> value
+    // Shared by copies, and replaced, never changed, by set() and erase(): a client's settings,
+    // its startup settings and those of every client that started with the same ones (see
+    // Worker::intern_settings) are one map.
+    std::shared_ptr<const Values> values_;
     uint64_t version_ = 0;
+    static const Values kNone;
 };
 
 // SQL that turns `have` into `want` on a connection (RESET for settings the connection carries

@@ -30,15 +30,12 @@ Worker::~Worker() {
     if (postmaster_.is_open()) postmaster_.release();
 }
 
-std::pair<int32_t, int32_t> Worker::new_backend_key(ClientSession* session) {
+std::pair<int32_t, int32_t> Worker::new_backend_key() {
     next_backend_pid_ = (next_backend_pid_ + 1) & 0xffffff;
     int32_t pid = static_cast<int32_t>((uint32_t(host_.slot() + 1) << 24) | next_backend_pid_);
     int32_t key = std::uniform_int_distribution<int32_t>(INT32_MIN, INT32_MAX)(rng_);
-    by_backend_pid_[pid] = session;
     return {pid, key};
 }
-
-void Worker::forget_backend_key(int32_t pid) { by_backend_pid_.erase(pid); }
 
 void Worker::cancel(int32_t pid, int32_t key) {
     int slot = static_cast<int>(uint32_t(pid) >> 24) - 1;
@@ -46,8 +43,9 @@ void Worker::cancel(int32_t pid, int32_t key) {
         if (slot >= 0) host_.forward_cancel(slot, pid, key);
         return;
     }
-    auto it = by_backend_pid_.find(pid);
-    if (it != by_backend_pid_.end()) it->second->cancel_statement(key);  // a wrong key does nothing
+    // A scan, as PgBouncer's: cancel requests are rare, and an index would cost every idle
+    // client a node. A wrong key does nothing.
+    for (const auto& s : sessions_) s->cancel_statement(pid, key);
 }
 
 std::shared_ptr<const StatementDescription> Worker::description(const std::string& key) {
@@ -183,6 +181,15 @@ asio::awaitable<void> Worker::accept_loop(tcp::acceptor& acc) {
         publish();
         session->start();
     }
+}
+
+SessionSettings Worker::intern_settings(const SessionSettings& s) {
+    auto it = interned_settings_.find(s.values());
+    if (it != interned_settings_.end()) return it->second;
+    constexpr std::size_t kMaxDistinct = 256;  // sessions keep theirs when this is cleared
+    if (interned_settings_.size() >= kMaxDistinct) interned_settings_.clear();
+    interned_settings_.emplace(s.values(), s);
+    return s;
 }
 
 void Worker::session_ended(ClientSession* s) {

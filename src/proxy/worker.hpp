@@ -23,6 +23,7 @@
 #include "proxy/tls_context.hpp"
 #include "proxy/statement_description.hpp"
 #include "proxy/parked_clients.hpp"
+#include "proxy/session_settings.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "proxy/worker_host.hpp"
 
@@ -72,10 +73,11 @@ public:
     int ttl_jitter(int max_seconds);
     // BackendKeyData for a new client: the process id field carries this worker's slot, so a
     // CancelRequest arriving at any worker finds its way here.
-    std::pair<int32_t, int32_t> new_backend_key(ClientSession* session);
-    void forget_backend_key(int32_t pid);
+    std::pair<int32_t, int32_t> new_backend_key();
     void cancel(int32_t pid, int32_t key);
     void count_statement();
+    // The one copy of these settings that clients who started with them share.
+    SessionSettings intern_settings(const SessionSettings& s);
     // Advanced by the park sweep; a client's wait that began two epochs ago has lasted at least
     // one sweep interval.
     uint64_t park_epoch() const { return park_epoch_; }
@@ -131,7 +133,6 @@ private:
         bool operator()(const A& a, const B& b) const { return std::less<const ClientSession*>()(at(a), at(b)); }
     };
     std::set<std::shared_ptr<ClientSession>, ByAddress> sessions_;
-    std::unordered_map<int32_t, ClientSession*> by_backend_pid_;
     uint32_t next_backend_pid_ = 0;
     std::mt19937 rng_;
     WorkerCounters counters_;
@@ -143,6 +144,7 @@ private:
         std::chrono::steady_clock::time_point at;
     };
     std::unordered_map<std::string, Described> descriptions_;
+    std::map<SessionSettings::Values, SessionSettings> interned_settings_;
     std::size_t description_bytes_ = 0;  // key text held by descriptions_
     bool shutting_down_ = false;
     Exit exit_ = Exit::Terminated;

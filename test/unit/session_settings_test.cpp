@@ -34,3 +34,25 @@ TEST(SessionSettings, ValuesCannotBreakOutOfTheLiteral) {
               "SELECT pg_catalog.set_config(E'application_name', E'x''); DROP TABLE t; --\\\\', false)");
     EXPECT_EQ(quote_identifier("a\"b"), "\"a\"\"b\"");
 }
+
+// Copies share one map until one of them changes: the change is the changer's alone, and the
+// versions tell the two apart from then on.
+TEST(SessionSettings, CopiesShareUntilOneChanges) {
+    SessionSettings startup;
+    startup.set("application_name", "app");
+    startup.set("DateStyle", "ISO");
+    SessionSettings current = startup;
+    EXPECT_TRUE(current == startup);
+    EXPECT_EQ(&current.values(), &startup.values()) << "one map for both";
+    current.set("DateStyle", "German");
+    EXPECT_EQ(*startup.get("datestyle"), "ISO");
+    EXPECT_EQ(*current.get("datestyle"), "German");
+    EXPECT_FALSE(current == startup);
+    SessionSettings other = startup;
+    other.erase("application_name");
+    EXPECT_NE(startup.get("application_name"), nullptr) << "erase changes only the copy";
+    EXPECT_EQ(other.get("application_name"), nullptr);
+    EXPECT_NE(other.version(), startup.version());
+    current.set("DateStyle", "ISO");
+    EXPECT_TRUE(current == startup) << "equal contents compare equal whatever their versions";
+}
