@@ -30,9 +30,10 @@ bool expired(const RoleAuthInfo& role) { return role.valid_until && *role.valid_
 }  // namespace
 
 void ClientSession::arm_authentication_timeout() {
-    auth_timer_ = std::make_shared<asio::steady_timer>(socket_.get_executor(), worker_.security().authentication_timeout);
+    auto& timer = starting_->auth_timer;
+    timer = std::make_shared<asio::steady_timer>(socket_.get_executor(), worker_.security().authentication_timeout);
     std::weak_ptr<ClientSession> weak = shared_from_this();
-    auth_timer_->async_wait([weak](boost::system::error_code ec) {
+    timer->async_wait([weak](boost::system::error_code ec) {
         auto self = weak.lock();
         if (ec || !self || self->authenticated()) return;
         // A slow or silent client gives its slot back: the connection is cut, whatever it waits on.
@@ -74,7 +75,7 @@ asio::awaitable<std::optional<std::string>> ClientSession::read_password_message
     bool sent = co_await flush();  // the request this message answers
     if (!sent) co_return std::nullopt;
     for (;;) {
-        if (auto msg = protocol::take_message(input_, kMaxAuthMessage)) {
+        if (auto msg = protocol::take_message(*input_, kMaxAuthMessage)) {
             if (msg->type != 'p')
                 throw protocol::ProtocolError("08P01", "expected password response, got message type " +
                                                            std::to_string(static_cast<int>(msg->type)));
@@ -254,7 +255,7 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
     starting_->shown.database = database;
     if (starting_->shown.auth_method.empty()) starting_->shown.auth_method = auth::method_name(rule->method);  // SCRAM set its own
     advance(Phase::Ready);
-    auth_timer_.reset();  // destroying it cancels the wait; a logged-in client holds no timer
+    starting_->auth_timer.reset();  // destroying it cancels the wait; a logged-in client holds no timer
     worker_.stats().count_event(ConnEvent::Authenticated);
     co_return true;
 }

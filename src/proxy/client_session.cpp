@@ -28,7 +28,7 @@ ErrorFields terminating() {
 
 }  // namespace
 
-ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
+ClientSession::ClientSession(Worker& worker, ClientSocket socket)
     : worker_(worker), socket_(std::move(socket)), pipeline_(worker, *this) {
     boost::system::error_code ec;
     auto peer = socket_.remote_endpoint(ec);
@@ -48,7 +48,7 @@ ClientSession::~ClientSession() {
 std::size_t ClientSession::read_available(boost::system::error_code& ec) {
     asio::mutable_buffer shared = worker_.read_buffer();
     std::size_t n = socket_.read_some(shared, ec);  // never blocks: would_block when nothing is there
-    if (!ec) input_.append(static_cast<const char*>(shared.data()), n);
+    if (!ec) input_->append(static_cast<const char*>(shared.data()), n);
     socket_drained_ = ec == asio::error::would_block || ec == asio::error::try_again || (!ec && n < shared.size());
     return n;
 }
@@ -115,10 +115,10 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
         std::size_t n = 0;
         if (tls_) {
             // OpenSSL needs a buffer for the whole wait; TLS sessions carry their own anyway.
-            char* room = input_.prepare(kReadChunk);
+            char* room = input_->prepare(kReadChunk);
             n = co_await tls_->async_read_some(asio::buffer(room, kReadChunk),
                                                asio::redirect_error(asio::use_awaitable, ec));
-            input_.commit(n);
+            input_->commit(n);
         } else {
             // Plain sockets are read only once readable, into the worker's one buffer: an idle
             // client holds no read buffer of its own.
@@ -269,9 +269,9 @@ asio::awaitable<void> ClientSession::fatal(const ErrorFields& e) {
 }
 
 asio::awaitable<std::optional<protocol::FrontendMessage>> ClientSession::next_message() {
-    input_.release();  // the previous message is handled; a large one is not kept while idle
+    input_->release();  // the previous message is handled; a large one is not kept while idle
     for (;;) {
-        if (auto msg = protocol::take_message(input_, worker_.limits().max_message_size)) co_return msg;
+        if (auto msg = protocol::take_message(*input_, worker_.limits().max_message_size)) co_return msg;
         if (draining() || !co_await read_more(true)) co_return std::nullopt;
     }
 }
@@ -288,7 +288,7 @@ void ClientSession::spawn(bool first) {
 void ClientSession::park() {
     parking_ = false;
     std::string().swap(out_);  // flushed before the wait
-    input_.shrink_if_empty();
+    if (input_->empty()) input_.reset();  // else a message's start waits for the rest
     pipeline_.shed_idle_memory();
     boost::system::error_code ec;
     int fd = socket_.release(ec);
@@ -307,11 +307,8 @@ void ClientSession::park() {
         resume(false);
         return;
     }
-    socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code e) {
-        if (!e) self->socket_drained_ = false;
-        self->resumed_idle_ = true;
-        self->spawn(false);
-    });
+    socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                       [self = shared_from_this()](boost::system::error_code e) { self->resume(!e); });
 }
 
 void ClientSession::resume(bool readable) {
@@ -327,6 +324,7 @@ void ClientSession::resume(bool readable) {
             advance(Phase::Gone);
         }
     }
+    if (!input_) input_ = std::make_unique<protocol::InputBuffer>();
     if (readable) socket_drained_ = false;
     resumed_idle_ = true;
     spawn(false);
@@ -352,7 +350,7 @@ void ClientSession::park_if_waiting_since_before(uint64_t epoch) {
 void ClientSession::finish() {
     pipeline_.release_pinned();
     disarm_idle_timer();
-    if (auth_timer_) auth_timer_->cancel();
+    if (starting_ && starting_->auth_timer) starting_->auth_timer->cancel();
     if (client_claimed_) worker_.auth_catalog().release_client();
     if (role_claimed_) worker_.auth_catalog().release_role(role_claimed_);
     if (session_handle_ >= 0) worker_.stats().session_ended(session_handle_);
@@ -397,7 +395,7 @@ asio::awaitable<void> ClientSession::serve(bool first) {
                     // simple queries included.
                     if (pipeline_.discarding()) break;
                     std::string sql(protocol::decode_query(msg->body));
-                    input_.release();  // a large statement is not held twice while it runs
+                    input_->release();  // a large statement is not held twice while it runs
                     co_await pipeline_.handle_query(sql);
                     if (gone()) co_return;
                     break;
@@ -448,15 +446,15 @@ asio::awaitable<bool> ClientSession::startup() {
     protocol::StartupPacket packet;
     for (;;) {
         std::size_t used = 0;
-        auto p = protocol::decode_startup_packet(input_.unread(), used);
+        auto p = protocol::decode_startup_packet(input_->unread(), used);
         if (!p) {
             if (!co_await read_more()) co_return false;
             continue;
         }
-        input_.take(used);  // the packet was decoded into owned strings
+        input_->take(used);  // the packet was decoded into owned strings
         if (p->kind == protocol::StartupPacket::Kind::SslRequest ||
             p->kind == protocol::StartupPacket::Kind::GssEncRequest) {
-            if (!input_.empty())
+            if (!input_->empty())
                 throw protocol::ProtocolError("08P01", "received unencrypted data after SSL request");
             if (tls_) throw protocol::ProtocolError("08P01", "SSL request on an encrypted connection");
             bool tls = p->kind == protocol::StartupPacket::Kind::SslRequest && tls_offered;

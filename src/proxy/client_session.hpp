@@ -39,12 +39,16 @@ namespace rproxy {
 
 class Worker;
 
+// A client's socket, bound to the worker's io_context itself rather than a type-erased executor:
+// 32 bytes less per client, and no erased call per operation.
+using ClientSocket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+
 // The frontend of one client connection, as a coroutine on the worker's loop: I/O, TLS,
 // authentication and the message loop. Statements go to its StatementPipeline.
 class ClientSession : public std::enable_shared_from_this<ClientSession>, private ClientIo,
                       private ParkedClients::Client {
 public:
-    ClientSession(Worker& worker, boost::asio::ip::tcp::socket socket);
+    ClientSession(Worker& worker, ClientSocket socket);
     ~ClientSession();
     // Runs the session on the worker's loop; at its end it calls Worker::session_ended.
     void start();
@@ -116,21 +120,21 @@ private:
     void watch_notifications();
 
     Worker& worker_;
-    boost::asio::ip::tcp::socket socket_;
+    ClientSocket socket_;
     TlsContextPtr tls_context_;  // kept while the session uses it, across reloads
-    std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
+    std::unique_ptr<boost::asio::ssl::stream<ClientSocket&>> tls_;
     std::string client_address_;
     // What only startup needs, freed once the session is published: an idle client is small.
     struct Starting {
         SessionInfo shown;          // for the sessions view, completed as startup goes on (SNI, TLS version)
         std::string tls_end_point;  // for SCRAM-SHA-256-PLUS
+        std::shared_ptr<boost::asio::steady_timer> auth_timer;  // authentication_timeout
     };
     std::unique_ptr<Starting> starting_ = std::make_unique<Starting>();
     int session_handle_ = -1;
     bool client_claimed_ = false;
     uint32_t role_claimed_ = 0;   // the role whose connection count this session holds
-    std::shared_ptr<boost::asio::steady_timer> auth_timer_;
-    protocol::InputBuffer input_;
+    std::unique_ptr<protocol::InputBuffer> input_ = std::make_unique<protocol::InputBuffer>();  // none while parked
     std::string out_;
     // Where the client's connection is in its life; it only moves forward.
     enum class Phase : uint8_t {
@@ -165,6 +169,8 @@ private:
         bool in_transaction = false;
     };
     std::unique_ptr<IdleTimer> idle_timer_;
+    friend class Worker;
+    std::size_t worker_index_ = 0;  // where Worker::sessions_ holds it
     int parked_fd_ = -1;            // the socket, while parked: Asio's socket_ is closed meanwhile
     bool v6_ = false;               // the socket's protocol, to give it back to Asio
     uint64_t wait_epoch_ = 0;       // the sweep's epoch when the message loop's wait began; 0: not waiting

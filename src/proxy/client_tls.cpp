@@ -21,7 +21,7 @@ asio::awaitable<bool> ClientSession::first_byte_is_tls() {
 asio::awaitable<bool> ClientSession::start_tls(bool direct) {
     tls_context_ = worker_.tls_context();
     if (!tls_context_) co_return false;
-    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
+    tls_ = std::make_unique<asio::ssl::stream<ClientSocket&>>(socket_, *tls_context_);
     boost::system::error_code ec;
     co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {

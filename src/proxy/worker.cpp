@@ -166,7 +166,7 @@ Worker::Exit Worker::run() {
 asio::awaitable<void> Worker::accept_loop(tcp::acceptor& acc) {
     for (;;) {
         boost::system::error_code ec;
-        tcp::socket sock = co_await acc.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        ClientSocket sock = co_await acc.async_accept(io_, asio::redirect_error(asio::use_awaitable, ec));
         if (shutting_down_ || ec == asio::error::operation_aborted) co_return;
         if (ec) {
             // Out of descriptors and the like: log, back off briefly, keep serving the others.
@@ -176,8 +176,9 @@ asio::awaitable<void> Worker::accept_loop(tcp::acceptor& acc) {
             continue;
         }
         sock.set_option(tcp::no_delay(true), ec);
-        auto session = std::make_shared<ClientSession>(*this, std::move(sock));
-        sessions_.insert(session);
+        auto session = std::allocate_shared<ClientSession>(SlabAllocator<ClientSession>(&session_slab_), *this, std::move(sock));
+        session->worker_index_ = sessions_.size();
+        sessions_.push_back(session);
         publish();
         session->start();
     }
@@ -193,8 +194,14 @@ SessionSettings Worker::intern_settings(const SessionSettings& s) {
 }
 
 void Worker::session_ended(ClientSession* s) {
-    auto it = sessions_.find(s);
-    if (it != sessions_.end()) sessions_.erase(it);
+    std::size_t i = s->worker_index_;
+    if (i < sessions_.size() && sessions_[i].get() == s) {
+        if (i + 1 != sessions_.size()) {
+            sessions_[i] = std::move(sessions_.back());
+            sessions_[i]->worker_index_ = i;
+        }
+        sessions_.pop_back();
+    }
     publish();
     if (shutting_down_ && sessions_.empty()) io_.stop();
 }

@@ -22,6 +22,7 @@
 #include "proxy/statement_memo.hpp"
 #include "proxy/tls_context.hpp"
 #include "proxy/statement_description.hpp"
+#include "proxy/block_slab.hpp"
 #include "proxy/parked_clients.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -103,6 +104,7 @@ private:
     // Only the scheduler locks: the helper thread posts its results, while every socket, timer
     // and registration is used on the loop's thread alone, so the reactor's per-descriptor and
     // registration mutexes would only cost a lock and an unlock per operation.
+    BlockSlab session_slab_;  // before io_: outlives the handlers that io_ destroys, which may hold sessions
     boost::asio::io_context io_{static_cast<int>(BOOST_ASIO_CONCURRENCY_HINT_ID | BOOST_ASIO_CONCURRENCY_HINT_LOCKING_SCHEDULER)};
     BlockingHelper helper_;  // after io_: destroyed (joined) first
     std::unique_ptr<UpstreamPool> pool_;
@@ -125,14 +127,8 @@ private:
     boost::asio::steady_timer park_sweep_;
     ParkedClients parked_clients_{io_};
     uint64_t park_epoch_ = 1;
-    struct ByAddress {
-        using is_transparent = void;
-        static const ClientSession* at(const std::shared_ptr<ClientSession>& p) { return p.get(); }
-        static const ClientSession* at(const ClientSession* p) { return p; }
-        template <class A, class B>
-        bool operator()(const A& a, const B& b) const { return std::less<const ClientSession*>()(at(a), at(b)); }
-    };
-    std::set<std::shared_ptr<ClientSession>, ByAddress> sessions_;
+    // Every client of this worker; each session knows its place (removal swaps the last one in).
+    std::vector<std::shared_ptr<ClientSession>> sessions_;
     uint32_t next_backend_pid_ = 0;
     std::mt19937 rng_;
     WorkerCounters counters_;
