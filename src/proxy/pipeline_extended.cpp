@@ -83,6 +83,15 @@ const StatementDescription* StatementPipeline::description_of(const ClientStatem
     return nullptr;
 }
 
+void StatementPipeline::append_held_bind_answer(std::string& out, const ClientPortal& portal) {
+    protocol::append_bind_complete(out);
+    if (!portal.describe) return;
+    const StatementDescription* d = description_of(*portal.statement);
+    if (d && d->rows[0] == 'T')
+        protocol::append_row_description_for(out, std::string_view(d->rows).substr(5), portal.bind.result_formats);
+    else protocol::append_no_data(out);
+}
+
 // The messages of a batch the proxy answers itself, handled without a coroutine: the repeated
 // unnamed Parse of a statement already judged and described, a Bind held for the cache, a
 // Describe answered from the description, and Sync when nothing went upstream. Anything else
@@ -136,6 +145,34 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             portal.bind = std::move(m);
             ext().held_portal_ = portal.bind.portal;
             ext().portals_[portal.bind.portal] = std::move(portal);
+            return true;
+        }
+        case 'E': {
+            // The Execute of a held portal whose answer the cache has. A miss that claims the
+            // entry leaves the claim on the portal for on_execute(), which forwards it.
+            if (!ext().held_portal_) return false;
+            protocol::ExecuteMessage m = protocol::decode_execute(msg.body);
+            if (m.portal != *ext().held_portal_ || m.max_rows != 0) return false;
+            auto it = ext().portals_.find(m.portal);
+            if (it == ext().portals_.end() || it->second.state != ClientPortal::State::Held) return false;
+            ClientPortal& portal = it->second;
+            const ClientStatement& st = *portal.statement;
+            int ttl = 0;
+            std::optional<CacheKey> key =
+                cache_key_for(st.sql, *st.parsed, st.verdict, &ttl, bind_cache_extra(st.types, portal.bind));
+            if (!key) return false;
+            std::string answer;
+            append_held_bind_answer(answer, portal);
+            std::optional<uint64_t> id;
+            ProbeResult result = probe_cache_now(*key, answer, &id);
+            if (result == ProbeResult::Claimed && id) portal.claimed = make_fill(*key, *id, ttl, st.sql, st.parsed);
+            if (result != ProbeResult::Hit) return false;
+            log_for_retry(msg);
+            worker_.count_statement();
+            ext().held_portal_.reset();
+            portal.state = ClientPortal::State::Answered;
+            portal.describe = false;
+            queue_local(std::move(answer));
             return true;
         }
         case 'D': {
@@ -211,7 +248,9 @@ asio::awaitable<void> StatementPipeline::handle_extended(const protocol::Fronten
 
 // The batch is over: what was kept to run it again goes.
 void StatementPipeline::forget_batch_log() {
-    std::string().swap(ext().batch_log_);
+    // A small log keeps its buffer for the next batch (parking frees it); a large one goes.
+    if (ext().batch_log_.capacity() > 4096) std::string().swap(ext().batch_log_);
+    else ext().batch_log_.clear();
     ext().batch_log_full_ = false;
     ext().batch_statements_.clear();
     ext().batch_replaced_.clear();
@@ -535,16 +574,11 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         // cache probe, keyed also by what Bind supplied. Row-limited fetches are not cached.
         int ttl = 0;
         std::optional<CacheKey> key;
-        if (m.max_rows == 0) key = cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, portal.bind));
+        if (portal.claimed) fill = std::move(portal.claimed);  // extended_now() looked already, and claimed the entry
+        else if (m.max_rows == 0) key = cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, portal.bind));
         if (key) {
             std::string answer;
-            protocol::append_bind_complete(answer);
-            if (portal.describe) {
-                const StatementDescription* d = description_of(*st);
-                if (d && d->rows[0] == 'T')
-                    protocol::append_row_description_for(answer, std::string_view(d->rows).substr(5), portal.bind.result_formats);
-                else protocol::append_no_data(answer);
-            }
+            append_held_bind_answer(answer, portal);
             std::size_t answer_start = answer.size();
             std::optional<uint64_t> id;
             ProbeResult result = probe_cache_now(*key, answer, &id);

@@ -147,6 +147,7 @@ bool StatementPipeline::Extended::in_use() const {
 
 void StatementPipeline::shed_idle_memory() {
     if (ext_ && !ext_->in_use()) ext_.reset();
+    if (ext_ && ext_->batch_log_.empty()) std::string().swap(ext_->batch_log_);  // kept between batches, not while idle
     expected_.shrink_if_empty();
     if (fills_.empty()) std::vector<std::unique_ptr<Fill>>().swap(fills_);
 }

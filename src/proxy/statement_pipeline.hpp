@@ -162,8 +162,13 @@ private:
         protocol::BindMessage bind;
         bool describe = false;
         bool may_fill = false;  // forwarded, with bind kept for the cache key
+        // The cache entry its Execute claimed to fill when extended_now() looked and missed:
+        // on_execute() forwards it with this fill instead of looking again.
+        std::unique_ptr<Fill> claimed;
     };
     static const StatementDescription* description_of(const ClientStatement& st);
+    // What a held Bind (and the Describe of its portal) answer when the cache answers the Execute.
+    static void append_held_bind_answer(std::string& out, const ClientPortal& portal);
     void extended_failed(const std::optional<ErrorFields>& failure);
     boost::asio::awaitable<std::optional<ErrorFields>> on_parse(std::string_view body);
     boost::asio::awaitable<std::optional<ErrorFields>> on_bind(std::string_view body);
