@@ -131,7 +131,7 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
                 else n = read_available(ec);
                 if (ec != asio::error::would_block && ec != asio::error::try_again) break;
                 ec.clear();
-                bool may_park = deliver && phase_ == Phase::Ready && !notifications_ready_ && !timed_out;
+                bool may_park = between_statements_ && phase_ == Phase::Ready && !notifications_ready_ && !timed_out;
                 if (may_park && park_at_wait_) {
                     park_at_wait_ = false;
                     parking_ = true;
@@ -142,7 +142,7 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
                                             asio::redirect_error(asio::use_awaitable, ec));
                 wait_epoch_ = 0;
                 socket_drained_ = false;
-                bool park_now = park_requested_ && ec == asio::error::operation_aborted &&
+                bool park_now = park_requested_ && ec == asio::error::operation_aborted && between_statements_ &&
                                 phase_ == Phase::Ready && !notifications_ready_ && !timed_out;
                 park_requested_ = false;
                 if (park_now) {
@@ -341,7 +341,9 @@ void ClientSession::interrupt_wait() {
 }
 
 void ClientSession::park_if_waiting_since_before(uint64_t epoch) {
-    if (wait_epoch_ == 0 || wait_epoch_ >= epoch || park_requested_ || tls_ || phase_ != Phase::Ready) return;
+    if (wait_epoch_ == 0 || wait_epoch_ >= epoch || !between_statements_ || park_requested_ || tls_ ||
+        phase_ != Phase::Ready)
+        return;
     park_requested_ = true;
     boost::system::error_code ignored;
     socket_.cancel(ignored);
@@ -394,8 +396,13 @@ asio::awaitable<void> ClientSession::serve(bool first) {
                     continue;
                 }
             }
-            if (msg) msg->body = input_->take(used).substr(5);
-            else msg = co_await next_message();
+            if (msg) {
+                msg->body = input_->take(used).substr(5);
+            } else {
+                between_statements_ = true;  // only this wait may park, not one inside a statement (COPY FROM STDIN)
+                msg = co_await next_message();
+                between_statements_ = false;
+            }
             if (!msg) {
                 if (parking_) co_return;
                 if (phase_ == Phase::Draining) failure = terminating();

@@ -175,6 +175,7 @@ private:
     bool v6_ = false;               // the socket's protocol, to give it back to Asio
     uint64_t wait_epoch_ = 0;       // the sweep's epoch when the message loop's wait began; 0: not waiting
     bool park_at_wait_ = false;     // set by startup: the first wait parks at once
+    bool between_statements_ = false;  // the message loop waits for the next message: a wait that may park
     bool park_requested_ = false;   // the sweep cancelled the wait to park
     bool parking_ = false;          // the message loop is returning to park
     bool resumed_idle_ = false;     // the wait goes on after parking: its timer is already armed

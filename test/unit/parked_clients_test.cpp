@@ -41,48 +41,43 @@ void run_for(boost::asio::io_context& io, std::chrono::milliseconds d) {
     io.run_for(d);
 }
 
+// One socket parked in a fresh set.
+struct OneParked : ::testing::Test {
+    boost::asio::io_context io;
+    ParkedClients parked{io};
+    Pair p;
+    Client c{p.parked};
+    void SetUp() override { ASSERT_TRUE(parked.park(p.parked, &c)); }
+    void run() { run_for(io, std::chrono::milliseconds(50)); }
+};
+
 }  // namespace
 
-TEST(ParkedClients, WakesOnceWhenThePeerWrites) {
-    boost::asio::io_context io;
-    ParkedClients parked(io);
-    Pair p;
-    Client c(p.parked);
-    ASSERT_TRUE(parked.park(p.parked, &c));
-    run_for(io, std::chrono::milliseconds(20));
+TEST_F(OneParked, WakesOnceWhenThePeerWrites) {
+    run();
     EXPECT_EQ(c.wakes, 0) << "nothing sent yet";
     ASSERT_EQ(::write(p.peer, "Q", 1), 1);
-    run_for(io, std::chrono::milliseconds(50));
+    run();
     EXPECT_EQ(c.wakes, 1);
     ASSERT_EQ(::write(p.peer, "Q", 1), 1);
-    run_for(io, std::chrono::milliseconds(50));
+    run();
     EXPECT_EQ(c.wakes, 1) << "out of the set once woken";
     ASSERT_TRUE(parked.park(p.parked, &c)) << "and it can park again, with data already waiting";
-    run_for(io, std::chrono::milliseconds(50));
+    run();
     EXPECT_EQ(c.wakes, 2);
 }
 
-TEST(ParkedClients, WakesWhenThePeerHangsUp) {
-    boost::asio::io_context io;
-    ParkedClients parked(io);
-    Pair p;
-    Client c(p.parked);
-    ASSERT_TRUE(parked.park(p.parked, &c));
+TEST_F(OneParked, WakesWhenThePeerHangsUp) {
     ::close(p.peer);
     p.peer = -1;
-    run_for(io, std::chrono::milliseconds(50));
+    run();
     EXPECT_EQ(c.wakes, 1);
 }
 
-TEST(ParkedClients, UnparkedSocketsAreNotReported) {
-    boost::asio::io_context io;
-    ParkedClients parked(io);
-    Pair p;
-    Client c(p.parked);
-    ASSERT_TRUE(parked.park(p.parked, &c));
+TEST_F(OneParked, UnparkedSocketsAreNotReported) {
     parked.unpark(p.parked);
     ASSERT_EQ(::write(p.peer, "Q", 1), 1);
-    run_for(io, std::chrono::milliseconds(50));
+    run();
     EXPECT_EQ(c.wakes, 0);
 }
 
