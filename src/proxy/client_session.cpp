@@ -36,8 +36,9 @@ ClientSession::ClientSession(Worker& worker, ClientSocket socket)
         auto addr = peer.address();
         if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
         client_address_ = addr.to_string();
-        v6_ = peer.address().is_v6();
     }
+    auto local = socket_.local_endpoint(ec);  // the family to give the socket back to Asio with after parking
+    v6_ = !ec && local.address().is_v6();
     socket_.non_blocking(true, ec);  // read_some() reads only once the socket is readable
 }
 
@@ -131,7 +132,7 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
                 else n = read_available(ec);
                 if (ec != asio::error::would_block && ec != asio::error::try_again) break;
                 ec.clear();
-                bool may_park = between_statements_ && phase_ == Phase::Ready && !notifications_ready_ && !timed_out;
+                bool may_park = parkable() && !notifications_ready_ && !timed_out;
                 if (may_park && park_at_wait_) {
                     park_at_wait_ = false;
                     parking_ = true;
@@ -142,8 +143,8 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
                                             asio::redirect_error(asio::use_awaitable, ec));
                 wait_epoch_ = 0;
                 socket_drained_ = false;
-                bool park_now = park_requested_ && ec == asio::error::operation_aborted && between_statements_ &&
-                                phase_ == Phase::Ready && !notifications_ready_ && !timed_out;
+                bool park_now = park_requested_ && ec == asio::error::operation_aborted && parkable() &&
+                                !notifications_ready_ && !timed_out;
                 park_requested_ = false;
                 if (park_now) {
                     socket_drained_ = true;  // cancelled, not woken: nothing new was seen
@@ -185,6 +186,18 @@ void ClientSession::arm_idle_timer() {
     });
 }
 
+// The wait for the next message is over: its timer and the notification watch stop, so that
+// neither interrupts what is written next.
+void ClientSession::end_idle_wait() {
+    disarm_idle_timer();
+    if (watching_notifications_ && pipeline_.listening_connection()) {
+        pipeline_.listening_connection()->stop_idle_watch();
+        watching_notifications_ = false;
+    }
+    idle_ = false;
+    resumed_idle_ = false;
+}
+
 void ClientSession::disarm_idle_timer() {
     if (!idle_timer_ || !idle_timer_->armed) return;
     idle_timer_->armed = false;
@@ -206,12 +219,7 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
     if (parking_) co_return false;  // the timer and the notification watch go on while parked
     bool fired = timed_out;
     bool in_transaction = idle_timer_ && idle_timer_->in_transaction;
-    disarm_idle_timer();
-    if (watching_notifications_ && pipeline_.listening_connection()) {
-        pipeline_.listening_connection()->stop_idle_watch();
-        watching_notifications_ = false;
-    }
-    idle_ = false;
+    end_idle_wait();
     if (fired) {
         idle_end_ = in_transaction ? IdleEnd::Transaction : IdleEnd::Session;
         co_return false;
@@ -285,9 +293,13 @@ void ClientSession::spawn(bool first) {
     });
 }
 
+bool ClientSession::parkable() const {
+    return between_statements_ && phase_ == Phase::Ready && !tls_ && out_.empty() && !pipeline_.mid_batch();
+}
+
 void ClientSession::park() {
     parking_ = false;
-    std::string().swap(out_);  // flushed before the wait
+    if (out_.empty()) std::string().swap(out_);  // parkable(): nothing is waiting to be written
     if (input_->empty()) input_.reset();  // else a message's start waits for the rest
     pipeline_.shed_idle_memory();
     boost::system::error_code ec;
@@ -341,9 +353,7 @@ void ClientSession::interrupt_wait() {
 }
 
 void ClientSession::park_if_waiting_since_before(uint64_t epoch) {
-    if (wait_epoch_ == 0 || wait_epoch_ >= epoch || !between_statements_ || park_requested_ || tls_ ||
-        phase_ != Phase::Ready)
-        return;
+    if (wait_epoch_ == 0 || wait_epoch_ >= epoch || park_requested_ || !parkable()) return;
     park_requested_ = true;
     boost::system::error_code ignored;
     socket_.cancel(ignored);
@@ -378,6 +388,7 @@ asio::awaitable<void> ClientSession::serve(bool first) {
         if (!started) co_return;
         for (;;) {
             if (draining()) {
+                if (idle_) end_idle_wait();  // woken from parking to be told 57P01
                 failure = terminating();
                 break;
             }
@@ -392,7 +403,11 @@ asio::awaitable<void> ClientSession::serve(bool first) {
                 tried_now = true;
                 if (pipeline_.extended_now(*msg)) {
                     input_->skip(used);
-                    if (msg->type == 'S' && !write_now()) co_await flush();
+                    if (msg->type == 'S') {
+                        if (!write_now()) co_await flush();
+                    } else if (pipeline_.output_due()) {
+                        co_await flush();  // a batch of cached answers before its Sync is not held whole
+                    }
                     continue;
                 }
             }
@@ -434,7 +449,11 @@ asio::awaitable<void> ClientSession::serve(bool first) {
                     break;
                 case 'P': case 'B': case 'D': case 'E': case 'C': case 'H': case 'S':
                     if (!tried_now && pipeline_.extended_now(*msg)) {
-                        if (msg->type == 'S' && !write_now()) co_await flush();
+                        if (msg->type == 'S') {
+                            if (!write_now()) co_await flush();
+                        } else if (pipeline_.output_due()) {
+                            co_await flush();
+                        }
                         break;
                     }
                     co_await pipeline_.handle_extended(*msg);

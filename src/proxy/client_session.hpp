@@ -72,6 +72,8 @@ private:
     // (many clients connect and then wait) and by the worker's sweep after half a second to a
     // second of waiting, so that a busy client never pays for it.
     void park();
+    // Between statements, logged in, plain socket, nothing to write, no extended batch under way.
+    bool parkable() const;
     void woken() override { resume(true); }
     int parked_fd() const override { return parked_fd_; }
     // Back from parking: the socket is Asio's again and the message loop starts over.
@@ -81,6 +83,7 @@ private:
     void finish();  // what the session held is given back; the worker forgets it
     void arm_idle_timer();
     void disarm_idle_timer();
+    void end_idle_wait();
     boost::asio::awaitable<bool> startup();
     // client_auth.cpp: the rules, the role's credentials and limits; picks the upstream pool.
     boost::asio::awaitable<bool> authenticate(const protocol::StartupPacket& packet);

@@ -83,6 +83,12 @@ const StatementDescription* StatementPipeline::description_of(const ClientStatem
     return nullptr;
 }
 
+bool StatementPipeline::output_due() {
+    if (out_.size() < kClientFlush) return false;
+    flushed_since_start_ = true;  // part of the batch's answer reached the client: it cannot run again
+    return true;
+}
+
 void StatementPipeline::append_held_bind_answer(std::string& out, const ClientPortal& portal) {
     protocol::append_bind_complete(out);
     if (!portal.describe) return;
@@ -160,7 +166,10 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             int ttl = 0;
             std::optional<CacheKey> key =
                 cache_key_for(st.sql, *st.parsed, st.verdict, &ttl, bind_cache_extra(st.types, portal.bind));
-            if (!key) return false;
+            if (!key) {
+                portal.no_key = true;
+                return false;
+            }
             std::string answer;
             append_held_bind_answer(answer, portal);
             std::optional<uint64_t> id;
@@ -240,10 +249,7 @@ asio::awaitable<void> StatementPipeline::handle_extended(const protocol::Fronten
     }
     extended_failed(failure);
     if (ext().batch_conn_ && ext().batch_conn_->output().size() >= kUpstreamBatch) co_await drain_batch();
-    if (out_.size() >= kClientFlush) {
-        flushed_since_start_ = true;
-        co_await io_.flush();
-    }
+    if (output_due()) co_await io_.flush();
 }
 
 // The batch is over: what was kept to run it again goes.
@@ -575,7 +581,8 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         int ttl = 0;
         std::optional<CacheKey> key;
         if (portal.claimed) fill = std::move(portal.claimed);  // extended_now() looked already, and claimed the entry
-        else if (m.max_rows == 0) key = cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, portal.bind));
+        else if (m.max_rows == 0 && !portal.no_key)
+            key = cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, portal.bind));
         if (key) {
             std::string answer;
             append_held_bind_answer(answer, portal);

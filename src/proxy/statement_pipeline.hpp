@@ -73,6 +73,13 @@ public:
     void release_pinned();
     // The client parks: what only a statement or an extended batch under way needs is given back.
     void shed_idle_memory();
+    // Extended-protocol messages came since the last Sync: the client waits in the middle of a
+    // batch, with answers before Sync possibly still held in the output. It does not park.
+    bool mid_batch() const {
+        return batch_open() || discard_until_sync_ || (ext_ && (!ext_->batch_log_.empty() || ext_->batch_log_full_));
+    }
+    // Answers buffered until Sync are written once this large; the caller flushes.
+    bool output_due();
     const std::string& upstream_role() { return pool().role(); }
 
 private:
@@ -165,6 +172,7 @@ private:
         // The cache entry its Execute claimed to fill when extended_now() looked and missed:
         // on_execute() forwards it with this fill instead of looking again.
         std::unique_ptr<Fill> claimed;
+        bool no_key = false;  // extended_now() found it uncacheable (and counted it so)
     };
     static const StatementDescription* description_of(const ClientStatement& st);
     // What a held Bind (and the Describe of its portal) answer when the cache answers the Execute.

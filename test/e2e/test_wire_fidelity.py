@@ -1,6 +1,8 @@
 """The extended protocol forwarded as the client sent it: raw message sequences whose every answer is
 compared byte for byte with a direct connection. Each test is one of the differences the proxy had
 while it went through libpq's result API (issue 14), or pipelining."""
+import time
+
 from harness import check, test
 from pgwire import Wire
 from test_extended import SYNC, bind, describe, execute, parse
@@ -154,3 +156,55 @@ def a_setting_changed_earlier_in_a_batch_never_reaches_the_cache():
     finally:
         # Other tests browse the catalog like BI tools: leave no second table of a name behind.
         env.up.sql("DROP SCHEMA shadow CASCADE; DROP TABLE shadow_probe", db="e2e")
+
+
+def answers_before_sync(port, batch, completes, pause):
+    """Sends batch without its Sync and reads until `completes` CommandCompletes arrive (the
+    server sends each buffer it fills, whether Sync came or not), waits `pause`, then sends Sync:
+    every message, as (type, body)."""
+    w = Wire(port)
+    w.startup(user="rproxy_up", database="e2e")
+    w.sock.settimeout(10)
+    w.send(batch)
+    got = []
+    while completes:
+        t, body = w.read_msg()
+        got.append((t, body))
+        if t == "C":
+            completes -= 1
+    time.sleep(pause)
+    w.send(SYNC)
+    while True:
+        t, body = w.read_msg()
+        got.append((t, body))
+        if t == "Z":
+            break
+    w.close()
+    return got
+
+
+@test
+def answers_before_sync_arrive_as_directly_however_long_the_client_pauses():
+    # Cached answers the proxy gives itself before Sync: written once they pass 64 KiB, as the
+    # server writes a full buffer, and never dropped while the client pauses longer than the
+    # interval after which an idle client parks.
+    big = "SELECT repeat('x', 4000) AS filler, g FROM generate_series(1, 25) g"
+    one = parse("", big) + bind("", "") + describe("P", "") + execute("")
+    warm = transcript(env.proxy_port, one + SYNC, 1)
+    check(types(warm) == "12T" + "D" * 25 + "CZ", f"warm-up: {types(warm)}")
+    # Two CommandCompletes: the server, too, sends a full buffer, and the last answer's tail at Sync.
+    via = answers_before_sync(env.proxy_port, one * 3, 2, 1.6)
+    direct = answers_before_sync(env.up.port, one * 3, 2, 0)
+    check(via == direct, f"a 300 KB batch read before its Sync: {types(via)} / {types(direct)}")
+    small = parse("", "SELECT 42 AS answer") + bind("", "") + describe("P", "") + execute("")
+    for _ in range(2):
+        w = Wire(env.proxy_port)
+        w.startup(user="rproxy_up", database="e2e")
+        w.send(small)
+        time.sleep(1.6)  # longer than it takes the sweep to park a waiting client
+        w.send(SYNC)
+        got = []
+        while not got or got[-1][0] != "Z":
+            got.append(w.read_msg())
+        w.close()
+        check(types(got) == "12TDCZ" and got[3][1].endswith(b"42"), f"a paused batch is answered whole: {got}")
