@@ -174,11 +174,7 @@ def answers_before_sync(port, batch, completes, pause):
             completes -= 1
     time.sleep(pause)
     w.send(SYNC)
-    while True:
-        t, body = w.read_msg()
-        got.append((t, body))
-        if t == "Z":
-            break
+    got += w.read_until_ready()
     w.close()
     return got
 
@@ -203,8 +199,6 @@ def answers_before_sync_arrive_as_directly_however_long_the_client_pauses():
         w.send(small)
         time.sleep(1.6)  # longer than it takes the sweep to park a waiting client
         w.send(SYNC)
-        got = []
-        while not got or got[-1][0] != "Z":
-            got.append(w.read_msg())
+        got = w.read_until_ready()
         w.close()
         check(types(got) == "12TDCZ" and got[3][1].endswith(b"42"), f"a paused batch is answered whole: {got}")
