@@ -398,22 +398,8 @@ asio::awaitable<void> ClientSession::serve(bool first) {
             input_->release();
             std::size_t used = 0;
             auto msg = protocol::decode_message(input_->unread(), worker_.limits().max_message_size, used);
-            bool tried_now = false;
-            if (msg && std::string_view("PBDECHS").find(msg->type) != std::string_view::npos) {
-                tried_now = true;
-                if (pipeline_.extended_now(*msg)) {
-                    input_->skip(used);
-                    if (msg->type == 'S') {
-                        if (!write_now()) co_await flush();
-                    } else if (pipeline_.output_due()) {
-                        co_await flush();  // a batch of cached answers before its Sync is not held whole
-                    }
-                    continue;
-                }
-            }
-            if (msg) {
-                msg->body = input_->take(used).substr(5);
-            } else {
+            bool in_place = msg.has_value();  // a view into input_, until skipped or taken
+            if (!in_place) {
                 between_statements_ = true;  // only this wait may park, not one inside a statement (COPY FROM STDIN)
                 msg = co_await next_message();
                 between_statements_ = false;
@@ -427,6 +413,16 @@ asio::awaitable<void> ClientSession::serve(bool first) {
                     failure = ErrorFields::make("FATAL", "57P05", "terminating connection due to idle-session timeout");
                 break;
             }
+            if (std::string_view("PBDECHS").find(msg->type) != std::string_view::npos && pipeline_.extended_now(*msg)) {
+                if (in_place) input_->skip(used);
+                if (msg->type == 'S') {
+                    if (!write_now()) co_await flush();
+                } else if (pipeline_.output_due()) {
+                    co_await flush();  // a batch of cached answers before its Sync is not held whole
+                }
+                continue;
+            }
+            if (in_place) msg->body = input_->take(used).substr(5);
             switch (msg->type) {
                 case 'Q': {
                     // After an extended-protocol error the server skips everything up to Sync,
@@ -448,14 +444,6 @@ asio::awaitable<void> ClientSession::serve(bool first) {
                     if (gone()) co_return;
                     break;
                 case 'P': case 'B': case 'D': case 'E': case 'C': case 'H': case 'S':
-                    if (!tried_now && pipeline_.extended_now(*msg)) {
-                        if (msg->type == 'S') {
-                            if (!write_now()) co_await flush();
-                        } else if (pipeline_.output_due()) {
-                            co_await flush();
-                        }
-                        break;
-                    }
                     co_await pipeline_.handle_extended(*msg);
                     if (gone()) co_return;
                     break;
