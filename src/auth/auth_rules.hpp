@@ -43,6 +43,4 @@ std::optional<AuthRule> first_match(const std::vector<AuthRule>& rules, const Co
 // Validates one rule's text fields; the error names what is wrong (for the table's check).
 std::optional<std::string> rule_error(const AuthRule& rule);
 
-bool address_matches(std::string_view cidr, std::string_view address);
-
 }  // namespace rproxy::auth

@@ -245,12 +245,20 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
         co_return co_await refuse(ConnEvent::RoleConnectionLimit, e, false);
     }
     role_claimed_ = role.oid;
-    UpstreamPool* pool = worker_.pool_for(rule->upstream, snap.mapping);
-    if (!pool) {
+    UpstreamPtr upstream;
+    if (rule->upstream.empty()) {
+        upstream = worker_.upstreams().find_default(snap.mapping);
+    } else {
+        UpstreamDefinition def;
+        def.name = "rule " + std::to_string(rule->position);
+        def.conninfo = rule->upstream;
+        upstream = worker_.upstreams().find(def, database, user, snap.mapping);
+    }
+    if (!upstream) {
         ErrorFields e = ErrorFields::make("FATAL", "53300", "too many distinct upstream connection targets in this worker");
         co_return co_await refuse(ConnEvent::MaxClientConnections, e, false);
     }
-    pipeline_.set_pool(pool);
+    pipeline_.set_upstream(std::move(upstream));
     starting_->shown.role = user;
     starting_->shown.database = database;
     if (starting_->shown.auth_method.empty()) starting_->shown.auth_method = auth::method_name(rule->method);  // SCRAM set its own

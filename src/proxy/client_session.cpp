@@ -165,7 +165,7 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
 }
 
 void ClientSession::arm_idle_timer() {
-    const UpstreamConfig& cfg = pipeline_.pool().config();
+    const UpstreamConfig& cfg = pipeline_.upstream().config();
     bool in_transaction = pipeline_.transaction_status() != 'I';
     std::chrono::milliseconds limit = in_transaction ? cfg.idle_in_transaction_timeout : cfg.idle_client_timeout;
     if (limit.count() <= 0) return;

@@ -33,7 +33,7 @@
 #include "proxy/tls_context.hpp"
 #include "proxy/parked_clients.hpp"
 #include "proxy/told_parameters.hpp"
-#include "proxy/upstream_pool.hpp"
+#include "proxy/upstream.hpp"
 
 namespace rproxy {
 

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <libpq-fe.h>
 
@@ -140,6 +141,102 @@ std::string resolve_hosts(ConnectPlan& plan) {
     *slot("host") = out_hosts;
     *slot("hostaddr") = out_addrs;
     if (per_host_ports) *slot("port") = out_ports;
+    return "";
+}
+
+std::optional<ConninfoPairs> parse_conninfo(const std::string& conninfo, std::string* error) {
+    char* err = nullptr;
+    PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+    if (!opts) {
+        std::string msg = err ? err : "out of memory";
+        while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+        if (error) *error = msg;
+        if (err) PQfreemem(err);
+        return std::nullopt;
+    }
+    ConninfoPairs pairs;
+    for (PQconninfoOption* o = opts; o->keyword; ++o)
+        if (o->val) pairs.emplace_back(o->keyword, o->val);
+    PQconninfoFree(opts);
+    return pairs;
+}
+
+std::string format_conninfo(const ConninfoPairs& pairs) {
+    std::string out;
+    for (const auto& [k, v] : pairs) {
+        if (!out.empty()) out += ' ';
+        out += k;
+        out += "='";
+        for (char c : v) {
+            if (c == '\\' || c == '\'') out.push_back('\\');
+            out.push_back(c);
+        }
+        out += '\'';
+    }
+    return out;
+}
+
+const std::string* conninfo_value(const ConninfoPairs& pairs, const std::string& keyword) {
+    for (const auto& [k, v] : pairs)
+        if (k == keyword) return &v;
+    return nullptr;
+}
+
+void set_conninfo_value(ConninfoPairs& pairs, const std::string& keyword, const std::string& value) {
+    for (auto& [k, v] : pairs)
+        if (k == keyword) {
+            v = value;
+            return;
+        }
+    pairs.emplace_back(keyword, value);
+}
+
+std::vector<ServerTarget> split_servers(const ConninfoPairs& conninfo, std::string* error) {
+    auto list = [&](const char* keyword) {
+        const std::string* v = conninfo_value(conninfo, keyword);
+        return v ? split_commas(*v) : std::vector<std::string>();
+    };
+    std::vector<std::string> hosts = list("host"), addrs = list("hostaddr"), ports = list("port");
+    std::size_t n = std::max<std::size_t>({hosts.size(), addrs.size(), 1});
+    if (hosts.size() > 1 && addrs.size() > 1 && hosts.size() != addrs.size()) {
+        if (error) *error = "could not match " + std::to_string(hosts.size()) + " host names to " +
+                            std::to_string(addrs.size()) + " hostaddr values";
+        return {};
+    }
+    if (ports.size() > 1 && ports.size() != n) {
+        if (error) *error = "could not match " + std::to_string(ports.size()) + " port numbers to " +
+                            std::to_string(n) + " hosts";
+        return {};
+    }
+    auto at = [](const std::vector<std::string>& v, std::size_t i) -> std::string {
+        if (v.empty()) return "";
+        return v.size() == 1 ? v[0] : v[i];
+    };
+    std::vector<ServerTarget> out;
+    for (std::size_t i = 0; i < n; ++i) {
+        ServerTarget t;
+        t.conninfo = conninfo;
+        std::string host = at(hosts, i), addr = at(addrs, i), port = at(ports, i);
+        if (n > 1) {
+            if (!hosts.empty()) set_conninfo_value(t.conninfo, "host", host);
+            if (!addrs.empty()) set_conninfo_value(t.conninfo, "hostaddr", addr);
+            if (!ports.empty()) set_conninfo_value(t.conninfo, "port", port);
+        }
+        t.host = !host.empty() ? host : !addr.empty() ? addr : "localhost";
+        t.port = port.empty() ? "5432" : port;
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+std::string conninfo_problem(const std::string& conninfo) {
+    std::string error;
+    auto pairs = parse_conninfo(conninfo, &error);
+    if (!pairs) return error;
+    if (split_servers(*pairs, &error).empty()) return error;
+    if (const std::string* r = conninfo_value(*pairs, "replication"))
+        if (!r->empty() && *r != "0" && *r != "false" && *r != "off" && *r != "no")
+            return "replication connections cannot be an upstream";
     return "";
 }
 

@@ -42,7 +42,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
     }
     const Verdict& verdict = *judged;
     if (failure) {
-        if (conn && conn != pinned_) pool().release(conn);
+        if (conn && conn != pinned_) upstream().release(conn);
         reject(*failure);
         if (!io_.write_now()) co_await io_.flush();
         co_return;
@@ -62,7 +62,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         if (id) fill = make_fill(*key, *id, ttl, sql, parsed);
     }
     if (probe_result == ProbeResult::Hit) {
-        if (conn && conn != pinned_) pool().release(conn);
+        if (conn && conn != pinned_) upstream().release(conn);
         protocol::append_ready_for_query(out_, tx_status_);
         if (!io_.write_now()) co_await io_.flush();
         co_return;

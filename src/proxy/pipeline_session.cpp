@@ -15,7 +15,7 @@ namespace asio = boost::asio;
 namespace rproxy {
 
 StatementPipeline::StatementPipeline(Worker& worker, ClientIo& io)
-    : worker_(worker), io_(io), out_(io.output()), pool_(&worker.pool()) {}
+    : worker_(worker), io_(io), out_(io.output()), upstream_(worker.default_upstream()) {}
 
 asio::awaitable<std::optional<ErrorFields>> StatementPipeline::start(const protocol::StartupPacket& packet) {
     for (const auto& [name, value] : packet.params) {
@@ -36,11 +36,11 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::start(const proto
 
     // The upstream decides the values the client is told (server_version, encodings, DateStyle
     // after the client's own settings). Learned once per distinct set of client settings.
-    if (!pool().reported_parameters(settings_)) {
+    if (!upstream().reported_parameters(settings_)) {
         std::optional<ErrorFields> failure;
         ConnectionPtr conn = co_await acquire(nullptr, failure);  // a dead pooled connection is replaced
         if (!conn) co_return failure;
-        pool().release(conn);
+        upstream().release(conn);
     }
     co_return std::nullopt;
 }
@@ -51,8 +51,8 @@ void StatementPipeline::reject(const ErrorFields& e) {
 }
 
 void StatementPipeline::announce_parameters() {
-    told_.start(pool().shared_reported_parameters(settings_));
-    for (const auto& [name, value] : *pool().reported_parameters(settings_))
+    told_.start(upstream().shared_reported_parameters(settings_));
+    for (const auto& [name, value] : *upstream().reported_parameters(settings_))
         protocol::append_parameter_status(out_, name, value);
 }
 

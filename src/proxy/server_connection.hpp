@@ -105,6 +105,9 @@ public:
     void mark_broken() { broken_ = true; }
     bool broken() const { return broken_; }
     uint64_t generation() const { return generation_; }
+    // The ServerPool it belongs to (ServerPool::id).
+    uint64_t pool_id() const { return pool_id_; }
+    void set_pool_id(uint64_t id) { pool_id_ = id; }
     SessionSettings& applied_settings() { return applied_; }
 
 private:
@@ -116,6 +119,7 @@ private:
     ServerTransport transport_;
     PGconn* pg_ = nullptr;
     uint64_t generation_;
+    uint64_t pool_id_ = 0;
     bool broken_ = false;
     bool idle_watch_ = false;
     char status_ = 'I';

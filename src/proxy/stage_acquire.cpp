@@ -14,7 +14,7 @@ namespace rproxy {
 asio::awaitable<ConnectionPtr> StatementPipeline::ensure_connection(ConnectionPtr conn, std::optional<ErrorFields>& failure) {
     if (conn) co_return conn;
     try {
-        co_return co_await pool().acquire();
+        co_return co_await upstream().acquire();
     } catch (const UpstreamUnavailable& e) {
         failure = e.fields;
     }
@@ -26,9 +26,9 @@ asio::awaitable<ConnectionPtr> StatementPipeline::ensure_connection(ConnectionPt
 // the pool is left in held for acquire() to bring up to date.
 ConnectionPtr StatementPipeline::acquire_now(ConnectionPtr& held) {
     ConnectionPtr conn = held ? held : pinned_;
-    if (!conn) conn = pool().try_acquire_now();
+    if (!conn) conn = upstream().try_acquire_now();
     if (!conn) return nullptr;
-    if (conn->applied_settings() == settings_ && pool().reported_parameters(settings_)) {
+    if (conn->applied_settings() == settings_ && upstream().reported_parameters(settings_)) {
         held.reset();
         return conn;
     }
@@ -55,7 +55,7 @@ asio::awaitable<ConnectionPtr> StatementPipeline::acquire(ConnectionPtr held, st
 }
 
 asio::awaitable<std::optional<ErrorFields>> StatementPipeline::sync_settings(const ConnectionPtr& conn) {
-    if (conn->applied_settings() == settings_ && pool().reported_parameters(settings_)) co_return std::nullopt;
+    if (conn->applied_settings() == settings_ && upstream().reported_parameters(settings_)) co_return std::nullopt;
     std::string sql = settings_sync_sql(conn->applied_settings(), settings_);
     if (!sql.empty()) {
         // A failed sync runs in one implicit transaction, so the connection keeps what it had.
@@ -63,11 +63,11 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::sync_settings(con
         if (result.error) co_return result.error;
     }
     conn->applied_settings() = settings_;
-    UpstreamPool::ReportedParameters reported;
+    Upstream::ReportedParameters reported;
     for (const char* name : kReportedParameters) {
         if (const std::string* v = conn->parameter(name)) reported.emplace_back(name, *v);
     }
-    pool().remember_parameters(settings_, std::move(reported));
+    upstream().remember_parameters(settings_, std::move(reported));
     co_return std::nullopt;
 }
 

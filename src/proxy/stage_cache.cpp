@@ -41,7 +41,7 @@ std::optional<CacheKey> StatementPipeline::cache_key_for(const std::string& sql,
 const std::string& StatementPipeline::key_prefix() {
     // The upstream identity changes only with a reload.
     if (key_prefix_.empty() || key_prefix_version_ != settings_.version() || key_prefix_reloads_ != worker_.reloads()) {
-        key_prefix_ = cache_key_prefix(pool().identity(), settings_);
+        key_prefix_ = cache_key_prefix(upstream().identity(), settings_);
         key_prefix_version_ = settings_.version();
         key_prefix_reloads_ = worker_.reloads();
     }
@@ -94,7 +94,7 @@ void StatementPipeline::finish_fill(Fill& f) {
         CacheEntryMeta meta;
         meta.rows = capture.rows;
         meta.ttl_seconds = f.ttl;
-        meta.role = pool().role();
+        meta.role = upstream().role();
         meta.statement = f.sql.size() > 1024 ? f.sql.substr(0, 1024) : f.sql;
         for (const auto& r : f.parsed->relations) meta.relations += (meta.relations.empty() ? "" : ",") + r;
         worker_.cache().cache_store(f.key, f.id, capture.bytes, meta);

@@ -50,7 +50,7 @@ bool StatementPipeline::track_settings(const ParsedQuery& parsed, const Connecti
     // has not been told yet. After a reset the connection fell back to its own defaults, not to
     // the client's startup values: what a connection carrying the client's settings reported is
     // known when they are the startup ones.
-    const UpstreamPool::ReportedParameters* known = pool().reported_parameters(settings_);
+    const Upstream::ReportedParameters* known = upstream().reported_parameters(settings_);
     bool reset = std::any_of(parsed.statements.begin(), parsed.statements.end(),
                              [](const StatementFacts& st) { return st.reset_all; });
     for (const char* name : kReportedParameters) {
@@ -99,7 +99,7 @@ void StatementPipeline::keep_or_release(ConnectionPtr conn, bool session_state) 
         prepared_.clear();
         tx_status_ = 'I';
     }
-    pool().release(std::move(conn));
+    upstream().release(std::move(conn));
 }
 
 void StatementPipeline::release_pinned() {
@@ -108,11 +108,11 @@ void StatementPipeline::release_pinned() {
         // Left mid-batch: what was sent is not awaited, and the connection is not pooled again.
         ConnectionPtr batch = std::move(ext_->batch_conn_);
         batch->mark_broken();
-        if (batch != pinned_) pool().release(std::move(batch));
+        if (batch != pinned_) upstream().release(std::move(batch));
     }
     if (!pinned_) return;
     if (session_dirty_) pinned_->mark_broken();  // carries this client's settings: never reused
-    pool().release(std::move(pinned_));
+    upstream().release(std::move(pinned_));
 }
 
 // One statement ran (its ReadyForQuery came): the client's state follows it.

@@ -35,17 +35,17 @@ std::shared_ptr<const ParsedQuery> StatementPipeline::parse(const std::string& s
 }
 
 Verdict StatementPipeline::judge_known(const ParsedQuery& parsed) {
-    UpstreamFunctions& functions = pool().functions();
+    UpstreamFunctions& functions = upstream().functions();
     UpstreamVolatility lookup = [&functions](const FunctionRef& f) { return functions.lookup(f); };
     return evaluate(parsed, worker_.firewall(), lookup);
 }
 
 std::shared_ptr<const Verdict> StatementPipeline::known_verdict(const std::shared_ptr<const ParsedQuery>& parsed) {
     StatementMemo& memo = worker_.memo();
-    if (auto v = memo.verdict(*parsed, pool_)) return v;
+    if (auto v = memo.verdict(*parsed, upstream_->id())) return v;
     auto v = std::make_shared<const Verdict>(judge_known(*parsed));
     if (!v->pending_functions.empty()) return nullptr;
-    memo.remember_verdict(parsed, pool_, v);
+    memo.remember_verdict(parsed, upstream_->id(), v);
     return v;
 }
 
@@ -69,7 +69,7 @@ asio::awaitable<Verdict> StatementPipeline::judge(const ParsedQuery& parsed, Con
     if (!verdict.pending_functions.empty()) {
         // Functions the gateway does not know: ask the upstream's pg_proc, then judge again.
         conn = co_await ensure_connection(conn, failure);
-        if (!failure) failure = co_await pool().functions().resolve(*conn, verdict.pending_functions);
+        if (!failure) failure = co_await upstream().functions().resolve(*conn, verdict.pending_functions);
         if (failure) co_return verdict;
         verdict = judge_known(parsed);
     }

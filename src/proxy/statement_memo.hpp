@@ -66,16 +66,16 @@ public:
     std::size_t bytes() const { return exact_.bytes + shapes_.bytes; }
 
     // The firewall's verdict on a statement's facts for one upstream (a verdict depends on that
-    // upstream's functions; upstream is its pool, which lives as long as the worker). It holds
+    // upstream's functions; upstream is its Upstream::id, never reused). It holds
     // until the next reload (firewall settings, built-ins and the upstream's functions are only
     // re-read then, and clear() is called). Statements of one shape share the verdict of the
     // first one's facts, which the entry keeps alive, so their address cannot be reused by
     // other facts while the entry exists.
-    std::shared_ptr<const Verdict> verdict(const ParsedQuery& parsed, const void* upstream) const {
+    std::shared_ptr<const Verdict> verdict(const ParsedQuery& parsed, uint64_t upstream) const {
         auto it = verdicts_.find(VerdictKey{parsed.facts_identity(), upstream});
         return it == verdicts_.end() ? nullptr : it->second.second;
     }
-    void remember_verdict(const std::shared_ptr<const ParsedQuery>& parsed, const void* upstream,
+    void remember_verdict(const std::shared_ptr<const ParsedQuery>& parsed, uint64_t upstream,
                           std::shared_ptr<const Verdict> v) {
         std::shared_ptr<const ParsedQuery> facts = parsed->same_facts_as ? parsed->same_facts_as : parsed;
         std::size_t size = facts->normalized.size();
@@ -116,12 +116,12 @@ private:
     std::array<std::size_t, 4096> seen_{};
     struct VerdictKey {
         const ParsedQuery* facts;
-        const void* upstream;
+        uint64_t upstream;
         bool operator==(const VerdictKey& o) const { return facts == o.facts && upstream == o.upstream; }
     };
     struct VerdictKeyHash {
         std::size_t operator()(const VerdictKey& k) const {
-            return std::hash<const void*>()(k.facts) * 31 + std::hash<const void*>()(k.upstream);
+            return std::hash<const void*>()(k.facts) * 31 + std::hash<uint64_t>()(k.upstream);
         }
     };
     std::unordered_map<VerdictKey, std::pair<std::shared_ptr<const ParsedQuery>, std::shared_ptr<const Verdict>>,

@@ -32,7 +32,7 @@
 #include "proxy/session_settings.hpp"
 #include "proxy/statement_description.hpp"
 #include "proxy/told_parameters.hpp"
-#include "proxy/upstream_pool.hpp"
+#include "proxy/upstream.hpp"
 
 namespace rproxy {
 
@@ -55,8 +55,11 @@ public:
     // pipeline_fast_path.cpp: FunctionCall, for the calls that read large objects.
     boost::asio::awaitable<void> handle_function_call(std::string_view body);
 
-    void set_pool(UpstreamPool* pool) { pool_ = pool; }
-    UpstreamPool& pool() { return *pool_; }
+    // The upstream this client's statements go to, chosen at login (routing); it stays the
+    // client's while it is connected, whatever changes in the tables.
+    void set_upstream(UpstreamPtr upstream) { upstream_ = std::move(upstream); }
+    Upstream& upstream() { return *upstream_; }
+    const UpstreamPtr& upstream_ptr() const { return upstream_; }
     char transaction_status() const { return tx_status_; }
     bool discarding() const { return discard_until_sync_; }
     // While the client listens, its pinned connection carries the notifications.
@@ -80,7 +83,7 @@ public:
     }
     // Answers buffered until Sync are written once this large; the caller flushes.
     bool output_due();
-    const std::string& upstream_role() { return pool().role(); }
+    const std::string& upstream_role() { return upstream().role(); }
 
 private:
 
@@ -248,7 +251,7 @@ private:
     Worker& worker_;
     ClientIo& io_;
     std::string& out_;  // the frontend's output buffer
-    UpstreamPool* pool_;
+    UpstreamPtr upstream_;
     SessionSettings settings_;
     SessionSettings startup_settings_;  // what RESET ALL returns to
     // cache_key_prefix() of the settings and upstream it was computed for

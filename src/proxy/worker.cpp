@@ -14,12 +14,12 @@ Worker::Worker(WorkerHost& host, ListenConfig listen, SessionLimits limits, int 
     : host_(host),
       listen_(std::move(listen)),
       limits_(limits),
+      upstreams_(io_.get_executor(), helper_, [this] { publish(); }, nullptr),
       wake_(io_),
       postmaster_(io_),
       grace_(io_),
       park_sweep_(io_),
       rng_(std::random_device{}()) {
-    pool_ = std::make_unique<UpstreamPool>(io_.get_executor(), helper_, [this] { publish(); });
     wake_.assign(wake_fd);
     if (postmaster_fd >= 0) postmaster_.assign(postmaster_fd);
 }
@@ -81,42 +81,6 @@ void Worker::count_statement() {
     publish();
 }
 
-namespace {
-// A conninfo value in single quotes, as libpq parses them.
-std::string quoted(const std::string& v) {
-    std::string out = "'";
-    for (char c : v) {
-        if (c == '\\' || c == '\'') out.push_back('\\');
-        out.push_back(c);
-    }
-    return out + "'";
-}
-}  // namespace
-
-UpstreamConfig Worker::routed_config(const RoutedPool& r) const {
-    UpstreamConfig cfg = upstream_config_;
-    if (!r.upstream.empty()) cfg.conninfo = r.upstream;
-    // Later keywords win in a conninfo string: the mapped role replaces the configured one.
-    if (r.credentials) {
-        cfg.conninfo += " user=" + quoted(r.credentials->user);
-        if (!r.credentials->password.empty()) cfg.conninfo += " password=" + quoted(r.credentials->password);
-    }
-    return cfg;
-}
-
-UpstreamPool* Worker::pool_for(const std::string& upstream, const std::optional<UpstreamCredentials>& credentials) {
-    if (upstream.empty() && !credentials) return pool_.get();
-    std::string key = upstream + '\0' + (credentials ? credentials->user + '\0' + credentials->password : std::string());
-    auto it = routed_pools_.find(key);
-    if (it == routed_pools_.end()) {
-        if (routed_pools_.size() >= kMaxPools) return nullptr;
-        RoutedPool r{upstream, credentials, std::make_unique<UpstreamPool>(io_.get_executor(), helper_, [this] { publish(); })};
-        r.pool->configure(routed_config(r));
-        it = routed_pools_.emplace(key, std::move(r)).first;
-    }
-    return it->second.pool.get();
-}
-
 void Worker::load_security() {
     security_ = host_.security_config();
     limits_.max_message_size = security_.max_message_size;
@@ -133,13 +97,8 @@ void Worker::load_security() {
 
 void Worker::publish() {
     counters_.clients = static_cast<uint32_t>(sessions_.size());
-    std::size_t busy = pool_ ? pool_->busy() : 0, idle = pool_ ? pool_->idle() : 0;
-    for (auto& [key, r] : routed_pools_) {
-        busy += r.pool->busy();
-        idle += r.pool->idle();
-    }
-    counters_.upstream_busy = static_cast<uint32_t>(busy);
-    counters_.upstream_idle = static_cast<uint32_t>(idle);
+    counters_.upstream_busy = static_cast<uint32_t>(upstreams_.busy());
+    counters_.upstream_idle = static_cast<uint32_t>(upstreams_.idle());
     host_.publish(counters_);
 }
 
@@ -148,8 +107,7 @@ Worker::Exit Worker::run() {
         acceptors_.push_back(open_listener(io_, ep));
     if (acceptors_.empty()) throw std::runtime_error("pg_rproxy.listen_addresses names no address to listen on");
     host_.log(LogLevel::Log, "pg_rproxy listening on " + listen_.listen_addresses + " port " + std::to_string(listen_.port));
-    upstream_config_ = host_.upstream_config();
-    pool_->configure(upstream_config_);
+    upstreams_.configure(host_.upstream_config());
     load_security();
     firewall_ = host_.firewall_config();
     cache_config_ = host_.cache_config();
@@ -243,14 +201,11 @@ void Worker::on_wake() {
     WakeEvents ev = host_.take_wake_events();
     if (ev.reload) {
         ++reloads_;
-        upstream_config_ = host_.upstream_config();
-        pool_->configure(upstream_config_);
-        for (auto& [key, r] : routed_pools_) r.pool->configure(routed_config(r));
+        upstreams_.configure(host_.upstream_config());
         load_security();
         firewall_ = host_.firewall_config();
         cache_config_ = host_.cache_config();
-        pool_->functions().clear();
-        for (auto& [key, r] : routed_pools_) r.pool->functions().clear();
+        upstreams_.forget_learned();
         memo_.clear();  // built-in volatilities may have been re-read
         descriptions_.clear();
         description_bytes_ = 0;
@@ -263,8 +218,7 @@ void Worker::begin_shutdown() {
     shutting_down_ = true;
     boost::system::error_code ignored;
     for (auto& acc : acceptors_) acc.close(ignored);
-    pool_->close_idle();
-    for (auto& [key, r] : routed_pools_) r.pool->close_idle();
+    upstreams_.close_idle();
     if (sessions_.empty()) {
         io_.stop();
         return;

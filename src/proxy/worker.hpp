@@ -25,7 +25,7 @@
 #include "proxy/block_slab.hpp"
 #include "proxy/parked_clients.hpp"
 #include "proxy/session_settings.hpp"
-#include "proxy/upstream_pool.hpp"
+#include "proxy/upstream_registry.hpp"
 #include "proxy/worker_host.hpp"
 
 namespace rproxy {
@@ -49,10 +49,9 @@ public:
     ResultCacheStore& cache() { return host_; }
     WorkerStatistics& stats() { return host_; }
     AuthCatalog& auth_catalog() { return host_; }
-    UpstreamPool& pool() { return *pool_; }
-    // The pool for a rule's upstream (empty: pg_rproxy.upstream) with a role's mapped credentials
-    // (none: those of the conninfo). Pools live as long as the worker; nullptr past kMaxPools.
-    UpstreamPool* pool_for(const std::string& upstream, const std::optional<UpstreamCredentials>& credentials);
+    // Where a client's statements go before routing chose: pg_rproxy.upstream.
+    const UpstreamPtr& default_upstream() const { return upstreams_.default_upstream(); }
+    UpstreamRegistry& upstreams() { return upstreams_; }
     const SecurityConfig& security() const { return security_; }
     // nullptr when pg_rproxy.ssl is off or its files could not be loaded.
     TlsContextPtr tls_context() const { return tls_context_; }
@@ -107,16 +106,7 @@ private:
     BlockSlab session_slab_;  // before io_: outlives the handlers that io_ destroys, which may hold sessions
     boost::asio::io_context io_{static_cast<int>(BOOST_ASIO_CONCURRENCY_HINT_ID | BOOST_ASIO_CONCURRENCY_HINT_LOCKING_SCHEDULER)};
     BlockingHelper helper_;  // after io_: destroyed (joined) first
-    std::unique_ptr<UpstreamPool> pool_;
-    struct RoutedPool {
-        std::string upstream;
-        std::optional<UpstreamCredentials> credentials;
-        std::unique_ptr<UpstreamPool> pool;
-    };
-    std::map<std::string, RoutedPool> routed_pools_;
-    static constexpr std::size_t kMaxPools = 256;
-    UpstreamConfig routed_config(const RoutedPool& r) const;
-    UpstreamConfig upstream_config_;
+    UpstreamRegistry upstreams_;
     SecurityConfig security_;
     TlsContextPtr tls_context_;
     void load_security();

@@ -1,11 +1,13 @@
 #include <gtest/gtest.h>
 
+#include "core/cidr.hpp"
 #include "auth/auth_rules.hpp"
 #include "auth/crypto.hpp"
 #include "auth/md5_auth.hpp"
 #include "auth/scram.hpp"
 
 using namespace rproxy::auth;
+using rproxy::address_matches;
 
 namespace {
 

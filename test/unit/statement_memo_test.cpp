@@ -17,8 +17,8 @@ std::shared_ptr<const ParsedQuery> select_from(const std::string& relation, cons
     p->literal_facts = literal_facts;
     return p;
 }
-const void* const upstream_a = reinterpret_cast<const void*>(0x10);
-const void* const upstream_b = reinterpret_cast<const void*>(0x20);
+constexpr uint64_t upstream_a = 1;
+constexpr uint64_t upstream_b = 2;
 }  // namespace
 
 TEST(StatementMemo, SameShapeTakesTheFactsWithItsOwnNormalizedForm) {

@@ -1,7 +1,8 @@
-// The worker's pool of upstream connections, shared by its clients at statement boundaries.
-// Clients queue for a free connection up to pool_timeout; connections are opened on demand up to
-// pool_size, broken ones are dropped and replaced, and a reload applies to new connections (idle
-// ones made with an older upstream setting are closed).
+// One upstream server's pool of connections in a worker, shared by its clients at statement
+// boundaries (an Upstream has one per server of its host list). Clients queue for a free
+// connection up to pool_timeout; connections are opened on demand up to pool_size, broken ones are
+// dropped and replaced, and a reload applies to new connections (idle ones made with an older
+// setting are closed).
 #pragma once
 #include "core/pure_layer.hpp"
 
@@ -22,7 +23,6 @@
 #include "core/error_fields.hpp"
 #include "proxy/blocking_helper.hpp"
 #include "proxy/server_connection.hpp"
-#include "proxy/upstream_functions.hpp"
 
 namespace rproxy {
 
@@ -36,10 +36,10 @@ public:
 
 using ConnectionPtr = std::shared_ptr<ServerConnection>;
 
-class UpstreamPool {
+class ServerPool {
 public:
-    UpstreamPool(boost::asio::any_io_executor ex, BlockingHelper& helper, std::function<void()> on_change);
-    ~UpstreamPool();
+    ServerPool(boost::asio::any_io_executor ex, BlockingHelper& helper, std::function<void()> on_change);
+    ~ServerPool();
 
     void configure(const UpstreamConfig& cfg);
     boost::asio::awaitable<ConnectionPtr> acquire();  // throws UpstreamUnavailable
@@ -47,22 +47,9 @@ public:
     void release(ConnectionPtr conn);
     void close_idle();
 
-    // What the upstream reported (ParameterStatus) on a connection carrying exactly these client
-    // settings, so that new clients with the same settings log in without an upstream round trip.
-    using ReportedParameters = std::vector<std::pair<std::string, std::string>>;
-    const ReportedParameters* reported_parameters(const SessionSettings& settings) const;
-    // The same, shared: clients keep it as what they were told at startup.
-    std::shared_ptr<const ReportedParameters> shared_reported_parameters(const SessionSettings& settings) const;
-    void remember_parameters(const SessionSettings& settings, ReportedParameters params);
-
-    // host/port/database/role of the current upstream setting: part of every cache key.
-    const std::string& identity() const { return identity_; }
-    const std::string& role() const { return role_; }
     const UpstreamConfig& config() const { return cfg_; }
-
-    // Volatility of this upstream's own functions, as its pg_proc says: never applied to another
-    // upstream, where a function of the same name may be volatile.
-    UpstreamFunctions& functions() { return functions_; }
+    // Unique among every pool the process ever made: a connection names the pool it came from.
+    uint64_t id() const { return id_; }
 
     std::size_t busy() const { return busy_; }
     std::size_t idle() const { return idle_.size(); }
@@ -88,16 +75,12 @@ private:
     BlockingHelper& helper_;
     std::function<void()> on_change_;
     UpstreamConfig cfg_;
-    std::string identity_;
-    std::string role_;
+    uint64_t id_;
     uint64_t generation_ = 0;
     std::deque<ConnectionPtr> idle_;
     std::deque<std::shared_ptr<Waiter>> waiters_;
     std::size_t busy_ = 0;
     std::size_t connecting_ = 0;
-    std::map<std::map<std::string, std::string>, std::shared_ptr<const ReportedParameters>> reported_;
-    mutable std::unordered_map<uint64_t, const ReportedParameters*> reported_by_version_;  // SessionSettings::version
-    UpstreamFunctions functions_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

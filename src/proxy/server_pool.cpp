@@ -1,29 +1,28 @@
-#include "proxy/upstream_pool.hpp"
+#include "proxy/server_pool.hpp"
 
 #include <algorithm>
 
-#include "proxy/cache_key.hpp"
 #include "proxy/connect_spec.hpp"
 
 namespace asio = boost::asio;
 
 namespace rproxy {
 
-UpstreamPool::UpstreamPool(asio::any_io_executor ex, BlockingHelper& helper, std::function<void()> on_change)
-    : ex_(ex), helper_(helper), on_change_(std::move(on_change)) {}
+namespace {
+uint64_t last_pool_id = 0;  // one loop thread per process
+}
 
-UpstreamPool::~UpstreamPool() { *alive_ = false; }
+ServerPool::ServerPool(asio::any_io_executor ex, BlockingHelper& helper, std::function<void()> on_change)
+    : ex_(ex), helper_(helper), on_change_(std::move(on_change)), id_(++last_pool_id) {}
 
-void UpstreamPool::configure(const UpstreamConfig& cfg) {
+ServerPool::~ServerPool() { *alive_ = false; }
+
+void ServerPool::configure(const UpstreamConfig& cfg) {
     bool target_changed = cfg.conninfo != cfg_.conninfo || cfg.connect_timeout != cfg_.connect_timeout ||
                           cfg.statement_timeout != cfg_.statement_timeout;
     cfg_ = cfg;
     if (target_changed) {
         ++generation_;
-        reported_.clear();
-        reported_by_version_.clear();
-        identity_ = upstream_identity(cfg.conninfo);
-        role_ = upstream_user(cfg.conninfo);
         close_idle();  // busy ones are dropped when they come back
     }
     while (idle_.size() > 0 && idle_.size() + busy_ + connecting_ > std::size_t(std::max(cfg_.pool_size, 1))) {
@@ -34,43 +33,18 @@ void UpstreamPool::configure(const UpstreamConfig& cfg) {
     on_change_();
 }
 
-// Asked before every statement: found by the settings' version first, which a session keeps
-// until its settings change, instead of comparing whole maps of settings.
-const UpstreamPool::ReportedParameters* UpstreamPool::reported_parameters(const SessionSettings& settings) const {
-    auto known = reported_by_version_.find(settings.version());
-    if (known != reported_by_version_.end()) return known->second;
-    auto it = reported_.find(settings.values());
-    if (it == reported_.end()) return nullptr;
-    if (reported_by_version_.size() >= 1024) reported_by_version_.clear();
-    reported_by_version_.emplace(settings.version(), it->second.get());
-    return it->second.get();
-}
-
-std::shared_ptr<const UpstreamPool::ReportedParameters> UpstreamPool::shared_reported_parameters(
-    const SessionSettings& settings) const {
-    auto it = reported_.find(settings.values());
-    return it == reported_.end() ? nullptr : it->second;
-}
-
-void UpstreamPool::remember_parameters(const SessionSettings& settings, ReportedParameters params) {
-    constexpr std::size_t kMaxDistinctSettings = 256;  // distinct client setting sets are few
-    if (reported_.size() >= kMaxDistinctSettings && !reported_.count(settings.values())) reported_.clear();
-    reported_[settings.values()] = std::make_shared<const ReportedParameters>(std::move(params));
-    reported_by_version_.clear();  // it pointed into what was just replaced or cleared
-}
-
-void UpstreamPool::close_idle() {
+void ServerPool::close_idle() {
     for (auto& c : idle_) drop(c);
     idle_.clear();
     on_change_();
 }
 
-void UpstreamPool::drop(const ConnectionPtr& conn) {
+void ServerPool::drop(const ConnectionPtr& conn) {
     conn->stop_idle_watch();
     conn->mark_broken();
 }
 
-ConnectionPtr UpstreamPool::try_acquire_now() {
+ConnectionPtr ServerPool::try_acquire_now() {
     while (!idle_.empty()) {
         ConnectionPtr c = idle_.front();
         idle_.pop_front();
@@ -85,7 +59,7 @@ ConnectionPtr UpstreamPool::try_acquire_now() {
     return nullptr;
 }
 
-asio::awaitable<ConnectionPtr> UpstreamPool::acquire() {
+asio::awaitable<ConnectionPtr> ServerPool::acquire() {
     ConnectionPtr idle = try_acquire_now();
     if (idle) co_return idle;
     auto w = std::make_shared<Waiter>(ex_);
@@ -103,7 +77,7 @@ asio::awaitable<ConnectionPtr> UpstreamPool::acquire() {
             std::to_string(cfg_.pool_timeout.count()) + " ms)"));
 }
 
-void UpstreamPool::release(ConnectionPtr conn) {
+void ServerPool::release(ConnectionPtr conn) {
     --busy_;
     if (!conn->healthy() || conn->generation() != generation_ ||
         idle_.size() + busy_ + connecting_ >= std::size_t(std::max(cfg_.pool_size, 1))) {
@@ -119,7 +93,7 @@ void UpstreamPool::release(ConnectionPtr conn) {
     hand_over(std::move(conn));
 }
 
-std::shared_ptr<UpstreamPool::Waiter> UpstreamPool::next_waiter() {
+std::shared_ptr<ServerPool::Waiter> ServerPool::next_waiter() {
     while (!waiters_.empty()) {
         auto w = waiters_.front();
         waiters_.pop_front();
@@ -128,7 +102,7 @@ std::shared_ptr<UpstreamPool::Waiter> UpstreamPool::next_waiter() {
     return nullptr;
 }
 
-void UpstreamPool::hand_over(ConnectionPtr conn) {
+void ServerPool::hand_over(ConnectionPtr conn) {
     auto w = next_waiter();
     if (!w) {
         make_idle(std::move(conn));
@@ -140,7 +114,7 @@ void UpstreamPool::hand_over(ConnectionPtr conn) {
     on_change_();
 }
 
-void UpstreamPool::make_idle(ConnectionPtr conn) {
+void ServerPool::make_idle(ConnectionPtr conn) {
     std::weak_ptr<ServerConnection> weak = conn;
     std::weak_ptr<bool> alive = alive_;
     conn->watch_idle([this, weak, alive] {
@@ -154,14 +128,14 @@ void UpstreamPool::make_idle(ConnectionPtr conn) {
     on_change_();
 }
 
-void UpstreamPool::fail_first_waiter(ErrorFields e) {
+void ServerPool::fail_first_waiter(ErrorFields e) {
     if (auto w = next_waiter()) {
         w->error = std::move(e);
         w->wake.cancel();
     }
 }
 
-void UpstreamPool::start_connects() {
+void ServerPool::start_connects() {
     std::size_t limit = std::size_t(std::max(cfg_.pool_size, 1));
     while (waiters_.size() > connecting_ && idle_.size() + busy_ + connecting_ < limit) {
         ++connecting_;
@@ -169,7 +143,7 @@ void UpstreamPool::start_connects() {
     }
 }
 
-asio::awaitable<void> UpstreamPool::connect_one(uint64_t generation, UpstreamConfig cfg) {
+asio::awaitable<void> ServerPool::connect_one(uint64_t generation, UpstreamConfig cfg) {
     std::weak_ptr<bool> alive = alive_;
     ConnectPlan plan = plan_connection(cfg);
     std::string error = plan.error;
@@ -199,6 +173,7 @@ asio::awaitable<void> UpstreamPool::connect_one(uint64_t generation, UpstreamCon
         plan.spec = lookup->plan.spec;
     }
     auto conn = std::make_shared<ServerConnection>(ex_, generation);
+    conn->set_pool_id(id_);
     if (error.empty()) error = co_await conn->connect(plan.spec);
     if (alive.expired()) co_return;
     --connecting_;

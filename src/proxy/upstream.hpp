@@ -1,0 +1,104 @@
+// One upstream as a client's statements see it: the servers of its host list, each with its own
+// pool in this worker, and what the proxy learned from them, which belongs to this upstream alone
+// (the parameters it reports for a set of client settings, its functions' volatility, its cache
+// identity). acquire() spreads statements over the servers by the upstream's balance, skips the
+// servers that are down, and tries another server once when one cannot be connected to.
+#pragma once
+#include "core/pure_layer.hpp"
+
+#include <utility>
+#include <boost/asio.hpp>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/config.hpp"
+#include "core/upstream_definition.hpp"
+#include "proxy/server_pool.hpp"
+#include "proxy/upstream_functions.hpp"
+
+namespace rproxy {
+
+// What the workers share about a server's health (the health checks), read per acquire.
+class ServerHealth {
+public:
+    virtual ~ServerHealth() = default;
+    // false: the last check failed; the server gets no new work until one passes.
+    virtual bool usable(const std::string& host, const std::string& port) = 0;
+    // A connection attempt failed: the server is taken out until a check passes.
+    virtual void connect_failed(const std::string& host, const std::string& port, const std::string& why) = 0;
+};
+
+class Upstream {
+public:
+    Upstream(boost::asio::any_io_executor ex, BlockingHelper& helper, std::function<void()> on_change,
+             ServerHealth* health, std::string name);
+
+    // cfg.conninfo may name several servers; a different server list replaces the pools (connections
+    // out with clients are closed when they come back).
+    void configure(const UpstreamConfig& cfg, Balance balance);
+    boost::asio::awaitable<ConnectionPtr> acquire();  // throws UpstreamUnavailable
+    ConnectionPtr try_acquire_now();                  // an idle connection, or nullptr: acquire() must wait
+    void release(ConnectionPtr conn);
+    void close_idle();
+
+    // What the upstream reported (ParameterStatus) on a connection carrying exactly these client
+    // settings, so that new clients with the same settings log in without an upstream round trip.
+    using ReportedParameters = std::vector<std::pair<std::string, std::string>>;
+    const ReportedParameters* reported_parameters(const SessionSettings& settings) const;
+    // The same, shared: clients keep it as what they were told at startup.
+    std::shared_ptr<const ReportedParameters> shared_reported_parameters(const SessionSettings& settings) const;
+    void remember_parameters(const SessionSettings& settings, ReportedParameters params);
+
+    // host list/port/database/role of the current setting: part of every cache key.
+    const std::string& identity() const { return identity_; }
+    const std::string& role() const { return role_; }
+    const std::string& name() const { return name_; }
+    // Unique in the process, never reused: what was learned about this upstream is keyed by it.
+    uint64_t id() const { return id_; }
+    const UpstreamConfig& config() const { return cfg_; }
+    // "host:port" of the server a connection of this upstream is on ("" if none).
+    std::string server_of(const ServerConnection& conn) const;
+
+    // Volatility of this upstream's own functions, as its pg_proc says: never applied to another
+    // upstream, where a function of the same name may be volatile.
+    UpstreamFunctions& functions() { return functions_; }
+
+    std::size_t busy() const;
+    std::size_t idle() const;
+    std::size_t server_count() const { return servers_.size(); }
+
+private:
+    struct Server {
+        std::string host, port;
+        std::shared_ptr<ServerPool> pool;
+    };
+    // The server the next new connection goes to, among the usable ones other than skip; -1: none.
+    int pick(int skip);
+    bool usable(const Server& s) const { return !health_ || health_->usable(s.host, s.port); }
+    Server* owner(const ServerConnection& conn);
+
+    boost::asio::any_io_executor ex_;
+    BlockingHelper& helper_;
+    std::function<void()> on_change_;
+    ServerHealth* health_;
+    std::string name_;
+    uint64_t id_;
+    UpstreamConfig cfg_;
+    Balance balance_ = Balance::RoundRobin;
+    std::string identity_;
+    std::string role_;
+    std::vector<Server> servers_;
+    std::size_t next_ = 0;  // round robin
+    std::map<std::map<std::string, std::string>, std::shared_ptr<const ReportedParameters>> reported_;
+    mutable std::unordered_map<uint64_t, const ReportedParameters*> reported_by_version_;  // SessionSettings::version
+    UpstreamFunctions functions_;
+};
+
+using UpstreamPtr = std::shared_ptr<Upstream>;
+
+}  // namespace rproxy
