@@ -17,3 +17,14 @@ SELECT to_regprocedure('pg_rproxy_scan(text)') IS NOT NULL AS scan_function;
 -- 0.6.0: the workers view counts the parked clients.
 SELECT count(*) = current_setting('pg_rproxy.workers')::int AS workers_with_parked_clients
 FROM pg_rproxy_workers WHERE parked_clients >= 0;
+-- 0.7.0: an authentication rule that held a conninfo names an upstream of its own.
+DROP EXTENSION pg_rproxy;
+CREATE EXTENSION pg_rproxy VERSION '0.6.0';
+INSERT INTO pg_rproxy_auth_rules (position, method, upstream)
+    VALUES (1, 'trust', 'host=10.1.1.1 dbname=x'), (2, 'reject', NULL);
+ALTER EXTENSION pg_rproxy UPDATE;
+SELECT r.position, r.upstream, u.conninfo, u.access
+FROM pg_rproxy_auth_rules r LEFT JOIN pg_rproxy_upstreams u ON u.name = r.upstream ORDER BY 1;
+SELECT count(*) AS routes FROM pg_rproxy_routes;
+DELETE FROM pg_rproxy_auth_rules;
+DELETE FROM pg_rproxy_upstreams;

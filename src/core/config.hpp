@@ -6,12 +6,20 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace rproxy {
 
 struct ListenConfig {
     std::string listen_addresses = "localhost";
-    int port = 5433;
+    std::vector<int> ports{5433};  // every worker listens on each
+};
+
+// Routing over many upstreams (reloadable).
+struct RoutingConfig {
+    std::string router;                            // function asked when no route decides; "" = none
+    std::chrono::milliseconds router_cache_ttl{10000};
+    std::chrono::milliseconds health_check_interval{5000};
 };
 
 struct UpstreamConfig {

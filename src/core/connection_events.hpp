@@ -19,6 +19,7 @@ enum class ConnEvent {
     MessageTooLarge,       // pg_rproxy.max_message_size exceeded (54000)
     TlsHandshakeFailed,
     AuthCatalogRead,       // a login read the catalog (its role's snapshot was not current)
+    NoRoute,               // no route, router or pg_rproxy.upstream for it, or its route was unusable (28000)
     Count
 };
 constexpr int kConnEventCount = static_cast<int>(ConnEvent::Count);
@@ -38,6 +39,7 @@ inline const char* conn_event_name(ConnEvent e) {
         case ConnEvent::MessageTooLarge: return "message_too_large";
         case ConnEvent::TlsHandshakeFailed: return "tls_handshake_failed";
         case ConnEvent::AuthCatalogRead: return "auth_catalog_read";
+        case ConnEvent::NoRoute: return "no_route";
         case ConnEvent::Count: break;
     }
     return "?";

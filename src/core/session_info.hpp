@@ -18,6 +18,9 @@ struct SessionInfo {
     bool tls = false;
     std::string tls_version;       // e.g. TLSv1.3
     std::string server_name;       // SNI the client sent; empty when none
+    std::string upstream;          // the pg_rproxy_upstreams row it was routed to; empty: pg_rproxy.upstream
+    std::string server;            // host:port of the upstream's servers, comma separated
+    int listen_port = 0;           // the proxy port it connected to
 };
 
 }  // namespace rproxy

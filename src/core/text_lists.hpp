@@ -31,4 +31,18 @@ inline std::vector<std::string> split_names(std::string_view text) {
     return out;
 }
 
+// A list of TCP ports ("5433,5434"): empty when any item is not a port, or none is given.
+inline std::vector<int> parse_port_list(std::string_view text) {
+    std::vector<int> out;
+    for (const std::string& item : split_names(text)) {
+        if (item.size() > 5 || item.find_first_not_of("0123456789") != std::string::npos) return {};
+        int port = std::stoi(item);
+        if (port < 1 || port > 65535) return {};
+        bool seen = false;
+        for (int p : out) seen = seen || p == port;
+        if (!seen) out.push_back(port);
+    }
+    return out;
+}
+
 }  // namespace rproxy

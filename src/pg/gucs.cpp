@@ -1,12 +1,16 @@
 #include "pg/gucs.hpp"
 
+#include "core/text_lists.hpp"
 #include "pg/server_headers.hpp"
 
 namespace rproxy::pg {
 
 namespace {
 char* listen_addresses = nullptr;
-int port = 5433;
+char* ports = nullptr;
+char* router = nullptr;
+int router_cache_ttl_ms = 10000;
+int health_check_interval_ms = 5000;
 int workers = 2;
 char* upstream = nullptr;
 int pool_size = 5;
@@ -46,6 +50,14 @@ constexpr const char* kDefaultAllowedFunctions =
     "pg_stat_get_xact_blocks_hit, pg_stat_get_xact_function_calls, pg_stat_get_xact_function_total_time, "
     "pg_stat_get_xact_function_self_time, pg_collation_actual_version, pg_database_collation_actual_version";
 
+bool check_ports(char** newval, void**, GucSource) {
+    if (!*newval || parse_port_list(*newval).empty()) {
+        GUC_check_errdetail("pg_rproxy.port must list TCP ports (1-65535) separated by commas, as in 5433,5434.");
+        return false;
+    }
+    return true;
+}
+
 const struct config_enum_entry unknown_function_options[] = {
     {"reject", 0, false}, {"allow", 1, false}, {nullptr, 0, false}};
 }  // namespace
@@ -54,8 +66,18 @@ void define_gucs() {
     DefineCustomStringVariable("pg_rproxy.listen_addresses",
                                "Addresses the proxy listens on (comma separated, '*' for all).", nullptr,
                                &listen_addresses, "localhost", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("pg_rproxy.port", "TCP port the proxy listens on.", nullptr, &port, 5433, 1, 65535,
-                            PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("pg_rproxy.port", "TCP ports the proxy listens on (comma separated).",
+                               "Every worker listens on each; pg_rproxy_routes.listen_port matches the one a client used.",
+                               &ports, "5433", PGC_POSTMASTER, 0, check_ports, nullptr, nullptr);
+    DefineCustomStringVariable("pg_rproxy.router",
+                               "Function (server_name text, database text, role text, client_address inet) "
+                               "returning an upstream name or a conninfo, asked when no route decides.",
+                               nullptr, &router, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_rproxy.router_cache_ttl", "How long a worker keeps a router answer.", "0: ask every time.",
+                            &router_cache_ttl_ms, 10000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_rproxy.health_check_interval", "How often each upstream server is checked.", nullptr,
+                            &health_check_interval_ms, 5000, 100, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+                            nullptr);
     DefineCustomIntVariable("pg_rproxy.workers", "Number of listener worker processes sharing the port.",
                             "0 disables the proxy.", &workers, 2, 0, 64, PGC_POSTMASTER, 0, nullptr, nullptr,
                             nullptr);
@@ -127,7 +149,8 @@ const char* guc_database() { return database ? database : "postgres"; }
 ListenConfig listen_config() {
     ListenConfig c;
     c.listen_addresses = listen_addresses ? listen_addresses : "localhost";
-    c.port = port;
+    c.ports = parse_port_list(ports ? ports : "5433");
+    if (c.ports.empty()) c.ports = {5433};
     return c;
 }
 
@@ -139,6 +162,14 @@ UpstreamConfig upstream_config() {
     c.statement_timeout = std::chrono::milliseconds(statement_timeout_ms);
     c.idle_client_timeout = std::chrono::milliseconds(idle_client_timeout_ms);
     c.idle_in_transaction_timeout = std::chrono::milliseconds(idle_in_transaction_timeout_ms);
+    return c;
+}
+
+RoutingConfig routing_config() {
+    RoutingConfig c;
+    c.router = router ? router : "";
+    c.router_cache_ttl = std::chrono::milliseconds(router_cache_ttl_ms);
+    c.health_check_interval = std::chrono::milliseconds(health_check_interval_ms);
     return c;
 }
 

@@ -17,6 +17,7 @@ UpstreamConfig upstream_config();
 FirewallConfig firewall_config();
 CacheConfig cache_config();
 SecurityConfig security_config();
+RoutingConfig routing_config();
 int guc_cache_max_entries();
 int guc_session_table_size();
 uint64_t guc_cache_size();

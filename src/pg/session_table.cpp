@@ -24,6 +24,9 @@ struct Entry {
     char auth_method[32];
     char tls_version[16];
     char server_name[256];  // an SNI host name is at most 255 bytes
+    char upstream[NAMEDATALEN];
+    char server[256];
+    int listen_port;
 };
 
 struct TableShmem {
@@ -110,6 +113,9 @@ int session_table_add(int slot, const SessionInfo& info) {
         copy_text(e->auth_method, sizeof e->auth_method, info.auth_method);
         copy_text(e->tls_version, sizeof e->tls_version, info.tls_version);
         copy_text(e->server_name, sizeof e->server_name, info.server_name);
+        copy_text(e->upstream, sizeof e->upstream, info.upstream);
+        copy_text(e->server, sizeof e->server, info.server);
+        e->listen_port = info.listen_port;
         end_write(e);
         next_free = (i + 1) % shm->per_slot;
         return i;
@@ -155,6 +161,9 @@ void session_table_scan(const std::function<void(const SessionRow&)>& visit) {
             row.info.tls = copy.tls;
             row.info.tls_version = copy.tls_version;
             row.info.server_name = copy.server_name;
+            row.info.upstream = copy.upstream;
+            row.info.server = copy.server;
+            row.info.listen_port = copy.listen_port;
             visit(row);
         }
     }

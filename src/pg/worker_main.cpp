@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <chrono>
+#include <memory>
 #include <string>
 
 #include "auth/auth_snapshot_cache.hpp"
@@ -15,6 +17,7 @@
 #include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
+#include "pg/routing_catalog.hpp"
 #include "pg/session_table.hpp"
 #include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
@@ -128,6 +131,23 @@ public:
         auth_snapshots_.store(role, generation, now, snap);
         return snap;
     }
+    std::shared_ptr<const RoutingSnapshot> routing_snapshot() override {
+        uint64_t generation = auth_generation();
+        auto now = std::chrono::steady_clock::now();
+        // Aged out too, as the auth snapshots are, for changes no trigger sees.
+        if (routing_ && routing_generation_ == generation && now - routing_read_at_ < std::chrono::seconds(60))
+            return routing_;
+        auto snap = std::make_shared<RoutingSnapshot>(read_routing_snapshot());
+        if (!snap->error.empty()) return snap;  // never kept: the next login reads again
+        routing_ = std::move(snap);
+        routing_generation_ = generation;
+        routing_read_at_ = now;
+        return routing_;
+    }
+    RouterResult call_router(const std::string& function, const RouteFacts& facts) override {
+        return rproxy::pg::call_router(function, facts);
+    }
+    RoutingConfig routing_config() override { return rproxy::pg::routing_config(); }
     void count_event(ConnEvent e) override { count_conn_event(e); }
     bool claim_client(int max_total) override { return rproxy::pg::claim_client(slot_, max_total); }
     void release_client() override { rproxy::pg::release_client(slot_); }
@@ -145,6 +165,9 @@ public:
 private:
     int slot_;
     auth::AuthSnapshotCache auth_snapshots_;
+    std::shared_ptr<const RoutingSnapshot> routing_;
+    uint64_t routing_generation_ = 0;
+    std::chrono::steady_clock::time_point routing_read_at_;
 };
 
 void detach_stats(int, Datum arg) { worker_stats_detach(DatumGetInt32(arg)); }

@@ -245,19 +245,15 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
         co_return co_await refuse(ConnEvent::RoleConnectionLimit, e, false);
     }
     role_claimed_ = role.oid;
-    UpstreamPtr upstream;
-    if (rule->upstream.empty()) {
-        upstream = worker_.upstreams().find_default(snap.mapping);
-    } else {
-        UpstreamDefinition def;
-        def.name = "rule " + std::to_string(rule->position);
-        def.conninfo = rule->upstream;
-        upstream = worker_.upstreams().find(def, database, user, snap.mapping);
-    }
-    if (!upstream) {
-        ErrorFields e = ErrorFields::make("FATAL", "53300", "too many distinct upstream connection targets in this worker");
-        co_return co_await refuse(ConnEvent::MaxClientConnections, e, false);
-    }
+    boost::system::error_code ec;
+    auto local = socket_.local_endpoint(ec);
+    RouteFacts facts{starting_->shown.server_name, database, user, client_address_, ec ? 0 : local.port()};
+    RouteDecision route = worker_.routes().resolve(facts, rule->upstream, snap);
+    if (!route.upstream) co_return co_await refuse(ConnEvent::NoRoute, *route.error, true);
+    UpstreamPtr upstream = std::move(route.upstream);
+    starting_->shown.upstream = upstream->name();
+    starting_->shown.server = upstream->servers_text();
+    starting_->shown.listen_port = facts.listen_port;
     pipeline_.set_upstream(std::move(upstream));
     starting_->shown.role = user;
     starting_->shown.database = database;

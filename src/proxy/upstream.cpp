@@ -167,6 +167,12 @@ std::string Upstream::server_of(const ServerConnection& conn) const {
     return "";
 }
 
+std::string Upstream::servers_text() const {
+    std::string out;
+    for (const auto& s : servers_) out += (out.empty() ? "" : ",") + s.host + ":" + s.port;
+    return out;
+}
+
 std::size_t Upstream::busy() const {
     std::size_t n = 0;
     for (const auto& s : servers_) n += s.pool->busy();

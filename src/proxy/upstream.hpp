@@ -71,6 +71,7 @@ public:
     std::size_t busy() const;
     std::size_t idle() const;
     std::size_t server_count() const { return servers_.size(); }
+    std::string servers_text() const;  // host:port of each server, comma separated
 
 private:
     struct Server {

@@ -103,10 +103,14 @@ void Worker::publish() {
 }
 
 Worker::Exit Worker::run() {
-    for (const auto& ep : listen_endpoints(listen_.listen_addresses, listen_.port))
-        acceptors_.push_back(open_listener(io_, ep));
+    std::string ports;
+    for (int port : listen_.ports) {
+        for (const auto& ep : listen_endpoints(listen_.listen_addresses, port)) acceptors_.push_back(open_listener(io_, ep));
+        ports += (ports.empty() ? "" : ",") + std::to_string(port);
+    }
     if (acceptors_.empty()) throw std::runtime_error("pg_rproxy.listen_addresses names no address to listen on");
-    host_.log(LogLevel::Log, "pg_rproxy listening on " + listen_.listen_addresses + " port " + std::to_string(listen_.port));
+    host_.log(LogLevel::Log, "pg_rproxy listening on " + listen_.listen_addresses + " port " + ports);
+    routes_.configure(host_.routing_config());
     upstreams_.configure(host_.upstream_config());
     load_security();
     firewall_ = host_.firewall_config();
@@ -202,6 +206,7 @@ void Worker::on_wake() {
     if (ev.reload) {
         ++reloads_;
         upstreams_.configure(host_.upstream_config());
+        routes_.configure(host_.routing_config());
         load_security();
         firewall_ = host_.firewall_config();
         cache_config_ = host_.cache_config();

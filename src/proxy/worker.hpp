@@ -25,6 +25,7 @@
 #include "proxy/block_slab.hpp"
 #include "proxy/parked_clients.hpp"
 #include "proxy/session_settings.hpp"
+#include "proxy/route_resolver.hpp"
 #include "proxy/upstream_registry.hpp"
 #include "proxy/worker_host.hpp"
 
@@ -52,6 +53,7 @@ public:
     // Where a client's statements go before routing chose: pg_rproxy.upstream.
     const UpstreamPtr& default_upstream() const { return upstreams_.default_upstream(); }
     UpstreamRegistry& upstreams() { return upstreams_; }
+    RouteResolver& routes() { return routes_; }
     const SecurityConfig& security() const { return security_; }
     // nullptr when pg_rproxy.ssl is off or its files could not be loaded.
     TlsContextPtr tls_context() const { return tls_context_; }
@@ -107,6 +109,7 @@ private:
     boost::asio::io_context io_{static_cast<int>(BOOST_ASIO_CONCURRENCY_HINT_ID | BOOST_ASIO_CONCURRENCY_HINT_LOCKING_SCHEDULER)};
     BlockingHelper helper_;  // after io_: destroyed (joined) first
     UpstreamRegistry upstreams_;
+    RouteResolver routes_{host_, upstreams_};
     SecurityConfig security_;
     TlsContextPtr tls_context_;
     void load_security();

@@ -5,6 +5,7 @@
 #include "core/pure_layer.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -15,6 +16,7 @@
 #include "core/connection_events.hpp"
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
+#include "core/routing.hpp"
 #include "core/session_info.hpp"
 #include "core/statement_facts.hpp"
 #include "core/verdict.hpp"
@@ -85,6 +87,10 @@ public:
     virtual bool claim_role(uint32_t role_oid, int limit) = 0;
     virtual void release_role(uint32_t role_oid) = 0;
     virtual bool rate_allow(const std::string& address, double per_second, int burst) = 0;
+    // pg_rproxy_upstreams, _routes and _server_certificates as of now (read again only after a change).
+    virtual std::shared_ptr<const RoutingSnapshot> routing_snapshot() = 0;
+    // Asks pg_rproxy.router's function, in a transaction (the caller keeps answers a while).
+    virtual RouterResult call_router(const std::string& function, const RouteFacts& facts) = 0;
 };
 
 class WorkerHost : public StatementParser, public ResultCacheStore, public WorkerStatistics, public AuthCatalog {
@@ -94,6 +100,7 @@ public:
     virtual UpstreamConfig upstream_config() = 0;
     virtual CacheConfig cache_config() = 0;
     virtual SecurityConfig security_config() = 0;
+    virtual RoutingConfig routing_config() = 0;
     // Called after the wake eventfd fired: handles PostgreSQL-side interrupts (ProcSignal
     // barriers, config reload) and reports what the loop has to act on.
     virtual WakeEvents take_wake_events() = 0;

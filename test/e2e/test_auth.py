@@ -29,6 +29,8 @@ def expect_refused(user, password, sqlstate, message_part, **startup):
 
 def set_rules(*rules):
     env.gw.sql("DELETE FROM pg_rproxy_auth_rules")
+    if not rules:  # the upstreams the rules named go with them
+        env.gw.sql("DELETE FROM pg_rproxy_upstreams WHERE name LIKE 'auth_e2e_%'")
     for r in rules:
         env.gw.sql("INSERT INTO pg_rproxy_auth_rules (position, connection_type, databases, roles, address, method, upstream) "
                    f"VALUES ({r})")
@@ -44,7 +46,8 @@ def scram_wrong_password_unknown_and_expired_roles_get_28P01_and_no_upstream_con
                "CREATE ROLE expired_analyst LOGIN PASSWORD 'pw' VALID UNTIL '2001-01-01'")
     env.up.sql("CREATE ROLE auth_probe LOGIN", db="e2e")
     probe = f"host=127.0.0.1 port={env.up.port} user=auth_probe dbname=e2e"
-    set_rules(f"1, 'host', 'all', 'all', NULL, 'scram-sha-256', '{probe}'")
+    env.gw.sql(f"INSERT INTO pg_rproxy_upstreams (name, conninfo) VALUES ('auth_e2e_probe', '{probe}')")
+    set_rules("1, 'host', 'all', 'all', NULL, 'scram-sha-256', 'auth_e2e_probe'")
     try:
         before = events()
         started = time.time()
@@ -149,7 +152,8 @@ def what_is_learned_about_one_upstream_is_never_applied_to_another():
     env.up.sql("CREATE FUNCTION public.probe_fn() RETURNS integer LANGUAGE sql VOLATILE AS 'SELECT 2'", db="e2e_other")
     env.gw.sql("SET password_encryption = 'scram-sha-256'; CREATE ROLE routed_other LOGIN PASSWORD 'pw'")
     other = f"host=127.0.0.1 port={env.up.port} user=rproxy_up dbname=e2e_other"
-    set_rules(f"1, 'host', 'all', 'routed_other', NULL, 'scram-sha-256', '{other}'",
+    env.gw.sql(f"INSERT INTO pg_rproxy_upstreams (name, conninfo) VALUES ('auth_e2e_other', '{other}')")
+    set_rules("1, 'host', 'all', 'routed_other', NULL, 'scram-sha-256', 'auth_e2e_other'",
               "2, 'host', 'all', 'all', NULL, 'scram-sha-256', NULL")
     try:
         for _ in range(3):  # learnt on the first upstream, remembered per worker

@@ -61,3 +61,48 @@ TEST(ConnectPlan, NamesAreResolvedOffTheLoop) {
     plan = plan_connection(cfg);
     EXPECT_NE(resolve_hosts(plan).find("could not translate host name"), std::string::npos);
 }
+
+TEST(SplitServers, AHostListIsOneServerPerHostWithItsPort) {
+    std::string error;
+    auto pairs = parse_conninfo("host=a,b,c port=5432,5433,5434 dbname=db target_session_attrs=standby", &error);
+    ASSERT_TRUE(pairs) << error;
+    auto servers = split_servers(*pairs, &error);
+    ASSERT_EQ(servers.size(), 3u);
+    EXPECT_EQ(servers[1].host, "b");
+    EXPECT_EQ(servers[1].port, "5433");
+    EXPECT_EQ(*conninfo_value(servers[1].conninfo, "host"), "b");
+    EXPECT_EQ(*conninfo_value(servers[1].conninfo, "port"), "5433");
+    EXPECT_EQ(*conninfo_value(servers[1].conninfo, "target_session_attrs"), "standby");  // libpq checks each server
+    EXPECT_EQ(*conninfo_value(servers[2].conninfo, "dbname"), "db");
+}
+
+TEST(SplitServers, OnePortServesEveryHostAndURIsSplitToo) {
+    std::string error;
+    auto servers = split_servers(*parse_conninfo("postgresql://u@h1,h2:6000/db", &error), &error);
+    ASSERT_EQ(servers.size(), 2u);
+    EXPECT_EQ(servers[0].host, "h1");
+    EXPECT_EQ(servers[1].port, "6000");
+    EXPECT_EQ(*conninfo_value(servers[0].conninfo, "user"), "u");
+    auto one = split_servers(*parse_conninfo("dbname=x", &error), &error);
+    ASSERT_EQ(one.size(), 1u);
+    EXPECT_EQ(one[0].host, "localhost");
+    EXPECT_EQ(one[0].port, "5432");
+}
+
+TEST(SplitServers, MismatchedListsAreProblems) {
+    EXPECT_EQ(conninfo_problem("host=a,b,c port=1,2"), "could not match 2 port numbers to 3 hosts");
+    EXPECT_EQ(conninfo_problem("host=a,b hostaddr=1.1.1.1,2.2.2.2,3.3.3.3"),
+              "could not match 2 host names to 3 hostaddr values");
+    EXPECT_EQ(conninfo_problem("host=a bogus=1"), "invalid connection option \"bogus\"");
+    EXPECT_NE(conninfo_problem("host=a replication=true"), "");
+    EXPECT_EQ(conninfo_problem("host=a,b port=5432"), "");
+}
+
+TEST(FormatConninfo, QuotesSoThatLibpqReadsTheSameValuesBack) {
+    ConninfoPairs p{{"host", "h"}, {"password", "it's a \\ secret"}, {"options", "-c a=b"}};
+    std::string error;
+    auto back = parse_conninfo(format_conninfo(p), &error);
+    ASSERT_TRUE(back) << error;
+    EXPECT_EQ(*conninfo_value(*back, "password"), "it's a \\ secret");
+    EXPECT_EQ(*conninfo_value(*back, "options"), "-c a=b");
+}
