@@ -98,3 +98,18 @@ REVOKE ALL ON FUNCTION pg_rproxy_session_list() FROM PUBLIC;
 REVOKE ALL ON pg_rproxy_sessions FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pg_rproxy_session_list() TO pg_read_all_stats;
 GRANT SELECT ON pg_rproxy_sessions TO pg_read_all_stats;
+
+-- Every server of every upstream a worker used: its health as the last check found it, and the
+-- workers' connections and clients on it.
+CREATE FUNCTION pg_rproxy_server_list(
+    OUT upstream text, OUT host text, OUT port integer, OUT role text, OUT healthy boolean,
+    OUT last_check timestamptz, OUT last_error text, OUT replay_lag interval,
+    OUT busy integer, OUT idle integer, OUT clients integer)
+    RETURNS SETOF record AS 'MODULE_PATHNAME', 'pg_rproxy_server_list' LANGUAGE C STRICT;
+CREATE VIEW pg_rproxy_servers AS SELECT * FROM pg_rproxy_server_list();
+COMMENT ON VIEW pg_rproxy_servers IS
+    'pg_rproxy upstream servers (upstream NULL: pg_rproxy.upstream): role, health, last check and its error, replay lag, connections busy and idle, clients';
+REVOKE ALL ON FUNCTION pg_rproxy_server_list() FROM PUBLIC;
+REVOKE ALL ON pg_rproxy_servers FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_rproxy_server_list() TO pg_read_all_stats;
+GRANT SELECT ON pg_rproxy_servers TO pg_read_all_stats;

@@ -3,6 +3,7 @@
 #include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
+#include "pg/server_table.hpp"
 #include "pg/session_table.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/server_headers.hpp"
@@ -25,6 +26,7 @@ void request_shmem() {
     rproxy::pg::request_connection_limits_shmem();
     rproxy::pg::request_session_table_shmem();
     rproxy::pg::request_auth_generation_shmem();
+    rproxy::pg::request_server_table_shmem();
 }
 
 void startup_shmem() {
@@ -34,6 +36,7 @@ void startup_shmem() {
     rproxy::pg::init_connection_limits_shmem();
     rproxy::pg::init_session_table_shmem();
     rproxy::pg::init_auth_generation_shmem();
+    rproxy::pg::init_server_table_shmem();
 }
 
 void register_workers() {

@@ -1,7 +1,10 @@
-// SQL-callable functions of routing: the conninfo check behind pg_rproxy_upstreams.
+// SQL-callable functions of routing: the conninfo check behind pg_rproxy_upstreams and the
+// pg_rproxy_servers view.
 #include <string>
+#include <vector>
 
 #include "proxy/connect_spec.hpp"
+#include "pg/server_table.hpp"
 #include "pg/pg_guard.hpp"
 
 extern "C" {
@@ -22,5 +25,46 @@ extern "C" Datum pg_rproxy_conninfo_problem(PG_FUNCTION_ARGS) {
         Datum out = Datum(0);
         rproxy::pg::pg_call([&] { out = PointerGetDatum(cstring_to_text(problem.c_str())); });
         return out;
+    });
+}
+
+extern "C" {
+PG_FUNCTION_INFO_V1(pg_rproxy_server_list);
+}
+
+// The pg_rproxy_servers view.
+extern "C" Datum pg_rproxy_server_list(PG_FUNCTION_ARGS) {
+    return rproxy::pg::invoke_cpp([&]() -> Datum {
+        std::vector<rproxy::pg::ServerRow> rows;
+        rproxy::pg::server_table_scan([&](const rproxy::pg::ServerRow& r) { rows.push_back(r); });
+        rproxy::pg::pg_call([&] {
+            InitMaterializedSRF(fcinfo, 0);
+            ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+            for (const auto& r : rows) {
+                Datum values[11];
+                bool nulls[11] = {};
+                nulls[0] = r.upstream.empty();
+                values[0] = nulls[0] ? Datum(0) : CStringGetTextDatum(r.upstream.c_str());
+                values[1] = CStringGetTextDatum(r.host.c_str());
+                values[2] = Int32GetDatum(atoi(r.port.c_str()));
+                values[3] = CStringGetTextDatum(rproxy::server_role_name(r.check.role));
+                values[4] = BoolGetDatum(r.check.healthy);
+                nulls[5] = !r.checked;
+                values[5] = TimestampTzGetDatum(r.last_check);
+                nulls[6] = r.check.error.empty();
+                values[6] = nulls[6] ? Datum(0) : CStringGetTextDatum(r.check.error.c_str());
+                nulls[7] = r.check.replay_lag_ms < 0;
+                if (!nulls[7]) {
+                    Interval* lag = static_cast<Interval*>(palloc0(sizeof(Interval)));
+                    lag->time = r.check.replay_lag_ms * 1000;
+                    values[7] = IntervalPGetDatum(lag);
+                }
+                values[8] = Int32GetDatum(static_cast<int32>(r.busy));
+                values[9] = Int32GetDatum(static_cast<int32>(r.idle));
+                values[10] = Int32GetDatum(static_cast<int32>(r.clients));
+                tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+            }
+        });
+        return Datum(0);
     });
 }

@@ -18,6 +18,7 @@
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
 #include "pg/routing_catalog.hpp"
+#include "pg/server_table.hpp"
 #include "pg/session_table.hpp"
 #include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
@@ -148,6 +149,17 @@ public:
         return rproxy::pg::call_router(function, facts);
     }
     RoutingConfig routing_config() override { return rproxy::pg::routing_config(); }
+    int server_slot(const std::string& upstream, const std::string& host, const std::string& port) override {
+        return server_table_slot(upstream, host, port);
+    }
+    ServerState server_state(int slot) override { return server_table_state(slot); }
+    bool claim_server_check(int slot, std::chrono::milliseconds interval) override {
+        return server_table_claim_check(slot, interval);
+    }
+    void report_server_check(int slot, const ServerCheck& check) override { server_table_report(slot, check); }
+    void publish_server_counts(const std::vector<ServerCounts>& counts) override {
+        server_table_publish(slot_, counts);
+    }
     void count_event(ConnEvent e) override { count_conn_event(e); }
     bool claim_client(int max_total) override { return rproxy::pg::claim_client(slot_, max_total); }
     void release_client() override { rproxy::pg::release_client(slot_); }

@@ -15,7 +15,19 @@ namespace asio = boost::asio;
 namespace rproxy {
 
 StatementPipeline::StatementPipeline(Worker& worker, ClientIo& io)
-    : worker_(worker), io_(io), out_(io.output()), upstream_(worker.default_upstream()) {}
+    : worker_(worker), io_(io), out_(io.output()), upstream_(worker.default_upstream()) {
+    upstream_->add_client(1);
+}
+
+StatementPipeline::~StatementPipeline() {
+    if (upstream_) upstream_->add_client(-1);
+}
+
+void StatementPipeline::set_upstream(UpstreamPtr upstream) {
+    upstream_->add_client(-1);
+    upstream_ = std::move(upstream);
+    upstream_->add_client(1);
+}
 
 asio::awaitable<std::optional<ErrorFields>> StatementPipeline::start(const protocol::StartupPacket& packet) {
     for (const auto& [name, value] : packet.params) {

@@ -1,5 +1,6 @@
 #include "proxy/route_resolver.hpp"
 
+#include "proxy/cache_key.hpp"
 #include "proxy/connect_spec.hpp"
 
 namespace rproxy {
@@ -57,7 +58,8 @@ RouteDecision RouteResolver::ask_router(const RoutingSnapshot& snap, const Route
             std::string problem = conninfo_problem(*answer);
             if (problem.empty()) {
                 UpstreamDefinition def;
-                def.name = *answer;  // unnamed: known by its conninfo
+                // Shown in the views: where it goes, never its password.
+                def.name = "router: " + upstream_identity(*answer);
                 def.conninfo = *answer;
                 UpstreamPtr u = upstreams_.find(def, facts.database, facts.role, auth.mapping);
                 if (!u) return {nullptr, ErrorFields::make("FATAL", "53300", "too many distinct upstreams in this worker")};

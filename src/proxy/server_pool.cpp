@@ -145,6 +145,26 @@ void ServerPool::start_connects() {
 
 asio::awaitable<void> ServerPool::connect_one(uint64_t generation, UpstreamConfig cfg) {
     std::weak_ptr<bool> alive = alive_;
+    auto [conn, error] = co_await open_connection(ex_, helper_, cfg, generation);
+    if (alive.expired()) co_return;
+    --connecting_;
+    if (!error.empty()) {
+        fail_first_waiter(ErrorFields::make("ERROR", "08001", "could not connect to the upstream server: " + error));
+        start_connects();
+        on_change_();
+        co_return;
+    }
+    conn->set_pool_id(id_);
+    if (generation != generation_) {
+        drop(conn);
+        start_connects();
+        co_return;
+    }
+    hand_over(std::move(conn));
+}
+
+asio::awaitable<std::pair<ConnectionPtr, std::string>> open_connection(asio::any_io_executor ex, BlockingHelper& helper,
+                                                                       UpstreamConfig cfg, uint64_t generation) {
     ConnectPlan plan = plan_connection(cfg);
     std::string error = plan.error;
     if (error.empty() && !plan.hosts_to_resolve.empty()) {
@@ -156,9 +176,9 @@ asio::awaitable<void> ServerPool::connect_one(uint64_t generation, UpstreamConfi
             std::string error;
             ConnectPlan plan;
         };
-        auto lookup = std::make_shared<Lookup>(ex_);
+        auto lookup = std::make_shared<Lookup>(ex);
         lookup->plan = plan;
-        helper_.submit([lookup, ex = ex_] {
+        helper.submit([lookup, ex] {
             std::string e = resolve_hosts(lookup->plan);
             asio::post(ex, [lookup, e] {
                 lookup->error = e;
@@ -168,27 +188,13 @@ asio::awaitable<void> ServerPool::connect_one(uint64_t generation, UpstreamConfi
         });
         boost::system::error_code ec;
         while (!lookup->finished) co_await lookup->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        if (alive.expired()) co_return;
         error = lookup->error;
         plan.spec = lookup->plan.spec;
     }
-    auto conn = std::make_shared<ServerConnection>(ex_, generation);
-    conn->set_pool_id(id_);
+    auto conn = std::make_shared<ServerConnection>(ex, generation);
     if (error.empty()) error = co_await conn->connect(plan.spec);
-    if (alive.expired()) co_return;
-    --connecting_;
-    if (!error.empty()) {
-        fail_first_waiter(ErrorFields::make("ERROR", "08001", "could not connect to the upstream server: " + error));
-        start_connects();
-        on_change_();
-        co_return;
-    }
-    if (generation != generation_) {
-        drop(conn);
-        start_connects();
-        co_return;
-    }
-    hand_over(std::move(conn));
+    if (!error.empty()) conn.reset();
+    co_return std::make_pair(conn, error);
 }
 
 }  // namespace rproxy

@@ -9,6 +9,7 @@
 #include <utility>
 #include <boost/asio.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -36,6 +37,12 @@ public:
 
 using ConnectionPtr = std::shared_ptr<ServerConnection>;
 
+// A new connection as cfg describes it, host names resolved on the helper thread: the connection,
+// or null and why not. (The pools' connections and the health checks' are made so.)
+boost::asio::awaitable<std::pair<ConnectionPtr, std::string>> open_connection(boost::asio::any_io_executor ex,
+                                                                              BlockingHelper& helper, UpstreamConfig cfg,
+                                                                              uint64_t generation);
+
 class ServerPool {
 public:
     ServerPool(boost::asio::any_io_executor ex, BlockingHelper& helper, std::function<void()> on_change);
@@ -52,6 +59,8 @@ public:
     uint64_t id() const { return id_; }
 
     std::size_t busy() const { return busy_; }
+    // Another connection may be opened now (pool_size not reached).
+    bool can_grow() const { return idle_.size() + busy_ + connecting_ < std::size_t(std::max(cfg_.pool_size, 1)); }
     std::size_t idle() const { return idle_.size(); }
 
 private:

@@ -88,7 +88,8 @@ void StatementPipeline::keep_or_release(ConnectionPtr conn, bool session_state) 
     if (!conn) return;
     session_dirty_ = session_dirty_ || session_state;
     bool alive = !conn->broken();
-    if (alive && (session_dirty_ || conn->transaction_status() != 'I')) {
+    // Session pooling: the client keeps its first connection until it leaves.
+    if (alive && (session_dirty_ || conn->transaction_status() != 'I' || upstream_->pool_mode() == PoolMode::Session)) {
         pinned_ = std::move(conn);
         return;
     }

@@ -164,6 +164,12 @@ asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const Conne
                 }
                 break;
             case 'E':
+                if (conn->broken() && !flushed_since_start_ && conn != pinned_) {
+                    // A FATAL goodbye (the server shutting down, the backend terminated) before the
+                    // client saw anything, on a connection it does not hold: lost, and may be retried.
+                    outcome = Outcome::Lost;
+                    break;
+                }
                 relay_message(type, m->body, f.fill.get());
                 batch_failed_ = true;
                 if (f.kind == Kind::Query || f.kind == Kind::FunctionCall) break;
@@ -227,6 +233,7 @@ asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const Conne
             outcome = Outcome::Lost;
             break;
         }
+        if (outcome == Outcome::Lost) break;
         if (outcome == Outcome::Ready) {
             if (until_ready) break;
             outcome = Outcome::Drained;

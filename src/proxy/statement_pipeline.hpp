@@ -41,6 +41,7 @@ class Worker;
 class StatementPipeline {
 public:
     StatementPipeline(Worker& worker, ClientIo& io);
+    ~StatementPipeline();
 
     // Startup: the client's settings from its startup packet; the upstream is asked what it
     // reports for them (once per distinct set). Then the ParameterStatus messages to send.
@@ -57,7 +58,7 @@ public:
 
     // The upstream this client's statements go to, chosen at login (routing); it stays the
     // client's while it is connected, whatever changes in the tables.
-    void set_upstream(UpstreamPtr upstream) { upstream_ = std::move(upstream); }
+    void set_upstream(UpstreamPtr upstream);
     Upstream& upstream() { return *upstream_; }
     const UpstreamPtr& upstream_ptr() const { return upstream_; }
     char transaction_status() const { return tx_status_; }

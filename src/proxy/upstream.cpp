@@ -33,7 +33,15 @@ void Upstream::configure(const UpstreamConfig& cfg, Balance balance) {
     }
     cfg_ = cfg;
     std::vector<ServerTarget> targets;
-    if (auto pairs = parse_conninfo(cfg.conninfo, nullptr)) targets = split_servers(*pairs, nullptr);
+    wants_ = Wants::Any;
+    if (auto pairs = parse_conninfo(cfg.conninfo, nullptr)) {
+        targets = split_servers(*pairs, nullptr);
+        if (const std::string* t = conninfo_value(*pairs, "target_session_attrs")) {
+            if (*t == "primary" || *t == "read-write") wants_ = Wants::Primary;
+            else if (*t == "standby" || *t == "read-only") wants_ = Wants::Standby;
+            else if (*t == "prefer-standby") wants_ = Wants::PreferStandby;
+        }
+    }
     if (targets.size() <= 1) {
         // One server: its conninfo as written (a bad one is reported when a client connects).
         Server one{targets.empty() ? "" : targets[0].host, targets.empty() ? "" : targets[0].port, nullptr};
@@ -45,6 +53,7 @@ void Upstream::configure(const UpstreamConfig& cfg, Balance balance) {
         servers_.clear();
         one.pool = std::make_shared<ServerPool>(ex_, helper_, on_change_);
         one.pool->configure(cfg);
+        if (health_) one.slot = health_->server_slot(name_, one.host, one.port);
         servers_.push_back(std::move(one));
         return;
     }
@@ -55,7 +64,8 @@ void Upstream::configure(const UpstreamConfig& cfg, Balance balance) {
         for (auto& s : servers_) s.pool->close_idle();
         servers_.clear();
         for (auto& t : targets)
-            servers_.push_back(Server{t.host, t.port, std::make_shared<ServerPool>(ex_, helper_, on_change_)});
+            servers_.push_back(Server{t.host, t.port, std::make_shared<ServerPool>(ex_, helper_, on_change_),
+                                      health_ ? health_->server_slot(name_, t.host, t.port) : -1});
     }
     for (std::size_t i = 0; i < targets.size(); ++i) {
         UpstreamConfig one = cfg;
@@ -64,54 +74,77 @@ void Upstream::configure(const UpstreamConfig& cfg, Balance balance) {
     }
 }
 
+bool Upstream::usable(const Server& s) const {
+    if (!health_) return true;
+    ServerState st = health_->state(s.slot);
+    if (!st.healthy) return false;
+    switch (wants_) {
+        case Wants::Primary: return st.role != ServerRole::Standby;
+        case Wants::Standby: return st.role != ServerRole::Primary;
+        default: return true;
+    }
+}
+
 int Upstream::pick(int skip) {
     int n = static_cast<int>(servers_.size());
-    std::vector<int> candidates;
-    for (int i = 0; i < n; ++i)
-        if (i != skip && usable(servers_[std::size_t(i)])) candidates.push_back(i);
-    if (candidates.empty()) {
-        if (skip >= 0) return -1;  // a retry goes to a usable server only
+    // Asked per statement: no allocation. A candidate is usable and not skip; with
+    // prefer-standby, a known standby if there is one.
+    auto candidate = [&](int i, bool standby_only) {
+        if (i == skip || !usable(servers_[std::size_t(i)])) return false;
+        return !standby_only || health_->state(servers_[std::size_t(i)].slot).role == ServerRole::Standby;
+    };
+    bool standby_only = false;
+    if (wants_ == Wants::PreferStandby && health_)
+        for (int i = 0; i < n && !standby_only; ++i) standby_only = candidate(i, true);
+    bool any = false;
+    for (int i = 0; i < n && !any; ++i) any = candidate(i, standby_only);
+    if (!any) {
+        if (skip >= 0 || n == 0) return -1;  // a retry goes to a usable server only
         // None is known to work: try them all rather than refuse on what may be an old check.
-        for (int i = 0; i < n; ++i) candidates.push_back(i);
+        skip = -1;
     }
-    if (candidates.empty()) return -1;
+    auto ok = [&](int i) { return !any ? i != skip : candidate(i, standby_only); };
     switch (balance_) {
         case Balance::First:
-            return candidates.front();
+            for (int i = 0; i < n; ++i)
+                if (ok(i)) return i;
+            return -1;
         case Balance::LeastConnections: {
-            int best = candidates.front();
-            for (int i : candidates)
-                if (servers_[std::size_t(i)].pool->busy() < servers_[std::size_t(best)].pool->busy()) best = i;
+            int best = -1;
+            for (int i = 0; i < n; ++i)
+                if (ok(i) && (best < 0 || servers_[std::size_t(i)].pool->busy() < servers_[std::size_t(best)].pool->busy()))
+                    best = i;
             return best;
         }
         case Balance::RoundRobin:
             break;
     }
-    int chosen = candidates.front();
-    for (int i : candidates)
-        if (std::size_t(i) >= next_ % std::size_t(n)) {
-            chosen = i;
-            break;
+    for (int k = 0; k < n; ++k) {
+        int i = static_cast<int>((next_ + std::size_t(k)) % std::size_t(n));
+        if (ok(i)) {
+            next_ = std::size_t(i) + 1;
+            return i;
         }
-    next_ = std::size_t(chosen) + 1;
-    return chosen;
+    }
+    return -1;
 }
 
 ConnectionPtr Upstream::try_acquire_now() {
     if (servers_.size() == 1) return servers_[0].pool->try_acquire_now();
-    if (balance_ == Balance::LeastConnections) {
-        int i = pick(-1);
-        return i < 0 ? nullptr : servers_[std::size_t(i)].pool->try_acquire_now();
+    // The server the balance chooses; when it has no idle connection but may open one, acquire()
+    // opens it there, so that statements spread even while one server's idle connections would do.
+    int chosen = pick(-1);
+    if (chosen < 0) return nullptr;
+    Server& s = servers_[std::size_t(chosen)];
+    if (ConnectionPtr c = s.pool->try_acquire_now()) return c;
+    if (s.pool->can_grow()) {
+        if (balance_ == Balance::RoundRobin) next_ = std::size_t(chosen);  // acquire() picks it again
+        return nullptr;
     }
-    // An idle connection on a usable server, starting where the balance says.
-    std::size_t n = servers_.size(), start = balance_ == Balance::First ? 0 : next_ % n;
-    for (std::size_t k = 0; k < n; ++k) {
-        std::size_t i = (start + k) % n;
-        if (!usable(servers_[i])) continue;
-        if (ConnectionPtr c = servers_[i].pool->try_acquire_now()) {
-            if (balance_ == Balance::RoundRobin) next_ = i + 1;
-            return c;
-        }
+    // It is full: an idle connection of another usable server rather than a wait.
+    for (std::size_t i = 0; i < servers_.size(); ++i) {
+        if (int(i) == chosen || !usable(servers_[i])) continue;
+        if (ConnectionPtr c = servers_[i].pool->try_acquire_now()) return c;
     }
     return nullptr;
 }
@@ -123,7 +156,7 @@ asio::awaitable<ConnectionPtr> Upstream::acquire() {
     if (first < 0) throw UpstreamUnavailable(ErrorFields::make("ERROR", "08001", "upstream \"" + name_ + "\" has no servers"));
     // Copies: a reload may replace servers_ while this waits.
     std::shared_ptr<ServerPool> pool = servers_[std::size_t(first)].pool;
-    std::string host = servers_[std::size_t(first)].host, port = servers_[std::size_t(first)].port;
+    int slot = servers_[std::size_t(first)].slot;
     std::optional<ErrorFields> failure;
     try {
         ConnectionPtr conn = co_await pool->acquire();
@@ -133,7 +166,10 @@ asio::awaitable<ConnectionPtr> Upstream::acquire() {
         if (servers_.size() < 2 || !state || *state != "08001") throw;
         failure = e.fields;
     }
-    if (health_) health_->connect_failed(host, port, failure->find('M') ? *failure->find('M') : "");
+    std::string why = failure->find('M') ? *failure->find('M') : "";
+    // A server of the wrong kind for target_session_attrs is not unwell.
+    bool wrong_kind = why.find("hot standby mode") != std::string::npos || why.find("session is") != std::string::npos;
+    if (health_ && !wrong_kind) health_->connect_failed(slot, why);
     int second = -1;
     for (std::size_t i = 0; i < servers_.size(); ++i)
         if (servers_[i].pool == pool) second = pick(static_cast<int>(i));

@@ -17,20 +17,23 @@
 #include <vector>
 
 #include "core/config.hpp"
+#include "core/server_state.hpp"
 #include "core/upstream_definition.hpp"
 #include "proxy/server_pool.hpp"
 #include "proxy/upstream_functions.hpp"
 
 namespace rproxy {
 
-// What the workers share about a server's health (the health checks), read per acquire.
+// What the workers share about the servers' health (proxy/health_checker), asked per new
+// connection of an upstream with several servers.
 class ServerHealth {
 public:
     virtual ~ServerHealth() = default;
-    // false: the last check failed; the server gets no new work until one passes.
-    virtual bool usable(const std::string& host, const std::string& port) = 0;
-    // A connection attempt failed: the server is taken out until a check passes.
-    virtual void connect_failed(const std::string& host, const std::string& port, const std::string& why) = 0;
+    // The server's place in the shared table (-1: none, it then always counts as healthy).
+    virtual int server_slot(const std::string& upstream, const std::string& host, const std::string& port) = 0;
+    virtual ServerState state(int slot) = 0;
+    // A connection attempt failed: the server gets no new work until a check passes.
+    virtual void connect_failed(int slot, const std::string& why) = 0;
 };
 
 class Upstream {
@@ -58,6 +61,8 @@ public:
     const std::string& identity() const { return identity_; }
     const std::string& role() const { return role_; }
     const std::string& name() const { return name_; }
+    PoolMode pool_mode() const { return pool_mode_; }
+    void set_pool_mode(PoolMode m) { pool_mode_ = m; }
     // Unique in the process, never reused: what was learned about this upstream is keyed by it.
     uint64_t id() const { return id_; }
     const UpstreamConfig& config() const { return cfg_; }
@@ -71,16 +76,25 @@ public:
     std::size_t busy() const;
     std::size_t idle() const;
     std::size_t server_count() const { return servers_.size(); }
+    // Each server's health slot and this worker's connections on it.
+    template <typename F>
+    void for_each_server(F&& f) const {
+        for (const auto& s : servers_) f(s.slot, *s.pool);
+    }
+    // Clients whose statements go here (StatementPipeline counts them).
+    std::size_t clients() const { return clients_; }
+    void add_client(int delta) { clients_ = std::size_t(std::ptrdiff_t(clients_) + delta); }
     std::string servers_text() const;  // host:port of each server, comma separated
 
 private:
     struct Server {
         std::string host, port;
         std::shared_ptr<ServerPool> pool;
+        int slot = -1;
     };
     // The server the next new connection goes to, among the usable ones other than skip; -1: none.
     int pick(int skip);
-    bool usable(const Server& s) const { return !health_ || health_->usable(s.host, s.port); }
+    bool usable(const Server& s) const;
     Server* owner(const ServerConnection& conn);
 
     boost::asio::any_io_executor ex_;
@@ -91,10 +105,14 @@ private:
     uint64_t id_;
     UpstreamConfig cfg_;
     Balance balance_ = Balance::RoundRobin;
+    PoolMode pool_mode_ = PoolMode::Transaction;
     std::string identity_;
     std::string role_;
     std::vector<Server> servers_;
     std::size_t next_ = 0;  // round robin
+    std::size_t clients_ = 0;
+    // target_session_attrs: which role the servers must have; libpq checks it again per connection.
+    enum class Wants { Any, Primary, Standby, PreferStandby } wants_ = Wants::Any;
     std::map<std::map<std::string, std::string>, std::shared_ptr<const ReportedParameters>> reported_;
     mutable std::unordered_map<uint64_t, const ReportedParameters*> reported_by_version_;  // SessionSettings::version
     UpstreamFunctions functions_;

@@ -51,6 +51,7 @@ UpstreamPtr UpstreamRegistry::make(const std::string& key, const UpstreamDefinit
     }
     Entry e{def, config_for(def, conninfo), std::make_shared<Upstream>(ex_, helper_, on_change_, health_, def.name)};
     e.upstream->configure(e.cfg, def.balance);
+    e.upstream->set_pool_mode(def.pool_mode);
     UpstreamPtr u = e.upstream;
     entries_.emplace(key, std::move(e));
     on_change_();

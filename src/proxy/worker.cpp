@@ -14,7 +14,7 @@ Worker::Worker(WorkerHost& host, ListenConfig listen, SessionLimits limits, int 
     : host_(host),
       listen_(std::move(listen)),
       limits_(limits),
-      upstreams_(io_.get_executor(), helper_, [this] { publish(); }, nullptr),
+      upstreams_(io_.get_executor(), helper_, [this] { publish(); }, &health_),
       wake_(io_),
       postmaster_(io_),
       grace_(io_),
@@ -91,8 +91,24 @@ void Worker::load_security() {
     std::string error;
     TlsContextPtr ctx = make_tls_context(security_, error);
     // A broken reload keeps the TLS setup that worked, as PostgreSQL does.
-    if (ctx) tls_context_ = std::move(ctx);
-    else host_.log(LogLevel::Warning, "pg_rproxy: TLS not (re)configured: " + error);
+    if (ctx) {
+        tls_context_ = std::move(ctx);
+        sni_certificates_.attach(tls_context_);
+        sni_snapshot_.reset();  // per-name contexts follow the new settings at the next handshake
+    } else {
+        host_.log(LogLevel::Warning, "pg_rproxy: TLS not (re)configured: " + error);
+    }
+}
+
+TlsContextPtr Worker::tls_context() {
+    if (!tls_context_) return nullptr;
+    std::shared_ptr<const RoutingSnapshot> snap = host_.routing_snapshot();
+    if (snap != sni_snapshot_) {
+        sni_snapshot_ = snap;
+        for (const auto& problem : sni_certificates_.update(snap->certificates, security_))
+            host_.log(LogLevel::Warning, "pg_rproxy: " + problem + "; that name gets the default certificate");
+    }
+    return tls_context_;
 }
 
 void Worker::publish() {
@@ -111,7 +127,9 @@ Worker::Exit Worker::run() {
     if (acceptors_.empty()) throw std::runtime_error("pg_rproxy.listen_addresses names no address to listen on");
     host_.log(LogLevel::Log, "pg_rproxy listening on " + listen_.listen_addresses + " port " + ports);
     routes_.configure(host_.routing_config());
+    health_.configure(routes_.config());
     upstreams_.configure(host_.upstream_config());
+    health_.start(upstreams_);
     load_security();
     firewall_ = host_.firewall_config();
     cache_config_ = host_.cache_config();
@@ -207,6 +225,7 @@ void Worker::on_wake() {
         ++reloads_;
         upstreams_.configure(host_.upstream_config());
         routes_.configure(host_.routing_config());
+        health_.configure(routes_.config());
         load_security();
         firewall_ = host_.firewall_config();
         cache_config_ = host_.cache_config();
@@ -223,6 +242,7 @@ void Worker::begin_shutdown() {
     shutting_down_ = true;
     boost::system::error_code ignored;
     for (auto& acc : acceptors_) acc.close(ignored);
+    health_.stop();
     upstreams_.close_idle();
     if (sessions_.empty()) {
         io_.stop();

@@ -20,11 +20,13 @@
 #include "core/firewall_policy.hpp"
 #include "proxy/blocking_helper.hpp"
 #include "proxy/statement_memo.hpp"
+#include "proxy/sni_certificates.hpp"
 #include "proxy/tls_context.hpp"
 #include "proxy/statement_description.hpp"
 #include "proxy/block_slab.hpp"
 #include "proxy/parked_clients.hpp"
 #include "proxy/session_settings.hpp"
+#include "proxy/health_checker.hpp"
 #include "proxy/route_resolver.hpp"
 #include "proxy/upstream_registry.hpp"
 #include "proxy/worker_host.hpp"
@@ -56,7 +58,8 @@ public:
     RouteResolver& routes() { return routes_; }
     const SecurityConfig& security() const { return security_; }
     // nullptr when pg_rproxy.ssl is off or its files could not be loaded.
-    TlsContextPtr tls_context() const { return tls_context_; }
+    // Current with pg_rproxy_server_certificates too.
+    TlsContextPtr tls_context();
     BlockingHelper& helper() { return helper_; }
     const SessionLimits& limits() const { return limits_; }
     const FirewallConfig& firewall() const { return firewall_; }
@@ -108,10 +111,13 @@ private:
     BlockSlab session_slab_;  // before io_: outlives the handlers that io_ destroys, which may hold sessions
     boost::asio::io_context io_{static_cast<int>(BOOST_ASIO_CONCURRENCY_HINT_ID | BOOST_ASIO_CONCURRENCY_HINT_LOCKING_SCHEDULER)};
     BlockingHelper helper_;  // after io_: destroyed (joined) first
+    HealthChecker health_{io_.get_executor(), helper_, host_};
     UpstreamRegistry upstreams_;
     RouteResolver routes_{host_, upstreams_};
     SecurityConfig security_;
     TlsContextPtr tls_context_;
+    SniCertificates sni_certificates_;
+    std::shared_ptr<const RoutingSnapshot> sni_snapshot_;  // what sni_certificates_ was updated from
     void load_security();
     std::vector<boost::asio::ip::tcp::acceptor> acceptors_;
     boost::asio::posix::stream_descriptor wake_;

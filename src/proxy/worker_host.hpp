@@ -4,6 +4,7 @@
 #pragma once
 #include "core/pure_layer.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
 #include "core/routing.hpp"
+#include "core/server_state.hpp"
 #include "core/session_info.hpp"
 #include "core/statement_facts.hpp"
 #include "core/verdict.hpp"
@@ -93,7 +95,22 @@ public:
     virtual RouterResult call_router(const std::string& function, const RouteFacts& facts) = 0;
 };
 
-class WorkerHost : public StatementParser, public ResultCacheStore, public WorkerStatistics, public AuthCatalog {
+// The upstream servers' shared health and the pg_rproxy_servers view (pg/server_table).
+class ServerDirectory {
+public:
+    virtual ~ServerDirectory() = default;
+    // The slot of a server of an upstream, registered on first use; -1 when none is left.
+    virtual int server_slot(const std::string& upstream, const std::string& host, const std::string& port) = 0;
+    virtual ServerState server_state(int slot) = 0;
+    // true: this worker runs the check that is due now; no other does until the interval passed.
+    virtual bool claim_server_check(int slot, std::chrono::milliseconds interval) = 0;
+    virtual void report_server_check(int slot, const ServerCheck& check) = 0;
+    // This worker's connections and clients per server slot (all of them: the others are zeroed).
+    virtual void publish_server_counts(const std::vector<ServerCounts>& counts) = 0;
+};
+
+class WorkerHost : public StatementParser, public ResultCacheStore, public WorkerStatistics, public AuthCatalog,
+                   public ServerDirectory {
 public:
     // Settings, read again after every reload.
     virtual FirewallConfig firewall_config() = 0;

@@ -2,7 +2,7 @@
 -- upgrade from 0.6.0 made of authentication rules that held a conninfo.
 \ir preamble.psql
 BEGIN;
-SELECT plan(44);
+SELECT plan(47);
 
 SELECT has_table('pg_rproxy_upstreams', 'pg_rproxy_upstreams exists');
 SELECT columns_are('pg_rproxy_upstreams', ARRAY['name', 'conninfo', 'access', 'balance', 'pool_mode', 'pool_size'],
@@ -91,5 +91,12 @@ SELECT has_trigger('pg_rproxy_server_certificates', 'pg_rproxy_server_certificat
                    'certificate changes reach the workers');
 SELECT ok(NOT has_table_privilege('public', 'pg_rproxy_upstreams', 'SELECT'),
           'conninfos (and their passwords) are not readable by PUBLIC');
+SELECT has_view('pg_rproxy_servers', 'the pg_rproxy_servers view exists');
+SELECT columns_are('pg_rproxy_servers',
+    ARRAY['upstream', 'host', 'port', 'role', 'healthy', 'last_check', 'last_error', 'replay_lag', 'busy', 'idle',
+          'clients'], 'pg_rproxy_servers has the documented columns');
+SELECT ok(has_table_privilege('pg_read_all_stats', 'pg_rproxy_servers', 'SELECT')
+          AND NOT has_table_privilege('public', 'pg_rproxy_servers', 'SELECT'),
+          'monitoring roles read the servers, PUBLIC does not');
 SELECT * FROM finish();
 ROLLBACK;

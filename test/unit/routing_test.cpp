@@ -93,3 +93,16 @@ TEST(PortList, CommaSeparatedPortsOnce) {
     EXPECT_TRUE(parse_port_list("").empty());
     EXPECT_TRUE(parse_port_list("-1").empty());
 }
+
+#include "proxy/health_checker.hpp"
+
+TEST(HealthCheck, RecoveryTellsTheRoleAndLagIsKept) {
+    ServerCheck primary = HealthChecker::interpret(std::string("f"), std::nullopt);
+    EXPECT_TRUE(primary.healthy);
+    EXPECT_EQ(primary.role, ServerRole::Primary);
+    EXPECT_EQ(primary.replay_lag_ms, -1);
+    ServerCheck standby = HealthChecker::interpret(std::string("t"), std::string("1500"));
+    EXPECT_EQ(standby.role, ServerRole::Standby);
+    EXPECT_EQ(standby.replay_lag_ms, 1500);
+    EXPECT_FALSE(HealthChecker::interpret(std::nullopt, std::nullopt).healthy);
+}

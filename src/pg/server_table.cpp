@@ -1,0 +1,198 @@
+#include "pg/server_table.hpp"
+
+#include <cstring>
+
+#include "pg/gucs.hpp"
+#include "pg/server_headers.hpp"
+
+extern "C" {
+#include "storage/spin.h"
+}
+
+namespace rproxy::pg {
+
+namespace {
+
+constexpr int kMaxServers = 256;
+
+struct Slot {
+    slock_t lock;  // the texts and the check result
+    bool in_use;
+    char upstream[NAMEDATALEN];
+    char host[256];
+    char port[16];
+    pg_atomic_uint32 healthy;  // read without the lock on every acquire
+    pg_atomic_uint32 role;
+    pg_atomic_uint64 next_check;  // TimestampTz: whoever moves it forward checks
+    bool checked;
+    TimestampTz last_check;
+    char last_error[256];
+    int64 replay_lag_ms;
+};
+
+struct Counts {
+    pg_atomic_uint32 busy, idle, clients;
+};
+
+struct TableShmem {
+    slock_t lock;  // slot registration
+    int nworkers;
+    Slot slots[kMaxServers];
+    Counts counts[FLEXIBLE_ARRAY_MEMBER];  // nworkers * kMaxServers
+};
+
+TableShmem* shm = nullptr;
+
+Size table_size() {
+    return add_size(offsetof(TableShmem, counts), mul_size(sizeof(Counts), mul_size(Max(guc_workers(), 1), kMaxServers)));
+}
+
+void copy_text(char* dst, std::size_t size, const std::string& s) { strlcpy(dst, s.c_str(), size); }
+
+Slot* slot_at(int i) { return shm && i >= 0 && i < kMaxServers && shm->slots[i].in_use ? &shm->slots[i] : nullptr; }
+
+}  // namespace
+
+void request_server_table_shmem() { RequestAddinShmemSpace(table_size()); }
+
+void init_server_table_shmem() {
+    bool found = false;
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    shm = static_cast<TableShmem*>(ShmemInitStruct("pg_rproxy servers", table_size(), &found));
+    if (!found) {
+        memset(static_cast<void*>(shm), 0, table_size());
+        SpinLockInit(&shm->lock);
+        shm->nworkers = Max(guc_workers(), 1);
+        for (auto& s : shm->slots) {
+            SpinLockInit(&s.lock);
+            pg_atomic_init_u32(&s.healthy, 1);
+            pg_atomic_init_u32(&s.role, 0);
+            pg_atomic_init_u64(&s.next_check, 0);
+        }
+        for (int i = 0; i < shm->nworkers * kMaxServers; ++i) {
+            pg_atomic_init_u32(&shm->counts[i].busy, 0);
+            pg_atomic_init_u32(&shm->counts[i].idle, 0);
+            pg_atomic_init_u32(&shm->counts[i].clients, 0);
+        }
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+int server_table_slot(const std::string& upstream, const std::string& host, const std::string& port) {
+    if (!shm) return -1;
+    int found = -1;
+    SpinLockAcquire(&shm->lock);
+    for (int i = 0; i < kMaxServers && found < 0; ++i) {
+        Slot& s = shm->slots[i];
+        if (s.in_use && strncmp(s.upstream, upstream.c_str(), sizeof s.upstream) == 0 &&
+            strncmp(s.host, host.c_str(), sizeof s.host) == 0 && strncmp(s.port, port.c_str(), sizeof s.port) == 0)
+            found = i;
+    }
+    for (int i = 0; i < kMaxServers && found < 0; ++i) {
+        Slot& s = shm->slots[i];
+        if (s.in_use) continue;
+        copy_text(s.upstream, sizeof s.upstream, upstream);
+        copy_text(s.host, sizeof s.host, host);
+        copy_text(s.port, sizeof s.port, port);
+        s.checked = false;
+        s.last_error[0] = '\0';
+        s.replay_lag_ms = -1;
+        pg_atomic_write_u32(&s.healthy, 1);
+        pg_atomic_write_u32(&s.role, 0);
+        pg_atomic_write_u64(&s.next_check, 0);
+        s.in_use = true;
+        found = i;
+    }
+    SpinLockRelease(&shm->lock);
+    return found;
+}
+
+ServerState server_table_state(int slot) {
+    ServerState st;
+    if (Slot* s = slot_at(slot)) {
+        st.healthy = pg_atomic_read_u32(&s->healthy) != 0;
+        st.role = static_cast<ServerRole>(pg_atomic_read_u32(&s->role));
+    }
+    return st;
+}
+
+bool server_table_claim_check(int slot, std::chrono::milliseconds interval) {
+    Slot* s = slot_at(slot);
+    if (!s) return false;
+    uint64 next = pg_atomic_read_u64(&s->next_check);
+    TimestampTz now = GetCurrentTimestamp();
+    if (static_cast<int64>(next) > now) return false;
+    uint64 expected = next;
+    return pg_atomic_compare_exchange_u64(&s->next_check, &expected,
+                                          static_cast<uint64>(now + interval.count() * 1000));
+}
+
+void server_table_report(int slot, const ServerCheck& check) {
+    Slot* s = slot_at(slot);
+    if (!s) return;
+    SpinLockAcquire(&s->lock);
+    s->checked = true;
+    s->last_check = GetCurrentTimestamp();
+    copy_text(s->last_error, sizeof s->last_error, check.error);
+    s->replay_lag_ms = check.replay_lag_ms;
+    SpinLockRelease(&s->lock);
+    pg_atomic_write_u32(&s->role, static_cast<uint32>(check.role));
+    pg_atomic_write_u32(&s->healthy, check.healthy ? 1 : 0);
+}
+
+void server_table_publish(int worker_slot, const std::vector<ServerCounts>& counts) {
+    if (!shm || worker_slot < 0 || worker_slot >= shm->nworkers) return;
+    Counts* row = &shm->counts[worker_slot * kMaxServers];
+    bool seen[kMaxServers] = {};
+    for (const auto& c : counts) {
+        if (c.slot < 0 || c.slot >= kMaxServers) continue;
+        // Several upstreams of a worker (per database and role) may share a server's slot.
+        uint32 busy = seen[c.slot] ? pg_atomic_read_u32(&row[c.slot].busy) : 0;
+        uint32 idle = seen[c.slot] ? pg_atomic_read_u32(&row[c.slot].idle) : 0;
+        uint32 clients = seen[c.slot] ? pg_atomic_read_u32(&row[c.slot].clients) : 0;
+        pg_atomic_write_u32(&row[c.slot].busy, busy + c.busy);
+        pg_atomic_write_u32(&row[c.slot].idle, idle + c.idle);
+        pg_atomic_write_u32(&row[c.slot].clients, clients + c.clients);
+        seen[c.slot] = true;
+    }
+    for (int i = 0; i < kMaxServers; ++i)
+        if (!seen[i]) {
+            pg_atomic_write_u32(&row[i].busy, 0);
+            pg_atomic_write_u32(&row[i].idle, 0);
+            pg_atomic_write_u32(&row[i].clients, 0);
+        }
+}
+
+void server_table_scan(const std::function<void(const ServerRow&)>& visit) {
+    if (!shm) return;
+    for (int i = 0; i < kMaxServers; ++i) {
+        Slot* s = &shm->slots[i];
+        if (!s->in_use) continue;
+        ServerRow row;
+        char upstream[NAMEDATALEN], host[256], port[16], error[256];
+        SpinLockAcquire(&s->lock);
+        memcpy(upstream, s->upstream, sizeof upstream);
+        memcpy(host, s->host, sizeof host);
+        memcpy(port, s->port, sizeof port);
+        memcpy(error, s->last_error, sizeof error);
+        row.checked = s->checked;
+        row.last_check = s->last_check;
+        row.check.replay_lag_ms = s->replay_lag_ms;
+        SpinLockRelease(&s->lock);
+        row.upstream = upstream;
+        row.host = host;
+        row.port = port;
+        row.check.error = error;
+        row.check.healthy = pg_atomic_read_u32(&s->healthy) != 0;
+        row.check.role = static_cast<ServerRole>(pg_atomic_read_u32(&s->role));
+        for (int w = 0; w < shm->nworkers; ++w) {
+            Counts* c = &shm->counts[w * kMaxServers + i];
+            row.busy += pg_atomic_read_u32(&c->busy);
+            row.idle += pg_atomic_read_u32(&c->idle);
+            row.clients += pg_atomic_read_u32(&c->clients);
+        }
+        visit(row);
+    }
+}
+
+}  // namespace rproxy::pg
