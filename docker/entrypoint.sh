@@ -7,12 +7,15 @@
 #
 # UPSTREAM_HOST, UPSTREAM_PORT (5432), UPSTREAM_USER, UPSTREAM_PASSWORD, UPSTREAM_DATABASE,
 # UPSTREAM_SSLMODE, UPSTREAM_CONNINFO (a full libpq conninfo instead of the UPSTREAM_* parts),
-# LISTEN_HOST (localhost; '0.0.0.0' or '*' for all), LISTEN_PORT (5433), POOL_SIZE (5),
+# LISTEN_HOST (localhost; '0.0.0.0' or '*' for all), LISTEN_PORT (5433; a list such as 5433,5434 listens on each), POOL_SIZE (5),
 # POOL_TIMEOUT_SECONDS (30), PROXY_WORKERS (2), CACHE_TTL_SECONDS (900), MAX_CACHE_ENTRIES (10000),
 # CACHE_SIZE (64MB), AUTH_METHOD (scram-sha-256: how gateway roles authenticate while
 # pg_rproxy_auth_rules is empty), MAX_CLIENT_CONNECTIONS (10000), TLS_CERT_FILE and TLS_KEY_FILE
 # (TLS toward clients when both are set), TLS_CA_FILE (client certificates), PROXY_USER and
-# PROXY_PASSWORD (a gateway login role for clients, created or updated at start).
+# PROXY_PASSWORD (a gateway login role for clients, created or updated at start), CONFIG_PATH (the
+# config.yaml of the SNI host-name proxy pg_rproxy replaces: its mappings become the upstreams and
+# routes named 'yaml:<external>', re-imported at every start of the image; its listen address and
+# port apply where LISTEN_HOST and LISTEN_PORT are unset; see scripts/lib/sni_config.py).
 #   entrypoint.sh role-sql            the SQL that creates/updates PROXY_USER with PROXY_PASSWORD
 set -euo pipefail
 
@@ -66,13 +69,48 @@ role_sql() {
     echo "ALTER ROLE $ident LOGIN PASSWORD $(sql_literal "$PROXY_PASSWORD");"
 }
 
+# scripts/lib/sni_config.py: next to this script in the repository, or installed beside it in the image.
+sni_config() {
+    local here lib
+    here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+    lib=$here/../scripts/lib/sni_config.py
+    [ -f "$lib" ] || lib=$here/pg-rproxy-sni-config
+    /usr/bin/python3 "$lib" "$@"
+}
+
+# CONFIG_PATH's listen section fills in LISTEN_HOST and LISTEN_PORT: set in the environment, they win.
+config_listen() {
+    [ -n "${CONFIG_PATH:-}" ] || return 0
+    local host=${LISTEN_HOST:-} port=${LISTEN_PORT:-} lines
+    lines=$(sni_config listen "$CONFIG_PATH") || exit 2
+    eval "$lines"
+    [ -z "$host" ] || LISTEN_HOST=$host
+    [ -z "$port" ] || LISTEN_PORT=$port
+}
+
+# Imports CONFIG_PATH's mappings on every start, as the proxy it replaces read its file on every
+# start: a private server (no TCP, no proxy workers) runs the SQL before the real one starts.
+import_config() {
+    local data=$1 sql tmp out rc=0
+    sql=$(sni_config sql "$CONFIG_PATH") || exit 2
+    tmp=$(mktemp -d)
+    pg_ctl -D "$data" -l "$tmp/log" -w -t 60 \
+        -o "-c listen_addresses='' -c unix_socket_directories='$tmp' -c port=5432 -c pg_rproxy.workers=0" start >/dev/null ||
+        die "could not start the gateway to import $CONFIG_PATH: $(cat "$tmp/log")"
+    out=$(psql -X -q -v ON_ERROR_STOP=1 -h "$tmp" -p 5432 -U postgres -d postgres <<<"$sql" 2>&1) || rc=$?
+    pg_ctl -D "$data" -m fast -w stop >/dev/null
+    rm -rf "$tmp"
+    [ "$rc" -eq 0 ] || die "importing $CONFIG_PATH failed: $out"
+}
+
 write_config() {
     local file=$1
     local listen=${LISTEN_HOST:-localhost} port=${LISTEN_PORT:-5433} pool=${POOL_SIZE:-5}
     local timeout=${POOL_TIMEOUT_SECONDS:-30} workers=${PROXY_WORKERS:-2}
     local ttl=${CACHE_TTL_SECONDS:-900} entries=${MAX_CACHE_ENTRIES:-10000} cache_size=${CACHE_SIZE:-64MB}
     [ "$listen" = "0.0.0.0" ] && listen='*'
-    require_int LISTEN_PORT "$port" 1 65535
+    local one
+    for one in ${port//,/ }; do require_int LISTEN_PORT "$one" 1 65535; done  # a list: one listener each
     require_int POOL_SIZE "$pool" 1 10000
     require_int POOL_TIMEOUT_SECONDS "$timeout" 1 86400
     require_int PROXY_WORKERS "$workers" 0 64
@@ -90,7 +128,7 @@ write_config() {
         echo "# --- pg_rproxy (written by docker/entrypoint.sh from the environment) ---"
         echo "shared_preload_libraries = 'pg_rproxy'"
         echo "pg_rproxy.listen_addresses = $(conf_string "$listen")"
-        echo "pg_rproxy.port = $port"
+        echo "pg_rproxy.port = '$port'"
         echo "pg_rproxy.workers = $workers"
         echo "pg_rproxy.pool_size = $pool"
         echo "pg_rproxy.pool_timeout = '${timeout}s'"
@@ -113,6 +151,7 @@ write_config() {
 container_main() {
     local data=${PGDATA:-/var/lib/postgresql/gateway}
     if [ ! -s "$data/PG_VERSION" ]; then
+        config_listen   # before initdb: a bad file must not leave a half-made cluster behind
         initdb -D "$data" -U postgres -A peer -E UTF8 --locale=C.UTF-8 >/dev/null
         echo "listen_addresses = ''" >>"$data/postgresql.conf"
         # In a container the proxy port is published explicitly; listen on all interfaces.
@@ -123,12 +162,14 @@ $(role_sql)" 2>&1) ||
             die "CREATE EXTENSION pg_rproxy failed: $out"
         if grep -q "ERROR" <<<"$out"; then die "CREATE EXTENSION pg_rproxy failed: $out"; fi
     fi
+    [ -z "${CONFIG_PATH:-}" ] || import_config "$data"
     exec postgres -D "$data" "$@"
 }
 
 case "${1:-}" in
     write-config)
         [ $# -eq 2 ] || die "usage: entrypoint.sh write-config FILE"
+        config_listen
         write_config "$2"
         ;;
     role-sql)

@@ -4,7 +4,9 @@
 # pg_rproxy is compared with and gnuplot)
 set -euo pipefail
 
-want=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libkrb5-dev libboost-dev libssl-dev g++ make)
+# python3-yaml: scripts/lib/sni_config.py reads CONFIG_PATH.
+want=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libkrb5-dev libboost-dev libssl-dev g++ make
+      python3-yaml)
 if [ "${1:-run}" = test ]; then
     want+=(cmake libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3
            python3-psycopg python3-psycopg2 postgresql-contrib libpostgresql-jdbc-java openssl clang valgrind)
