@@ -3,7 +3,9 @@
 
 Starts on free ports in a temporary directory: an upstream PostgreSQL (pgbench scale 10), a
 pg_rproxy gateway, PgBouncer twice with the same number of upstream connections (transaction
-pooling, and session pooling, which is what runs -M prepared on PgBouncer 1.18),
+pooling, and session pooling, which is what runs -M prepared on PgBouncer 1.18), the same
+gateway on two more ports that pg_rproxy_routes sends to a table upstream (pg_rproxy_routed) and
+to an upstream of two servers (pg_rproxy_pair: the same cluster by two addresses, round robin),
 Pgpool-II (in-memory query cache on shared memory) and bench/canned_server (one canned row from
 memory: the ceiling of any proxy). Runs pgbench against each, alternating targets within every
 repetition, for a hot set (1,000 keys: cache hits) and select-only over all keys (misses), each with
@@ -38,7 +40,8 @@ ACCOUNTS = 100000 * SCALE
 HOT_KEYS = 1000
 MODES = ["simple", "extended", "prepared"]
 WORKLOADS = {"hot": HOT_KEYS, "select_only": ACCOUNTS}
-TARGETS = ["limit", "pg_rproxy", "pgbouncer", "pgbouncer_session", "pgpool", "direct"]
+TARGETS = ["limit", "pg_rproxy", "pg_rproxy_routed", "pg_rproxy_pair", "pgbouncer", "pgbouncer_session", "pgpool",
+           "direct"]
 PGBOUNCERS = {"pgbouncer": "transaction", "pgbouncer_session": "session"}
 UPSTREAM_CONNECTIONS = 8  # pg_rproxy: 2 workers x pool_size 4; PgBouncer: default_pool_size 8
 
@@ -124,9 +127,10 @@ class Bench:
         gw = Cluster(self.work, "gateway")
         gw.init()
         self.clusters.append(gw)
-        self.proxy_port = free_port()
+        self.proxy_port, self.routed_port, self.pair_port = free_port(), free_port(), free_port()
+        ports = f"{self.proxy_port},{self.routed_port},{self.pair_port}"
         env = dict(os.environ, UPSTREAM_HOST="127.0.0.1", UPSTREAM_PORT=str(self.up.port), UPSTREAM_USER="postgres",
-                   UPSTREAM_DATABASE="postgres", LISTEN_HOST="127.0.0.1", LISTEN_PORT=str(self.proxy_port),
+                   UPSTREAM_DATABASE="postgres", LISTEN_HOST="127.0.0.1", LISTEN_PORT=ports,
                    PROXY_WORKERS="2", POOL_SIZE=str(UPSTREAM_CONNECTIONS // 2), AUTH_METHOD="trust",
                    MAX_CLIENT_CONNECTIONS="20000", MAX_CACHE_ENTRIES="20000")
         r = subprocess.run([os.path.join(ROOT, "docker", "entrypoint.sh"), "write-config",
@@ -135,6 +139,14 @@ class Bench:
         gw.append_conf("pg_rproxy.session_table_size = 20000\n" + "".join(f"{x}\n" for x in self.gateway_settings))
         gw.start()
         gw.sql("CREATE EXTENSION pg_rproxy")
+        # The routed cases: the same pool size per server, so only routing and balancing differ.
+        up = f"port={self.up.port} user=postgres dbname=postgres"
+        gw.sql(f"INSERT INTO pg_rproxy_upstreams (name, conninfo) VALUES ('routed', 'host=127.0.0.1 {up}'), "
+               f"('pair', 'host=127.0.0.1,localhost port={self.up.port},{self.up.port} user=postgres dbname=postgres "
+               f"hostaddr=127.0.0.1,127.0.0.1')")
+        gw.sql(f"UPDATE pg_rproxy_upstreams SET pool_size = {UPSTREAM_CONNECTIONS // 4} WHERE name = 'pair'")
+        gw.sql(f"INSERT INTO pg_rproxy_routes (position, listen_port, upstream) VALUES "
+               f"(1, {self.routed_port}, 'routed'), (2, {self.pair_port}, 'pair')")
         wait_sql(self.proxy_port, what="pg_rproxy")
         self.gw = gw
 
@@ -218,6 +230,7 @@ log_min_messages = warning
         if target in PGBOUNCERS:
             return self.pgbouncer_ports[target]
         return {"limit": getattr(self, "limit_port", None), "pg_rproxy": self.proxy_port,
+                "pg_rproxy_routed": self.routed_port, "pg_rproxy_pair": self.pair_port,
                 "pgpool": getattr(self, "pgpool_port", None), "direct": self.up.port}[target]
 
     def stop(self):
@@ -399,6 +412,9 @@ def report(table, memory, meta):
         targets.append((f"select_only {mode}: pg_rproxy >= 1.2 x best PgBouncer", got is not None and got >= 1.2, got))
         got = ratios[f"select_only/{mode}"]["pg_rproxy/direct"]
         targets.append((f"select_only {mode}: pg_rproxy >= 0.6 x direct", got is not None and got >= 0.6, got))
+        for workload in WORKLOADS:
+            got = ratio(table[f"{workload}/{mode}/pg_rproxy_routed"]["tps"], table[f"{workload}/{mode}/pg_rproxy"]["tps"])
+            targets.append((f"{workload} {mode}: routed >= 0.95 x single upstream", got is not None and got >= 0.95, got))
     if memory:
         mine = memory["pg_rproxy"]
         lines += ["", f"memory with {mine['clients']} idle clients ({mine['clients_seen']} counted by the workers): "

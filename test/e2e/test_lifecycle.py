@@ -12,7 +12,7 @@ def gateway_runs_with_the_entrypoint_mapping():
     expected = env.entrypoint("conninfo", env=env.proxy_env).stdout.strip()
     check("password='unused p\\'ss\\\\word'" in expected, f"conninfo quoting: {expected}")
     check(env.gw.sql("SHOW pg_rproxy.upstream") == expected, "postgresql.conf round-trips the conninfo exactly")
-    check(env.gw.sql("SHOW pg_rproxy.port") == str(env.proxy_port), "LISTEN_PORT")
+    check(env.gw.sql("SHOW pg_rproxy.port") == f"{env.proxy_port},{env.extra_port}", "LISTEN_PORT, a list")
     check(env.gw.sql("SHOW pg_rproxy.listen_addresses") == "127.0.0.1", "LISTEN_HOST")
     check(env.gw.sql("SHOW pg_rproxy.pool_size") == "2", "POOL_SIZE")
     check(env.gw.sql("SHOW pg_rproxy.cache_ttl") == "15min", "CACHE_TTL_SECONDS default 900")
