@@ -15,7 +15,8 @@
 # PROXY_PASSWORD (a gateway login role for clients, created or updated at start), CONFIG_PATH (the
 # config.yaml of the SNI host-name proxy pg_rproxy replaces: its mappings become the upstreams and
 # routes named 'yaml:<external>', re-imported at every start of the image; its listen address and
-# port apply where LISTEN_HOST and LISTEN_PORT are unset; see scripts/lib/sni_config.py).
+# port apply where LISTEN_HOST and LISTEN_PORT are unset; see scripts/lib/sni_config.py). Every
+# start of the image also runs ALTER EXTENSION pg_rproxy UPDATE, for a data volume from an older image.
 #   entrypoint.sh role-sql            the SQL that creates/updates PROXY_USER with PROXY_PASSWORD
 set -euo pipefail
 
@@ -88,19 +89,29 @@ config_listen() {
     [ -z "$port" ] || LISTEN_PORT=$port
 }
 
-# Imports CONFIG_PATH's mappings on every start, as the proxy it replaces read its file on every
-# start: a private server (no TCP, no proxy workers) runs the SQL before the real one starts.
-import_config() {
-    local data=$1 sql tmp out rc=0
-    sql=$(sni_config sql "$CONFIG_PATH") || exit 2
+# On every start, before the real server: brings the extension up to the installed version (a data
+# volume from an older image has the old tables), then imports CONFIG_PATH's mappings, as the proxy
+# it replaces read its file on every start. A private server (no TCP, no proxy workers) runs the SQL.
+prepare_gateway() {
+    local data=$1 sql mappings tmp out rc=0
+    # client_min_messages: no "already installed" notice on every start; the import's notices show.
+    sql="SET client_min_messages = warning;
+ALTER EXTENSION pg_rproxy UPDATE;
+RESET client_min_messages;"
+    if [ -n "${CONFIG_PATH:-}" ]; then
+        mappings=$(sni_config sql "$CONFIG_PATH") || exit 2
+        sql+=$'\n'$mappings
+    fi
     tmp=$(mktemp -d)
     pg_ctl -D "$data" -l "$tmp/log" -w -t 60 \
         -o "-c listen_addresses='' -c unix_socket_directories='$tmp' -c port=5432 -c pg_rproxy.workers=0" start >/dev/null ||
-        die "could not start the gateway to import $CONFIG_PATH: $(cat "$tmp/log")"
+        die "could not start the gateway to update pg_rproxy${CONFIG_PATH:+ and import $CONFIG_PATH}: $(cat "$tmp/log")"
     out=$(psql -X -q -v ON_ERROR_STOP=1 -h "$tmp" -p 5432 -U postgres -d postgres <<<"$sql" 2>&1) || rc=$?
     pg_ctl -D "$data" -m fast -w stop >/dev/null
     rm -rf "$tmp"
-    [ "$rc" -eq 0 ] || die "importing $CONFIG_PATH failed: $out"
+    [ "$rc" -eq 0 ] || die "updating pg_rproxy${CONFIG_PATH:+ and importing $CONFIG_PATH} failed: $out"
+    # e.g. the 'yaml:' upstreams kept because a route or an authentication rule still names them
+    [ -z "$out" ] || echo "pg_rproxy entrypoint: ${CONFIG_PATH:+$CONFIG_PATH: }$out" >&2
 }
 
 write_config() {
@@ -162,7 +173,7 @@ $(role_sql)" 2>&1) ||
             die "CREATE EXTENSION pg_rproxy failed: $out"
         if grep -q "ERROR" <<<"$out"; then die "CREATE EXTENSION pg_rproxy failed: $out"; fi
     fi
-    [ -z "${CONFIG_PATH:-}" ] || import_config "$data"
+    prepare_gateway "$data"
     exec postgres -D "$data" "$@"
 }
 

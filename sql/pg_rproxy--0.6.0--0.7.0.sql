@@ -55,7 +55,9 @@ CREATE TABLE pg_rproxy_server_certificates (
 COMMENT ON TABLE pg_rproxy_server_certificates IS
     'pg_rproxy TLS certificates by SNI server name (exact, then wildcard); others get pg_rproxy.ssl_cert_file';
 
--- Authentication rules now name an upstream. A conninfo a rule held becomes an upstream of its own.
+-- Authentication rules now name an upstream. A conninfo a rule held becomes an upstream of its own;
+-- an empty one meant pg_rproxy.upstream, which NULL means now.
+UPDATE pg_rproxy_auth_rules SET upstream = NULL WHERE upstream = '';
 INSERT INTO pg_rproxy_upstreams (name, conninfo)
     SELECT DISTINCT 'auth_rule_' || position, upstream FROM pg_rproxy_auth_rules WHERE upstream IS NOT NULL;
 UPDATE pg_rproxy_auth_rules SET upstream = 'auth_rule_' || position WHERE upstream IS NOT NULL;

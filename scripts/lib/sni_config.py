@@ -3,7 +3,10 @@
 
   sni_config.py sql FILE      SQL that replaces the previous import in pg_rproxy_upstreams and
                               pg_rproxy_routes: per mapping an upstream 'yaml:<external>' and a route
-                              by TLS server name; a single mapping also takes clients without one
+                              by TLS server name; a single mapping also takes clients without one.
+                              One transaction, the same result when run again. Hand-written routes
+                              and rules, and upstream columns the file does not set, are kept; a
+                              'yaml:' upstream gone from the file stays while something names it.
   sni_config.py listen FILE   LISTEN_HOST=... and LISTEN_PORT=... for the shell, from `listen`
 
 A bad file: one line on stderr naming the file (and the mapping, counted from 1), exit 2.
@@ -17,7 +20,8 @@ import yaml
 
 # What pg_rproxy_routes.server_name accepts: a mistake is reported here, not as a CHECK violation.
 HOST_NAME = re.compile(r"(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
-# Imported routes come after hand-written ones (first match wins), which keep positions below this.
+# Imported routes come after hand-written ones (first match wins), which keep positions below this:
+# a route at this position or above to a 'yaml:' upstream is the import's, replaced by the next one.
 FIRST_POSITION = 100000
 DEFAULT_PORT = 5432
 
@@ -78,12 +82,16 @@ def mappings(doc):
     return out
 
 
+def sql_literal(s):
+    return "'" + s.replace("'", "''") + "'"
+
+
 def sql_values(rows):
     def value(v):
         if v is None:
             return "NULL"
-        return str(v) if isinstance(v, int) else "'" + v.replace("'", "''") + "'"
-    return ",\n".join("    (" + ", ".join(map(value, row)) + ")" for row in rows) + ";"
+        return str(v) if isinstance(v, int) else sql_literal(v)
+    return ",\n".join("    (" + ", ".join(map(value, row)) + ")" for row in rows)
 
 
 def conninfo_value(s):
@@ -100,22 +108,50 @@ def import_sql(path, maps):
     upstreams = [(f"yaml:{ext}", f"host={conninfo_value(internal)} port={port}", "read_only")
                  for ext, internal, port in maps]
     routes = [(FIRST_POSITION + i, ext, f"yaml:{ext}") for i, (ext, _, _) in enumerate(maps)]
-    sql = [
+    if len(maps) == 1:
+        # The last route: one mapping, so a client without TLS (or without a server name) uses it.
+        routes.append((FIRST_POSITION + 1, None, f"yaml:{maps[0][0]}"))
+    names = ", ".join(sql_literal(name) for name, _, _ in upstreams)
+    return "\n".join([
         f"-- pg_rproxy upstreams and routes from the SNI proxy configuration {path!r} (scripts/lib/sni_config.py).",
-        "-- Replaces what an earlier import made: the upstreams named 'yaml:...' and the routes to them.",
+        "-- Replaces what an earlier import made; other rows, and columns the file does not set, are kept.",
         "BEGIN;",
-        "DELETE FROM pg_rproxy_routes WHERE upstream LIKE 'yaml:%';",
-        "DELETE FROM pg_rproxy_upstreams WHERE name LIKE 'yaml:%';",
+        "-- One upstream 'yaml:<external>' per mapping. An earlier import's gets the file's conninfo and",
+        "-- access; what was tuned by hand (balance, pool_mode, pool_size) stays.",
         "-- read_only for now: the proxy this replaces forwarded writes too, but read-write upstreams",
         "-- come with a later issue.",
         "INSERT INTO pg_rproxy_upstreams (name, conninfo, access) VALUES",
         sql_values(upstreams),
-    ]
-    if len(maps) == 1:
-        sql.append("-- The last route: one mapping, so a client without TLS (or without a server name) uses it.")
-        routes.append((FIRST_POSITION + 1, None, f"yaml:{maps[0][0]}"))
-    sql += ["INSERT INTO pg_rproxy_routes (position, server_name, upstream) VALUES", sql_values(routes), "COMMIT;"]
-    return "\n".join(sql)
+        "ON CONFLICT (name) DO UPDATE SET conninfo = EXCLUDED.conninfo, access = EXCLUDED.access;",
+        f"-- The routes an earlier import made: those at its positions ({FIRST_POSITION} and up) to a 'yaml:'",
+        "-- upstream. A hand-written route to a 'yaml:' upstream below them, or to another upstream among",
+        "-- them, stays.",
+        f"DELETE FROM pg_rproxy_routes WHERE position >= {FIRST_POSITION} AND upstream LIKE 'yaml:%';",
+        "INSERT INTO pg_rproxy_routes (position, server_name, upstream) VALUES",
+        sql_values(routes) + ";",
+        "-- 'yaml:' upstreams the file no longer has go, unless something still references them (a",
+        "-- hand-written route, an authentication rule): those stay, named in a NOTICE.",
+        "DO $import$",
+        "DECLARE",
+        "    stale text;",
+        "    kept text[] := '{}';",
+        "BEGIN",
+        "    FOR stale IN SELECT name FROM pg_rproxy_upstreams",
+        f"                 WHERE name LIKE 'yaml:%' AND name <> ALL (ARRAY[{names}]) ORDER BY name LOOP",
+        "        BEGIN",
+        "            DELETE FROM pg_rproxy_upstreams WHERE name = stale;",
+        "        EXCEPTION WHEN foreign_key_violation THEN",
+        "            kept := kept || stale;",
+        "        END;",
+        "    END LOOP;",
+        "    IF kept <> '{}' THEN",
+        "        RAISE NOTICE 'kept upstream(s) % though the file no longer has them: a route or an authentication rule names them',",
+        "            array_to_string(kept, ', ');",
+        "    END IF;",
+        "END",
+        "$import$;",
+        "COMMIT;",
+    ])
 
 
 def listen_lines(doc):

@@ -29,6 +29,13 @@ struct ServerCounts {
     uint32_t clients = 0;
 };
 
+// A failed connection attempt whose server answered and refused this login alone (a role, a
+// database, a connection limit) says nothing about the server: only the rest make it unhealthy.
+inline bool server_refused_login_only(const std::string& why) {
+    return why.find("FATAL:") != std::string::npos && why.find("the database system is") == std::string::npos &&
+           why.find("terminating connection") == std::string::npos;
+}
+
 inline const char* server_role_name(ServerRole r) {
     switch (r) {
         case ServerRole::Primary: return "primary";

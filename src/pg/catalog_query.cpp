@@ -36,6 +36,9 @@ char* run_guarded(int n, RawQuery* queries, RawRows* out, MemoryContext ctx) {
         StartTransactionCommand();
         PushActiveSnapshot(GetTransactionSnapshot());
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+        // The loop waits for these: a lock held on a routing table, or a slow router, must not
+        // stall the worker's other clients for long.
+        SPI_execute("SET LOCAL lock_timeout = '1s'; SET LOCAL statement_timeout = '5s'", false, 0);
         for (int q = 0; q < n; q++) {
             RawQuery* rq = &queries[q];
             for (int a = 0; a < rq->nargs; a++)

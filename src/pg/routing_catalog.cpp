@@ -65,7 +65,14 @@ RoutingSnapshot read_routing_snapshot() {
 
 RouterResult call_router(const std::string& function, const RouteFacts& facts) {
     RouterResult call;
-    auto name = quoted_qualified_name(function);
+    // Quoted once per setting: the quoting allocates in the worker's long-lived context.
+    static std::string last_function;
+    static std::optional<std::string> last_quoted;
+    if (function != last_function || !last_quoted) {
+        last_function = function;
+        last_quoted = quoted_qualified_name(function);
+    }
+    const std::optional<std::string>& name = last_quoted;
     if (!name) {
         call.error = "pg_rproxy.router \"" + function + "\" is not a function name";
         return call;

@@ -1,5 +1,6 @@
 #include "pg/server_table.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "pg/gucs.hpp"
@@ -47,7 +48,13 @@ Size table_size() {
     return add_size(offsetof(TableShmem, counts), mul_size(sizeof(Counts), mul_size(Max(guc_workers(), 1), kMaxServers)));
 }
 
-void copy_text(char* dst, std::size_t size, const std::string& s) { strlcpy(dst, s.c_str(), size); }
+// Cut at a character boundary (UTF-8), as the view shows it.
+void copy_text(char* dst, std::size_t size, const std::string& s) {
+    std::size_t n = std::min(s.size(), size - 1);
+    while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    memcpy(dst, s.data(), n);
+    dst[n] = '\0';
+}
 
 Slot* slot_at(int i) { return shm && i >= 0 && i < kMaxServers && shm->slots[i].in_use ? &shm->slots[i] : nullptr; }
 
@@ -80,20 +87,25 @@ void init_server_table_shmem() {
 
 int server_table_slot(const std::string& upstream, const std::string& host, const std::string& port) {
     if (!shm) return -1;
+    // Compared as stored: cut to the slot's sizes (a long router name must find its own slot).
+    char want_upstream[NAMEDATALEN], want_host[256], want_port[16];
+    copy_text(want_upstream, sizeof want_upstream, upstream);
+    copy_text(want_host, sizeof want_host, host);
+    copy_text(want_port, sizeof want_port, port);
     int found = -1;
     SpinLockAcquire(&shm->lock);
     for (int i = 0; i < kMaxServers && found < 0; ++i) {
         Slot& s = shm->slots[i];
-        if (s.in_use && strncmp(s.upstream, upstream.c_str(), sizeof s.upstream) == 0 &&
-            strncmp(s.host, host.c_str(), sizeof s.host) == 0 && strncmp(s.port, port.c_str(), sizeof s.port) == 0)
+        if (s.in_use && strcmp(s.upstream, want_upstream) == 0 && strcmp(s.host, want_host) == 0 &&
+            strcmp(s.port, want_port) == 0)
             found = i;
     }
     for (int i = 0; i < kMaxServers && found < 0; ++i) {
         Slot& s = shm->slots[i];
         if (s.in_use) continue;
-        copy_text(s.upstream, sizeof s.upstream, upstream);
-        copy_text(s.host, sizeof s.host, host);
-        copy_text(s.port, sizeof s.port, port);
+        memcpy(s.upstream, want_upstream, sizeof s.upstream);
+        memcpy(s.host, want_host, sizeof s.host);
+        memcpy(s.port, want_port, sizeof s.port);
         s.checked = false;
         s.last_error[0] = '\0';
         s.replay_lag_ms = -1;

@@ -138,8 +138,15 @@ public:
         // Aged out too, as the auth snapshots are, for changes no trigger sees.
         if (routing_ && routing_generation_ == generation && now - routing_read_at_ < std::chrono::seconds(60))
             return routing_;
+        // A failed read is kept a second, so that a broken catalog costs one read per second.
+        if (routing_error_ && now - routing_error_at_ < std::chrono::seconds(1)) return routing_error_;
         auto snap = std::make_shared<RoutingSnapshot>(read_routing_snapshot());
-        if (!snap->error.empty()) return snap;  // never kept: the next login reads again
+        if (!snap->error.empty()) {
+            routing_error_ = snap;
+            routing_error_at_ = now;
+            return snap;
+        }
+        routing_error_.reset();
         routing_ = std::move(snap);
         routing_generation_ = generation;
         routing_read_at_ = now;
@@ -180,6 +187,8 @@ private:
     std::shared_ptr<const RoutingSnapshot> routing_;
     uint64_t routing_generation_ = 0;
     std::chrono::steady_clock::time_point routing_read_at_;
+    std::shared_ptr<const RoutingSnapshot> routing_error_;
+    std::chrono::steady_clock::time_point routing_error_at_;
 };
 
 void detach_stats(int, Datum arg) { worker_stats_detach(DatumGetInt32(arg)); }

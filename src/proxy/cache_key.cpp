@@ -77,6 +77,10 @@ std::string upstream_identity(const std::string& conninfo) {
     auto values = conninfo_values(conninfo);
     std::string id;
     for (const char* k : {"host", "hostaddr", "port", "dbname", "user"}) id += std::string(k) + "=" + values[k] + ";";
+    // Both change what a query returns: another service file entry, or settings such as a role
+    // or search_path given in options.
+    for (const char* k : {"options", "service"})
+        if (!values[k].empty()) id += std::string(k) + "=" + values[k] + ";";
     return id;
 }
 

@@ -27,8 +27,8 @@ std::string cache_key_prefix(const std::string& upstream_identity, const Session
 CacheKey make_cache_key(const std::string& prefix, std::string_view normalized_sql,
                         std::string_view extra = {});
 
-// "host=..;port=..;dbname=..;user=.." of a libpq conninfo ("" when it does not parse). The
-// password is left out: it changes nothing a query returns.
+// "host=..;port=..;dbname=..;user=.." of a libpq conninfo, with options and service when set
+// ("" when it does not parse). The password is left out: it changes nothing a query returns.
 std::string upstream_identity(const std::string& conninfo);
 // The role the upstream connections log in as (libpq's default, the OS user, when unset).
 std::string upstream_user(const std::string& conninfo);

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <libpq-fe.h>
 
@@ -48,6 +49,10 @@ ConnectPlan plan_connection(const UpstreamConfig& cfg) {
         if (k == "hostaddr") hostaddr = v;
         if (k == "application_name" || k == "fallback_application_name") have_app_name = true;
         if (k == "gssencmode") continue;  // always disabled below
+        // Every session is made read-only below, which libpq's read-write/read-only checks
+        // would see: they ask the server's role instead.
+        if (k == "target_session_attrs" && v == "read-write") v = "primary";
+        if (k == "target_session_attrs" && v == "read-only") v = "standby";
         if (k == "connect_timeout") {
             int secs = std::atoi(v.c_str());
             if (secs > 0) plan.spec.timeout = std::chrono::seconds(secs < 2 ? 2 : secs);
@@ -238,6 +243,62 @@ std::string conninfo_problem(const std::string& conninfo) {
         if (!r->empty() && *r != "0" && *r != "false" && *r != "off" && *r != "no")
             return "replication connections cannot be an upstream";
     return "";
+}
+
+bool conninfo_repeats_keywords(const std::string& conninfo) {
+    std::vector<std::string> seen;
+    auto add = [&seen](std::string k) {
+        if (std::find(seen.begin(), seen.end(), k) != seen.end()) return true;
+        seen.push_back(std::move(k));
+        return false;
+    };
+    const std::string& s = conninfo;
+    bool uri = s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0;
+    if (uri) {
+        // What the URI itself sets, then its parameters.
+        std::size_t start = s.find("://") + 3, q = s.find('?', start);
+        std::string body = s.substr(start, q == std::string::npos ? std::string::npos : q - start);
+        std::size_t at = body.rfind('@'), slash = body.find('/', at == std::string::npos ? 0 : at);
+        if (at != std::string::npos) add("user");
+        std::string hosts = body.substr(at == std::string::npos ? 0 : at + 1,
+                                        slash == std::string::npos ? std::string::npos : slash - (at == std::string::npos ? 0 : at + 1));
+        if (!hosts.empty()) add("host");
+        if (slash != std::string::npos && slash + 1 < body.size()) add("dbname");
+        if (q == std::string::npos) return false;
+        std::size_t i = q + 1;
+        while (i < s.size()) {
+            std::size_t amp = s.find('&', i);
+            std::string item = s.substr(i, amp == std::string::npos ? std::string::npos : amp - i);
+            std::string key = item.substr(0, item.find('='));
+            if (add(key)) return true;
+            if (amp == std::string::npos) break;
+            i = amp + 1;
+        }
+        return false;
+    }
+    std::size_t i = 0, n = s.size();
+    auto blank = [&](std::size_t j) { return j < n && std::isspace(static_cast<unsigned char>(s[j])); };
+    while (i < n) {
+        while (blank(i)) ++i;
+        if (i >= n) break;
+        std::size_t k = i;
+        while (i < n && s[i] != '=' && !blank(i)) ++i;
+        std::string key = s.substr(k, i - k);
+        while (blank(i)) ++i;
+        if (i >= n || s[i] != '=') return false;  // not ours to judge: libpq refuses it
+        ++i;
+        while (blank(i)) ++i;
+        if (i < n && s[i] == '\'') {
+            for (++i; i < n && s[i] != '\''; ++i)
+                if (s[i] == '\\') ++i;
+            ++i;
+        } else {
+            for (; i < n && !blank(i); ++i)
+                if (s[i] == '\\') ++i;
+        }
+        if (add(key)) return true;
+    }
+    return false;
 }
 
 }  // namespace rproxy

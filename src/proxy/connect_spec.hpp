@@ -49,6 +49,9 @@ struct ServerTarget {
 std::vector<ServerTarget> split_servers(const ConninfoPairs& conninfo, std::string* error);
 // Why a conninfo cannot be used as an upstream, or "" (what pg_rproxy_upstreams checks on write).
 std::string conninfo_problem(const std::string& conninfo);
+// Whether a keyword is given twice (libpq keeps the last one): in a router's answer that is what
+// a client's database name spliced into it would do ("x host=... user=postgres").
+bool conninfo_repeats_keywords(const std::string& conninfo);
 
 // Blocking (getaddrinfo): runs on the helper thread. Fills hostaddr; returns "" or the reason.
 std::string resolve_hosts(ConnectPlan& plan);

@@ -122,6 +122,11 @@ asio::awaitable<void> HealthChecker::check(int slot, UpstreamConfig cfg) {
             result = interpret(answer.rows[0][0], answer.rows[0][1]);
         }
         conn->mark_broken();
+    } else if (server_refused_login_only(error)) {
+        // The server is up and answering; the login the check borrowed from a client's pool was
+        // refused. Healthy, role unknown, and why in the view.
+        result.healthy = true;
+        result.error = error;
     } else {
         result.error = error;
     }

@@ -21,8 +21,11 @@ ErrorFields RouteResolver::no_route(const RouteFacts& facts) {
 RouteDecision RouteResolver::to_upstream(const RoutingSnapshot& snap, const std::string& name, const RouteFacts& facts,
                                          const AuthSnapshot& auth) {
     auto it = snap.upstreams.find(name);
-    if (it == snap.upstreams.end())
-        return {nullptr, ErrorFields::make("FATAL", "28000", "pg_rproxy upstream \"" + name + "\" does not exist")};
+    if (it == snap.upstreams.end()) {
+        // Never echo what may be a conninfo, and its password, back to a client.
+        std::string shown = name.find('=') == std::string::npos && name.size() <= 64 ? "\"" + name + "\"" : "(not shown)";
+        return {nullptr, ErrorFields::make("FATAL", "28000", "pg_rproxy upstream " + shown + " does not exist")};
+    }
     UpstreamPtr u = upstreams_.find(it->second, facts.database, facts.role, auth.mapping);
     if (!u) return {nullptr, ErrorFields::make("FATAL", "53300", "too many distinct upstreams in this worker")};
     return {u, std::nullopt};
@@ -56,6 +59,9 @@ RouteDecision RouteResolver::ask_router(const RoutingSnapshot& snap, const Route
             return to_upstream(snap, *answer, facts, auth);
         case RouterAnswerKind::Conninfo: {
             std::string problem = conninfo_problem(*answer);
+            if (problem.empty() && conninfo_repeats_keywords(*answer))
+                problem = "it sets a keyword twice (build it without the client's values: dbname and user left out "
+                          "are the client's)";
             if (problem.empty()) {
                 UpstreamDefinition def;
                 // Shown in the views: where it goes, never its password.
@@ -65,8 +71,11 @@ RouteDecision RouteResolver::ask_router(const RoutingSnapshot& snap, const Route
                 if (!u) return {nullptr, ErrorFields::make("FATAL", "53300", "too many distinct upstreams in this worker")};
                 return {u, std::nullopt};
             }
-            ErrorFields e = ErrorFields::make("FATAL", "28000", "pg_rproxy.router returned an invalid conninfo: " + problem);
-            return {nullptr, e};
+            // libpq's reason may quote a piece of the string, a password perhaps: the log gets
+            // the kind of fault only.
+            host_.log(LogLevel::Warning, "pg_rproxy: router " + cfg_.router + " returned an unusable conninfo" +
+                                             (problem.rfind("it sets", 0) == 0 ? ": " + problem : std::string()));
+            return {nullptr, ErrorFields::make("FATAL", "28000", "pg_rproxy.router returned an invalid conninfo")};
         }
         case RouterAnswerKind::Garbage:
             break;
@@ -85,7 +94,23 @@ RouteDecision RouteResolver::resolve(const RouteFacts& facts, const std::string&
         host_.log(LogLevel::Warning, "pg_rproxy: routing tables unreadable, refusing clients: " + snap->error);
         return {nullptr, ErrorFields::make("FATAL", "28000", "pg_rproxy routing tables are unusable; see the gateway log")};
     }
-    if (!rule_upstream.empty()) return to_upstream(*snap, rule_upstream, facts, auth);
+    if (snap != seen_snapshot_) {
+        seen_snapshot_ = snap;
+        if (snap->tables) upstreams_.retire_missing(snap->upstreams);
+    }
+    if (!rule_upstream.empty()) {
+        if (!snap->tables) {
+            // The library is 0.7.0, the catalog not yet (ALTER EXTENSION UPDATE to come): the
+            // rule still holds a conninfo, as 0.6.0 read it.
+            UpstreamDefinition def;
+            def.name = "rule: " + upstream_identity(rule_upstream);
+            def.conninfo = rule_upstream;
+            UpstreamPtr u = upstreams_.find(def, facts.database, facts.role, auth.mapping);
+            if (!u) return {nullptr, ErrorFields::make("FATAL", "53300", "too many distinct upstreams in this worker")};
+            return {u, std::nullopt};
+        }
+        return to_upstream(*snap, rule_upstream, facts, auth);
+    }
     auto is_member = [&auth](const std::string& g) { return auth.member_of.count(g) > 0; };
     if (const Route* r = first_route(snap->routes, facts, is_member)) {
         if (r->upstream) return to_upstream(*snap, *r->upstream, facts, auth);

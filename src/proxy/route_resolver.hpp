@@ -45,6 +45,7 @@ private:
     WorkerHost& host_;
     UpstreamRegistry& upstreams_;
     RoutingConfig cfg_;
+    std::shared_ptr<const RoutingSnapshot> seen_snapshot_;  // the rows the registry was last pruned by
     struct Answer {
         std::optional<std::string> answer;
         std::chrono::steady_clock::time_point at;

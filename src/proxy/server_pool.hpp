@@ -59,6 +59,7 @@ public:
     uint64_t id() const { return id_; }
 
     std::size_t busy() const { return busy_; }
+    std::size_t waiting() const { return waiters_.size(); }
     // Another connection may be opened now (pool_size not reached).
     bool can_grow() const { return idle_.size() + busy_ + connecting_ < std::size_t(std::max(cfg_.pool_size, 1)); }
     std::size_t idle() const { return idle_.size(); }

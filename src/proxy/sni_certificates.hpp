@@ -20,6 +20,8 @@ public:
     std::vector<std::string> update(const std::vector<ServerCertificate>& certificates, const SecurityConfig& base);
     // Makes the default context consult this object during handshakes; it must outlive the context's use.
     void attach(const TlsContextPtr& default_context);
+    // A reload: the next update() reads the files again (a renewed certificate at the same path).
+    void invalidate() { built_ = false; }
 
 private:
     static int on_server_name(SSL* ssl, int* alert, void* arg);

@@ -49,11 +49,10 @@ void Upstream::configure(const UpstreamConfig& cfg, Balance balance) {
             servers_[0].pool->configure(cfg);
             return;
         }
-        for (auto& s : servers_) s.pool->close_idle();
-        servers_.clear();
+        retire_servers();
         one.pool = std::make_shared<ServerPool>(ex_, helper_, on_change_);
         one.pool->configure(cfg);
-        if (health_) one.slot = health_->server_slot(name_, one.host, one.port);
+        if (health_ && !cfg.conninfo.empty()) one.slot = health_->server_slot(name_, one.host, one.port);
         servers_.push_back(std::move(one));
         return;
     }
@@ -61,8 +60,7 @@ void Upstream::configure(const UpstreamConfig& cfg, Balance balance) {
     for (std::size_t i = 0; same && i < targets.size(); ++i)
         same = servers_[i].host == targets[i].host && servers_[i].port == targets[i].port;
     if (!same) {
-        for (auto& s : servers_) s.pool->close_idle();
-        servers_.clear();
+        retire_servers();
         for (auto& t : targets)
             servers_.push_back(Server{t.host, t.port, std::make_shared<ServerPool>(ex_, helper_, on_change_),
                                       health_ ? health_->server_slot(name_, t.host, t.port) : -1});
@@ -72,6 +70,14 @@ void Upstream::configure(const UpstreamConfig& cfg, Balance balance) {
         one.conninfo = format_conninfo(targets[i].conninfo);
         servers_[i].pool->configure(one);
     }
+}
+
+void Upstream::retire_servers() {
+    for (auto& s : servers_) {
+        s.pool->close_idle();
+        if (s.pool->busy() > 0 || s.pool->waiting() > 0) retired_.push_back(s.pool);
+    }
+    servers_.clear();
 }
 
 bool Upstream::usable(const Server& s) const {
@@ -169,7 +175,7 @@ asio::awaitable<ConnectionPtr> Upstream::acquire() {
     std::string why = failure->find('M') ? *failure->find('M') : "";
     // A server of the wrong kind for target_session_attrs is not unwell.
     bool wrong_kind = why.find("hot standby mode") != std::string::npos || why.find("session is") != std::string::npos;
-    if (health_ && !wrong_kind) health_->connect_failed(slot, why);
+    if (health_ && !wrong_kind && !server_refused_login_only(why)) health_->connect_failed(slot, why);
     int second = -1;
     for (std::size_t i = 0; i < servers_.size(); ++i)
         if (servers_[i].pool == pool) second = pick(static_cast<int>(i));
@@ -190,7 +196,17 @@ void Upstream::release(ConnectionPtr conn) {
         s->pool->release(std::move(conn));
         return;
     }
-    conn->mark_broken();  // its server left the upstream: closed as the last reference goes
+    for (std::size_t i = 0; i < retired_.size(); ++i) {
+        std::shared_ptr<ServerPool> pool = retired_[i];
+        if (pool->id() != conn->pool_id()) continue;
+        // Its server left the upstream: the connection serves a client still waiting there, or
+        // is closed.
+        if (pool->waiting() == 0) conn->mark_broken();
+        pool->release(std::move(conn));
+        if (pool->busy() == 0 && pool->waiting() == 0) retired_.erase(retired_.begin() + std::ptrdiff_t(i));
+        return;
+    }
+    conn->mark_broken();  // closed as the last reference goes
 }
 
 void Upstream::close_idle() {

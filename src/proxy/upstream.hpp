@@ -109,6 +109,10 @@ private:
     std::string identity_;
     std::string role_;
     std::vector<Server> servers_;
+    // Pools of servers that left the list while clients still had connections out or waited:
+    // those come back here, and the waiters are served, until none is left.
+    std::vector<std::shared_ptr<ServerPool>> retired_;
+    void retire_servers();
     std::size_t next_ = 0;  // round robin
     std::size_t clients_ = 0;
     // target_session_attrs: which role the servers must have; libpq checks it again per connection.

@@ -15,12 +15,33 @@ void UpstreamRegistry::configure(const UpstreamConfig& settings) {
     default_->configure(settings, Balance::RoundRobin);
     // pg_rproxy.upstream with mapped credentials follows it: new clients get the new setting.
     for (auto i = entries_.begin(); i != entries_.end();) {
-        if (i->second.def.name.empty() && i->second.def.conninfo != settings.conninfo) i = entries_.erase(i);
+        if (i->second.def.name.empty() && i->second.def.conninfo != settings.conninfo) retire(i++);
         else ++i;
     }
     for (auto& [key, e] : entries_) {
         e.cfg = config_for(e.def, e.cfg.conninfo);
         e.upstream->configure(e.cfg, e.def.balance);
+    }
+    for (auto& r : retired_)
+        if (auto u = r.upstream.lock()) {
+            r.cfg = config_for(r.def, r.cfg.conninfo);  // pool sizes and timeouts follow the settings
+            u->configure(r.cfg, r.def.balance);
+        }
+}
+
+void UpstreamRegistry::retire(std::map<std::string, Entry>::iterator it) {
+    std::erase_if(retired_, [](const Retired& r) { return r.upstream.expired(); });
+    retired_.push_back(Retired{it->second.def, it->second.cfg, it->second.upstream});
+    entries_.erase(it);
+}
+
+void UpstreamRegistry::retire_missing(const std::map<std::string, UpstreamDefinition>& rows) {
+    for (auto i = entries_.begin(); i != entries_.end();) {
+        const std::string& name = i->second.def.name;
+        // Table rows only: pg_rproxy.upstream's, a router's and a 0.6.0 rule's are not in the table.
+        bool from_table = !name.empty() && name.rfind("router: ", 0) != 0 && name.rfind("rule: ", 0) != 0;
+        if (from_table && !rows.count(name)) retire(i++);
+        else ++i;
     }
 }
 
@@ -35,16 +56,16 @@ UpstreamPtr UpstreamRegistry::make(const std::string& key, const UpstreamDefinit
     auto it = entries_.find(key);
     if (it != entries_.end()) {
         if (it->second.def == def) return it->second.upstream;
-        entries_.erase(it);  // the row changed: its clients keep the old one
+        retire(it);  // the row changed: its clients keep the old one
     }
     // Upstreams of rows that changed since: no new client gets them.
     for (auto i = entries_.begin(); i != entries_.end();) {
-        if (i->second.def.name == def.name && !(i->second.def == def)) i = entries_.erase(i);
+        if (i->second.def.name == def.name && !(i->second.def == def)) retire(i++);
         else ++i;
     }
     if (entries_.size() >= kMaxUpstreams) {
         for (auto i = entries_.begin(); i != entries_.end();) {
-            if (i->second.upstream.use_count() == 1) i = entries_.erase(i);
+            if (i->second.upstream.use_count() == 1) i = entries_.erase(i);  // nobody uses it
             else ++i;
         }
         if (entries_.size() >= kMaxUpstreams) return nullptr;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "auth/auth_snapshot.hpp"
 #include "core/config.hpp"
@@ -35,14 +36,21 @@ public:
     // pg_rproxy.upstream with a role's mapped credentials (none: the conninfo's own).
     UpstreamPtr find_default(const std::optional<UpstreamCredentials>& credentials);
 
+    // Rows no longer in pg_rproxy_upstreams: no new client gets their upstreams.
+    void retire_missing(const std::map<std::string, UpstreamDefinition>& rows);
+
     void close_idle();
     void forget_learned();  // a reload: functions may have changed upstream
     std::size_t busy() const;
     std::size_t idle() const;
+    // Every upstream a client of this worker may use, those of changed rows that connected
+    // clients keep included.
     template <typename F>
     void for_each(F&& f) const {
         f(*default_);
         for (const auto& [key, e] : entries_) f(*e.upstream);
+        for (const auto& r : retired_)
+            if (auto u = r.upstream.lock()) f(*u);
     }
 
 private:
@@ -61,6 +69,13 @@ private:
     UpstreamConfig settings_;
     UpstreamPtr default_;
     std::map<std::string, Entry> entries_;
+    struct Retired {
+        UpstreamDefinition def;
+        UpstreamConfig cfg;
+        std::weak_ptr<Upstream> upstream;  // alive while a client holds it
+    };
+    std::vector<Retired> retired_;
+    void retire(std::map<std::string, Entry>::iterator it);
     static constexpr std::size_t kMaxUpstreams = 256;
 };
 

@@ -94,7 +94,8 @@ void Worker::load_security() {
     if (ctx) {
         tls_context_ = std::move(ctx);
         sni_certificates_.attach(tls_context_);
-        sni_snapshot_.reset();  // per-name contexts follow the new settings at the next handshake
+        sni_certificates_.invalidate();  // per-name files are read again, as the default one was
+        sni_snapshot_.reset();
     } else {
         host_.log(LogLevel::Warning, "pg_rproxy: TLS not (re)configured: " + error);
     }
@@ -103,7 +104,7 @@ void Worker::load_security() {
 TlsContextPtr Worker::tls_context() {
     if (!tls_context_) return nullptr;
     std::shared_ptr<const RoutingSnapshot> snap = host_.routing_snapshot();
-    if (snap != sni_snapshot_) {
+    if (snap != sni_snapshot_ && snap->error.empty()) {  // unreadable tables: keep what was loaded
         sni_snapshot_ = snap;
         for (const auto& problem : sni_certificates_.update(snap->certificates, security_))
             host_.log(LogLevel::Warning, "pg_rproxy: " + problem + "; that name gets the default certificate");

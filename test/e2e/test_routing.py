@@ -42,6 +42,7 @@ def gateway_roles():
                f"CREATE ROLE router_none LOGIN PASSWORD '{GATEWAY_PASSWORD}'; "
                f"CREATE ROLE router_err LOGIN PASSWORD '{GATEWAY_PASSWORD}'; "
                f"CREATE ROLE router_junk LOGIN PASSWORD '{GATEWAY_PASSWORD}'; "
+               f"CREATE ROLE router_splice LOGIN PASSWORD '{GATEWAY_PASSWORD}'; "
                "END IF; END$$")
 
 
@@ -199,7 +200,8 @@ BEGIN
     INSERT INTO public.router_calls VALUES (role);
     CASE role
         WHEN 'router_user' THEN RETURN 'beta';
-        WHEN 'router_conn' THEN RETURN 'host=127.0.0.1 port=ALPHA_PORT user=rproxy_up dbname=' || database;
+        WHEN 'router_conn' THEN RETURN 'host=127.0.0.1 port=ALPHA_PORT user=rproxy_up';  -- dbname: the client's
+        WHEN 'router_splice' THEN RETURN 'host=127.0.0.1 port=ALPHA_PORT user=rproxy_up dbname=' || database;
         WHEN 'router_err' THEN RAISE EXCEPTION 'lab % is closed for maintenance', role;
         WHEN 'router_junk' THEN RETURN 'no such upstream';
         ELSE RETURN NULL;
@@ -227,6 +229,17 @@ def the_router_function_decides_when_no_route_does():
         check("lab router_err is closed for maintenance" in err, err)
         err = refused(user="router_junk")
         check("neither an upstream nor a conninfo" in err, err)
+        # A router that splices the client's database into its conninfo: a database name carrying
+        # keywords of its own is refused, not obeyed.
+        check(answered_by(user="router_splice") == a.port, "an honest database name works")
+        w = Wire(env.proxy_port)
+        try:
+            w.startup(user="router_splice", database="e2e host=/tmp user=postgres")
+            raise AssertionError("a spliced database name was obeyed")
+        except StartupError as e:
+            check(e.fields["C"] == "28000" and "invalid conninfo" in e.fields["M"], f"{e.fields}")
+        w.close()
+        check("sets a keyword twice" in env.gw.log_text(), "the log says why")
         check(answered_by(user="router_user") == b.port, "other clients are served after a router error")
         for _ in range(6):
             answered_by(user="router_user")
@@ -382,3 +395,34 @@ def a_seed_style_yaml_with_one_mapping_routes_clients_without_tls():
     finally:
         env.gw.sql("DELETE FROM pg_rproxy_routes WHERE upstream LIKE 'yaml:%'; "
                    "DELETE FROM pg_rproxy_upstreams WHERE name LIKE 'yaml:%'")
+
+
+@test
+def first_balance_is_failover_only_and_session_pooling_keeps_one_backend():
+    a, b = cluster("alpha"), cluster("beta")
+    try:
+        upstream("ordered", f"host=127.0.0.1,127.0.0.1 port={a.port},{b.port} user=rproxy_up dbname=e2e",
+                 balance="first")
+        upstream("sessioned", f"host=127.0.0.1 port={a.port} user=rproxy_up dbname=e2e", pool_mode="session")
+        env.gw.sql(f"INSERT INTO pg_rproxy_routes (position, listen_port, upstream) VALUES "
+                   f"(1, {env.extra_port}, 'sessioned'), (2, NULL, 'ordered')")
+        env.gw.reload_with(health_check_interval="500ms")
+        check({answered_by() for _ in range(6)} == {a.port}, "first: the first server while it is up")
+        a.stop(mode="fast")
+        check({answered_by() for _ in range(4)} == {b.port}, "and the next one when it is down")
+        a.start()
+        wait_for(lambda: answered_by() == a.port, "back to the first once it is healthy again")
+        # Session pooling: one client, one backend, for all its statements outside transactions.
+        w1, w2 = Wire(env.extra_port), Wire(env.extra_port)
+        w1.startup(user="rproxy_up", database="e2e")
+        w2.startup(user="rproxy_up", database="e2e")
+        pids1 = {rows(w1.query("SELECT pg_backend_pid()"))[0][0] for _ in range(5)}
+        pids2 = {rows(w2.query("SELECT pg_backend_pid()"))[0][0] for _ in range(5)}
+        check(len(pids1) == 1 and len(pids2) == 1 and pids1 != pids2, f"a backend each: {pids1} {pids2}")
+        w1.close()
+        w2.close()
+    finally:
+        if not os.path.exists(os.path.join(a.data, "postmaster.pid")):
+            a.start()
+        env.gw.reload_with(health_check_interval=None)
+        reset()

@@ -1,6 +1,7 @@
 """CONFIG_PATH: the config.yaml of the SNI host-name proxy users migrate from, turned by
 scripts/lib/sni_config.py into pg_rproxy_upstreams and pg_rproxy_routes rows named 'yaml:...', and
-into LISTEN_HOST/LISTEN_PORT for docker/entrypoint.sh."""
+into LISTEN_HOST/LISTEN_PORT for docker/entrypoint.sh. The import's routes are those at positions
+100000 and up to a 'yaml:' upstream; hand-written rows may name 'yaml:' upstreams too."""
 import os
 import subprocess
 
@@ -39,6 +40,12 @@ mappings:
     internal: solo.example.internal
 """
 
+# TWO and host2: CHANGED drops host1 and host2.
+THREE = TWO + """\
+  - external: "host2.example.com"
+    internal: "host2.example.internal"
+"""
+
 
 def config_file(name, text):
     path = os.path.join(env.base, f"sni-{name}.yaml")
@@ -52,9 +59,14 @@ def sni_config(command, path):
 
 
 def import_config(path):
+    """Runs the import as docker/entrypoint.sh and scripts/run.sh do: psql reading the SQL. Returns
+    psql's stderr (the NOTICEs)."""
     r = sni_config("sql", path)
     check(r.returncode == 0 and r.stderr == "", f"sni_config.py sql {path}: {r.returncode} {r.stderr}")
-    env.gw.sql(r.stdout)
+    p = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", env.gw.dir, "-p", str(env.gw.port),
+                        "-U", "postgres", "-d", "postgres"], input=r.stdout, capture_output=True, text=True)
+    check(p.returncode == 0, f"importing {path}: {p.stderr}")
+    return p.stderr
 
 
 def table(sql):
@@ -67,19 +79,22 @@ ROUTE_COLUMNS = ("position, coalesce(server_name, '-'), coalesce(database, '-'),
 UPSTREAM_COLUMNS = "name, conninfo, access, balance, pool_mode, coalesce(pool_size::text, '-')"
 
 
+IMPORTED_ROUTE = "position >= 100000 AND upstream LIKE 'yaml:%'"
+
+
 def imported():
     """(upstreams, routes) an import made."""
     return (table(f"SELECT {UPSTREAM_COLUMNS} FROM pg_rproxy_upstreams WHERE name LIKE 'yaml:%'"),
-            table(f"SELECT {ROUTE_COLUMNS} FROM pg_rproxy_routes WHERE upstream LIKE 'yaml:%'"))
+            table(f"SELECT {ROUTE_COLUMNS} FROM pg_rproxy_routes WHERE {IMPORTED_ROUTE}"))
 
 
 def not_imported():
     return (table(f"SELECT {UPSTREAM_COLUMNS} FROM pg_rproxy_upstreams WHERE name NOT LIKE 'yaml:%'"),
-            table(f"SELECT {ROUTE_COLUMNS} FROM pg_rproxy_routes WHERE upstream IS NULL OR upstream NOT LIKE 'yaml:%'"))
+            table(f"SELECT {ROUTE_COLUMNS} FROM pg_rproxy_routes WHERE NOT coalesce({IMPORTED_ROUTE}, false)"))
 
 
-def upstream(name, conninfo):
-    return [name, conninfo, "read_only", "round_robin", "transaction", "-"]
+def upstream(name, conninfo, balance="round_robin", pool_size="-"):
+    return [name, conninfo, "read_only", balance, "transaction", pool_size]
 
 
 def route(position, server_name, upstream_name):
@@ -87,7 +102,8 @@ def route(position, server_name, upstream_name):
 
 
 def remove_test_rows():
-    env.gw.sql("DELETE FROM pg_rproxy_routes WHERE upstream LIKE 'yaml:%' OR position IN (99998, 99999, 100010); "
+    env.gw.sql("DELETE FROM pg_rproxy_auth_rules WHERE upstream LIKE 'yaml:%'; "
+               "DELETE FROM pg_rproxy_routes WHERE upstream LIKE 'yaml:%' OR position IN (99998, 99999, 100010); "
                "DELETE FROM pg_rproxy_upstreams WHERE name LIKE 'yaml:%' OR name = 'yaml_e2e_hand'")
 
 
@@ -136,6 +152,72 @@ def yaml_import_of_one_mapping_also_takes_clients_without_a_server_name():
         import_config(config_file("two", TWO))
         ups, routes = imported()
         check(len(ups) == 2 and all(r[1] != "-" for r in routes), f"a second mapping ends the catch-all: {routes}")
+    finally:
+        remove_test_rows()
+
+
+@test
+def yaml_reimport_keeps_hand_written_rows_naming_yaml_upstreams_and_the_upstreams_they_name():
+    # An earlier import's 'yaml:' upstreams named by a hand-written route and an authentication rule:
+    # a re-import without their mappings keeps all three (a foreign key violation before), replaces
+    # its own routes, and says which upstreams it kept.
+    three = import_config(config_file("three", THREE))
+    check(three == "", f"nothing kept, nothing said: {three!r}")
+    host1 = upstream("yaml:host1.example.com", "host=host1.example.internal port=5432")
+    host2 = upstream("yaml:host2.example.com", "host=host2.example.internal port=5432")
+    hand_route = route(5, "hand.example.com", "yaml:host1.example.com")
+    rule = "SELECT position, method, upstream FROM pg_rproxy_auth_rules WHERE upstream LIKE 'yaml:%'"
+    # No proxy connections here: with a rule in the table, clients matching none are turned away.
+    env.gw.sql("INSERT INTO pg_rproxy_routes (position, server_name, upstream) "
+               "VALUES (5, 'hand.example.com', 'yaml:host1.example.com'); "
+               "INSERT INTO pg_rproxy_auth_rules (position, databases, method, upstream) "
+               "VALUES (90001, 'yaml_e2e_db', 'scram-sha-256', 'yaml:host2.example.com')")
+    try:
+        hand = not_imported()
+        check(hand_route in hand[1], f"the hand-written route is no import's: {hand}")
+        changed = config_file("changed", CHANGED)
+        for _ in range(2):  # and again: the same rows, the same notice
+            notice = import_config(changed)
+            check("NOTICE" in notice and "yaml:host1.example.com, yaml:host2.example.com" in notice,
+                  f"the kept upstreams named: {notice!r}")
+            ups, routes = imported()
+            check(ups == [upstream("yaml:*.apps.example.com", "host=apps2.example.internal port=7432"), host1, host2,
+                          upstream("yaml:host3.example.com", "host='o\\'hara.example.internal' port=5432")],
+                  f"upstreams, the referenced ones as they were: {ups}")
+            check(routes == [route(100000, "host3.example.com", "yaml:host3.example.com"),
+                             route(100001, "*.apps.example.com", "yaml:*.apps.example.com")],
+                  f"the import's routes replaced: {routes}")
+            check(not_imported() == hand, f"hand-written rows untouched: {not_imported()} != {hand}")
+            check(table(rule) == [["90001", "scram-sha-256", "yaml:host2.example.com"]], f"rule: {table(rule)}")
+
+        # Once nothing names one any more, the next import removes it.
+        env.gw.sql("DELETE FROM pg_rproxy_routes WHERE position = 5")
+        notice = import_config(changed)
+        check("yaml:host2.example.com" in notice and "yaml:host1.example.com" not in notice, notice)
+        names = [u[0] for u in imported()[0]]
+        check(names == ["yaml:*.apps.example.com", "yaml:host2.example.com", "yaml:host3.example.com"], f"{names}")
+        env.gw.sql("DELETE FROM pg_rproxy_auth_rules WHERE position = 90001")
+        notice = import_config(changed)
+        check(notice == "", f"nothing kept: {notice!r}")
+        names = [u[0] for u in imported()[0]]
+        check(names == ["yaml:*.apps.example.com", "yaml:host3.example.com"], f"{names}")
+    finally:
+        remove_test_rows()
+
+
+@test
+def yaml_reimport_keeps_what_was_tuned_on_its_upstreams():
+    try:
+        import_config(config_file("two", TWO))
+        env.gw.sql("UPDATE pg_rproxy_upstreams SET pool_size = 3, balance = 'first', access = 'read_write' "
+                   "WHERE name = 'yaml:*.apps.example.com'")
+        import_config(config_file("changed", CHANGED))
+        ups, _ = imported()
+        # conninfo and access are the file's; the rest as the user left it
+        check(ups[0] == upstream("yaml:*.apps.example.com", "host=apps2.example.internal port=7432",
+                                 balance="first", pool_size="3"), f"tuned upstream: {ups}")
+        check(ups[1] == upstream("yaml:host3.example.com", "host='o\\'hara.example.internal' port=5432"),
+              f"new upstream: {ups}")
     finally:
         remove_test_rows()
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "proxy/connect_spec.hpp"
+#include "proxy/cache_key.hpp"
 
 using namespace rproxy;
 
@@ -105,4 +106,22 @@ TEST(FormatConninfo, QuotesSoThatLibpqReadsTheSameValuesBack) {
     ASSERT_TRUE(back) << error;
     EXPECT_EQ(*conninfo_value(*back, "password"), "it's a \\ secret");
     EXPECT_EQ(*conninfo_value(*back, "options"), "-c a=b");
+}
+
+TEST(RepeatedKeywords, ADatabaseNameSplicedIntoAConninfoIsCaught) {
+    EXPECT_FALSE(conninfo_repeats_keywords("host=lab-1.internal port=5432 dbname=x"));
+    EXPECT_TRUE(conninfo_repeats_keywords("host=lab-1.internal dbname=x host=/var/run/postgresql user=postgres dbname=postgres"));
+    EXPECT_FALSE(conninfo_repeats_keywords("host='a b' options='-c x=1 host=y'"));  // inside quotes: one value
+    EXPECT_TRUE(conninfo_repeats_keywords("host = a  host=b"));
+    EXPECT_FALSE(conninfo_repeats_keywords("postgresql://u@h/db?sslmode=require"));
+    EXPECT_TRUE(conninfo_repeats_keywords("postgresql://u@h/db?dbname=postgres"));
+    EXPECT_TRUE(conninfo_repeats_keywords("postgresql://h?host=/tmp"));
+    EXPECT_TRUE(conninfo_repeats_keywords("postgresql:///?user=a&user=b"));
+}
+
+TEST(UpstreamIdentity, OptionsAndServiceAreTheirOwnUpstreams) {
+    EXPECT_NE(upstream_identity("host=h dbname=d user=u options='-c role=tenant_a'"),
+              upstream_identity("host=h dbname=d user=u options='-c role=tenant_b'"));
+    EXPECT_NE(upstream_identity("service=a"), upstream_identity("service=b"));
+    EXPECT_EQ(upstream_identity("host=h dbname=d user=u password=x"), upstream_identity("host=h dbname=d user=u"));
 }
