@@ -15,7 +15,7 @@ out=$(mktemp -d /tmp/pg_rproxy_fuzz.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$ROOT/src" -I"$(pg_config --includedir)")
-pure=("$ROOT"/src/protocol/*.cpp "$ROOT"/src/auth/*.cpp "$ROOT"/src/proxy/cache_key.cpp "$ROOT"/src/proxy/session_settings.cpp)
+pure=("$ROOT"/src/protocol/*.cpp "$ROOT"/src/auth/*.cpp "$ROOT"/src/core/cidr.cpp "$ROOT"/src/proxy/cache_key.cpp "$ROOT"/src/proxy/session_settings.cpp)
 status=0
 for harness in startup_packet frontend_messages session_input backend_messages scram cache_hints; do
     bin="$out/$harness"

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <map>
 
+#include "proxy/connect_spec.hpp"
 #include "proxy/upstream_registry.hpp"
 
 namespace asio = boost::asio;
@@ -107,6 +108,11 @@ asio::awaitable<void> HealthChecker::check(int slot, UpstreamConfig cfg) {
     std::weak_ptr<bool> alive = alive_;
     // A check never waits longer than its interval: a hung server is an unhealthy one.
     cfg.connect_timeout = std::min(cfg.connect_timeout, std::max(interval_, std::chrono::milliseconds(2000)));
+    // Whatever role the upstream wants, the check asks every server what it is.
+    if (auto pairs = parse_conninfo(cfg.conninfo, nullptr)) {
+        std::erase_if(*pairs, [](const auto& kv) { return kv.first == "target_session_attrs"; });
+        cfg.conninfo = format_conninfo(*pairs);
+    }
     auto [conn, error] = co_await open_connection(ex_, helper_, cfg, 0);
     if (alive.expired()) co_return;
     ServerCheck result;

@@ -426,3 +426,79 @@ def first_balance_is_failover_only_and_session_pooling_keeps_one_backend():
             a.start()
         env.gw.reload_with(health_check_interval=None)
         reset()
+
+
+def standby_of(primary):
+    """A streaming standby of primary (pg_basebackup -R), started on its own port."""
+    if "standby" in CLUSTERS:
+        return CLUSTERS["standby"]
+    from cluster import BINDIR, as_pg
+    s = Cluster(env.base, "standby")
+    os.makedirs(s.dir, exist_ok=True)
+    if os.getuid() == 0:
+        import pwd
+        pw = pwd.getpwnam("postgres")
+        os.chown(s.dir, pw.pw_uid, pw.pw_gid)
+    r = as_pg([f"{BINDIR}/pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres", "-D", s.data,
+               "-X", "stream", "-R"])
+    assert r.returncode == 0, r.stderr
+    s.append_conf(f"port = {s.port}\nunix_socket_directories = '{s.dir}'\nhot_standby = on\n")
+    s.start()
+    atexit.register(s.stop, "immediate", False)
+    CLUSTERS["standby"] = s
+    return s
+
+
+@test
+def target_session_attrs_picks_the_standby_or_the_primary_and_the_view_shows_roles_and_lag():
+    a = cluster("alpha")
+    s = standby_of(a)
+    try:
+        both = f"host=127.0.0.1,127.0.0.1 port={a.port},{s.port} user=rproxy_up dbname=e2e"
+        upstream("reads", both + " target_session_attrs=standby")
+        upstream("writes_side", both + " target_session_attrs=read-write")
+        env.gw.sql(f"INSERT INTO pg_rproxy_routes (position, listen_port, upstream) VALUES "
+                   f"(1, {env.extra_port}, 'writes_side'), (2, NULL, 'reads')")
+        env.gw.reload_with(health_check_interval="500ms")
+        sql = "SELECT pg_is_in_recovery()"
+        for _ in range(4):
+            r = psql("host=127.0.0.1", sql)
+            check(r.returncode == 0 and r.stdout.strip() == "t", f"standby wanted: {r.stdout} {r.stderr}")
+            r = psql("host=127.0.0.1", sql, port=env.extra_port)
+            check(r.returncode == 0 and r.stdout.strip() == "f", f"the primary for read-write: {r.stdout} {r.stderr}")
+
+        def roles():
+            out = {}
+            for line in env.gw.sql("SELECT port, role, healthy, replay_lag IS NOT NULL FROM pg_rproxy_servers "
+                                   "WHERE upstream = 'reads'").splitlines():
+                port, role, healthy, lag = line.split("|")
+                out[int(port)] = (role, healthy, lag)
+            return out
+
+        wait_for(lambda: roles().get(a.port) == ("primary", "t", "f") and roles().get(s.port) == ("standby", "t", "t"),
+                 f"roles and lag: {roles()}")
+    finally:
+        env.gw.reload_with(health_check_interval=None)
+        reset()
+
+
+@test
+def a_router_in_plpython():
+    a, b = cluster("alpha"), cluster("beta")
+    gateway_roles()
+    try:
+        env.gw.sql("CREATE EXTENSION IF NOT EXISTS plpython3u")
+        env.gw.sql(f"""CREATE OR REPLACE FUNCTION public.route_py(server_name text, database text, role text,
+                                                                 client_address inet) RETURNS text
+                       LANGUAGE plpython3u AS $$
+if role == 'router_user':
+    return 'host=127.0.0.1 port={b.port} user=rproxy_up'
+return None
+$$""")
+        env.gw.reload_with(router="public.route_py", upstream="")
+        check(answered_by(user="router_user") == b.port, "the Python router's conninfo")
+        check("no pg_rproxy route" in refused(user="router_none"), "None: refused")
+    finally:
+        env.gw.reload_with(router=None, upstream=None)
+        env.gw.sql("DROP FUNCTION IF EXISTS public.route_py(text, text, text, inet)")
+        reset()
