@@ -440,7 +440,7 @@ def standby_of(primary):
         pw = pwd.getpwnam("postgres")
         os.chown(s.dir, pw.pw_uid, pw.pw_gid)
     r = as_pg([f"{BINDIR}/pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres", "-D", s.data,
-               "-X", "stream", "-R"])
+               "-X", "stream", "-R", "-c", "fast"])  # fast: no wait for a spread checkpoint
     assert r.returncode == 0, r.stderr
     s.append_conf(f"port = {s.port}\nunix_socket_directories = '{s.dir}'\nhot_standby = on\n")
     s.start()
