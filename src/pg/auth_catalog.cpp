@@ -126,24 +126,6 @@ char* read_guarded(const char* role, RawAuth* raw, MemoryContext ctx) {
 
 std::string text_or_empty(const char* s) { return s ? s : ""; }
 
-// Ends the read's transaction; an error aborts it instead, so the worker never keeps a failed one.
-bool commit_guarded(MemoryContext ctx) {
-    volatile bool ok = true;
-    PG_TRY();
-    {
-        CommitTransactionCommand();
-    }
-    PG_CATCH();
-    {
-        FreeErrorData(take_error(ctx));
-        AbortCurrentTransaction();
-        ok = false;
-    }
-    PG_END_TRY();
-    MemoryContextSwitchTo(ctx);
-    return ok;
-}
-
 }  // namespace
 
 AuthSnapshot read_auth_snapshot(const std::string& role) {

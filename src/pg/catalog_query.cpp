@@ -72,23 +72,6 @@ char* run_guarded(int n, RawQuery* queries, RawRows* out, MemoryContext ctx) {
     return failure;
 }
 
-bool commit_guarded(MemoryContext ctx) {
-    volatile bool ok = true;
-    PG_TRY();
-    {
-        CommitTransactionCommand();
-    }
-    PG_CATCH();
-    {
-        FreeErrorData(take_error(ctx));
-        AbortCurrentTransaction();
-        ok = false;
-    }
-    PG_END_TRY();
-    MemoryContextSwitchTo(ctx);
-    return ok;
-}
-
 }  // namespace
 
 CatalogResult run_catalog_queries(const std::vector<CatalogQuery>& queries) {

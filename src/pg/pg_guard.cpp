@@ -17,4 +17,21 @@ void throw_pg_error(ErrorData* edata) {
     throw PgError(code, message, pos);
 }
 
+bool commit_guarded(MemoryContext ctx) {
+    volatile bool ok = true;
+    PG_TRY();
+    {
+        CommitTransactionCommand();
+    }
+    PG_CATCH();
+    {
+        FreeErrorData(take_error(ctx));
+        AbortCurrentTransaction();
+        ok = false;
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(ctx);
+    return ok;
+}
+
 }  // namespace rproxy::pg

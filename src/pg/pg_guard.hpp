@@ -24,6 +24,9 @@ public:
 // Copies the current error out of ErrorContext and clears it. Call in PG_CATCH.
 ErrorData* take_error(MemoryContext into);
 [[noreturn]] void throw_pg_error(ErrorData* edata);
+// Ends a catalog read's transaction; an error aborts it instead, so the worker never keeps a
+// failed one. Back in ctx afterwards.
+bool commit_guarded(MemoryContext ctx);
 
 template <class Fn>
 void pg_call(Fn&& fn) {
