@@ -106,12 +106,28 @@ GRANT SELECT ON pg_rproxy_sessions TO pg_read_all_stats;
 CREATE FUNCTION pg_rproxy_server_list(
     OUT upstream text, OUT host text, OUT port integer, OUT role text, OUT healthy boolean,
     OUT last_check timestamptz, OUT last_error text, OUT replay_lag interval,
-    OUT busy integer, OUT idle integer, OUT clients integer)
+    OUT busy integer, OUT idle integer, OUT clients integer, OUT statements bigint, OUT cache_hits bigint)
     RETURNS SETOF record AS 'MODULE_PATHNAME', 'pg_rproxy_server_list' LANGUAGE C STRICT;
-CREATE VIEW pg_rproxy_servers AS SELECT * FROM pg_rproxy_server_list();
+CREATE VIEW pg_rproxy_servers AS
+    SELECT upstream, host, port, role, healthy, last_check, last_error, replay_lag, busy, idle, clients
+    FROM pg_rproxy_server_list() WHERE host <> '';
 COMMENT ON VIEW pg_rproxy_servers IS
     'pg_rproxy upstream servers (upstream NULL: pg_rproxy.upstream): role, health, last check and its error, replay lag, connections busy and idle, clients';
 REVOKE ALL ON FUNCTION pg_rproxy_server_list() FROM PUBLIC;
 REVOKE ALL ON pg_rproxy_servers FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pg_rproxy_server_list() TO pg_read_all_stats;
 GRANT SELECT ON pg_rproxy_servers TO pg_read_all_stats;
+
+-- Per upstream, over all workers: clients now, and the statements they ran since the workers
+-- started, of which answered from the cache; its servers and how many are healthy.
+CREATE VIEW pg_rproxy_upstream_stats AS
+    SELECT u.upstream, u.clients, u.statements, u.cache_hits,
+           CASE WHEN u.statements = 0 THEN NULL ELSE round(u.cache_hits::numeric / u.statements, 4) END AS hit_ratio,
+           (SELECT count(*) FROM pg_rproxy_server_list() s WHERE s.host <> '' AND s.upstream IS NOT DISTINCT FROM u.upstream)::int AS servers,
+           (SELECT count(*) FROM pg_rproxy_server_list() s WHERE s.host <> '' AND s.upstream IS NOT DISTINCT FROM u.upstream
+                AND s.healthy)::int AS healthy_servers
+    FROM pg_rproxy_server_list() u WHERE u.host = '';
+COMMENT ON VIEW pg_rproxy_upstream_stats IS
+    'pg_rproxy per upstream (NULL: pg_rproxy.upstream): clients, statements and cache hits since the workers started, servers and healthy servers';
+REVOKE ALL ON pg_rproxy_upstream_stats FROM PUBLIC;
+GRANT SELECT ON pg_rproxy_upstream_stats TO pg_read_all_stats;

@@ -27,6 +27,8 @@ struct ServerCounts {
     uint32_t busy = 0;
     uint32_t idle = 0;
     uint32_t clients = 0;
+    uint64_t statements = 0;  // since the worker started: statements its clients of this upstream ran
+    uint64_t cache_hits = 0;  // of which answered from the cache
 };
 
 // A failed connection attempt whose server answered and refused this login alone (a role, a

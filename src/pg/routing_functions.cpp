@@ -41,11 +41,12 @@ extern "C" Datum pg_rproxy_server_list(PG_FUNCTION_ARGS) {
             InitMaterializedSRF(fcinfo, 0);
             ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
             for (const auto& r : rows) {
-                Datum values[11];
-                bool nulls[11] = {};
+                Datum values[13];
+                bool nulls[13] = {};
                 nulls[0] = r.upstream.empty();
                 values[0] = nulls[0] ? Datum(0) : CStringGetTextDatum(r.upstream.c_str());
                 values[1] = CStringGetTextDatum(r.host.c_str());
+                nulls[2] = r.port.empty();  // the upstream's own row
                 values[2] = Int32GetDatum(atoi(r.port.c_str()));
                 values[3] = CStringGetTextDatum(rproxy::server_role_name(r.check.role));
                 values[4] = BoolGetDatum(r.check.healthy);
@@ -62,6 +63,8 @@ extern "C" Datum pg_rproxy_server_list(PG_FUNCTION_ARGS) {
                 values[8] = Int32GetDatum(static_cast<int32>(r.busy));
                 values[9] = Int32GetDatum(static_cast<int32>(r.idle));
                 values[10] = Int32GetDatum(static_cast<int32>(r.clients));
+                values[11] = Int64GetDatum(static_cast<int64>(r.statements));
+                values[12] = Int64GetDatum(static_cast<int64>(r.cache_hits));
                 tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
             }
         });

@@ -33,6 +33,7 @@ struct Slot {
 
 struct Counts {
     pg_atomic_uint32 busy, idle, clients;
+    pg_atomic_uint64 statements, cache_hits;  // cumulative, as the worker sums them
 };
 
 struct TableShmem {
@@ -80,6 +81,8 @@ void init_server_table_shmem() {
             pg_atomic_init_u32(&shm->counts[i].busy, 0);
             pg_atomic_init_u32(&shm->counts[i].idle, 0);
             pg_atomic_init_u32(&shm->counts[i].clients, 0);
+            pg_atomic_init_u64(&shm->counts[i].statements, 0);
+            pg_atomic_init_u64(&shm->counts[i].cache_hits, 0);
         }
     }
     LWLockRelease(AddinShmemInitLock);
@@ -165,6 +168,10 @@ void server_table_publish(int worker_slot, const std::vector<ServerCounts>& coun
         pg_atomic_write_u32(&row[c.slot].busy, busy + c.busy);
         pg_atomic_write_u32(&row[c.slot].idle, idle + c.idle);
         pg_atomic_write_u32(&row[c.slot].clients, clients + c.clients);
+        uint64 statements = seen[c.slot] ? pg_atomic_read_u64(&row[c.slot].statements) : 0;
+        uint64 hits = seen[c.slot] ? pg_atomic_read_u64(&row[c.slot].cache_hits) : 0;
+        pg_atomic_write_u64(&row[c.slot].statements, statements + c.statements);
+        pg_atomic_write_u64(&row[c.slot].cache_hits, hits + c.cache_hits);
         seen[c.slot] = true;
     }
     for (int i = 0; i < kMaxServers; ++i)
@@ -172,6 +179,8 @@ void server_table_publish(int worker_slot, const std::vector<ServerCounts>& coun
             pg_atomic_write_u32(&row[i].busy, 0);
             pg_atomic_write_u32(&row[i].idle, 0);
             pg_atomic_write_u32(&row[i].clients, 0);
+            pg_atomic_write_u64(&row[i].statements, 0);
+            pg_atomic_write_u64(&row[i].cache_hits, 0);
         }
 }
 
@@ -202,6 +211,8 @@ void server_table_scan(const std::function<void(const ServerRow&)>& visit) {
             row.busy += pg_atomic_read_u32(&c->busy);
             row.idle += pg_atomic_read_u32(&c->idle);
             row.clients += pg_atomic_read_u32(&c->clients);
+            row.statements += pg_atomic_read_u64(&c->statements);
+            row.cache_hits += pg_atomic_read_u64(&c->cache_hits);
         }
         visit(row);
     }

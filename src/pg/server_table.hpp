@@ -1,5 +1,6 @@
 // The pg_rproxy_servers view's data and the servers' shared health: one shared-memory slot per
-// (upstream, host, port) any worker used. A health check is claimed by one worker per interval
+// (upstream, host, port) any worker used, and one per upstream (host "") for
+// pg_rproxy_upstream_stats. A health check is claimed by one worker per interval
 // (compare-and-swap on the slot's next check time); what it finds is read by all. Each worker
 // publishes its own connection counts per slot, summed by the view.
 #pragma once
@@ -30,6 +31,7 @@ struct ServerRow {
     bool checked = false;
     int64_t last_check = 0;  // TimestampTz
     uint32_t busy = 0, idle = 0, clients = 0;
+    uint64_t statements = 0, cache_hits = 0;
 };
 void server_table_scan(const std::function<void(const ServerRow&)>& visit);
 

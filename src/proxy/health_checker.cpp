@@ -89,13 +89,28 @@ void HealthChecker::arm() {
 void HealthChecker::tick() {
     std::vector<ServerCounts> counts;
     std::map<int, UpstreamConfig> due;
-    upstreams_->for_each([&](const Upstream& u) {
+    std::map<int, uint32_t> clients;
+    upstreams_->for_each([&](Upstream& u) {
+        if (u.slot() >= 0) {
+            auto [statements, hits] = u.take_counts();
+            totals_[u.slot()].statements += statements;
+            totals_[u.slot()].cache_hits += hits;
+            clients[u.slot()] += uint32_t(u.clients());
+        }
         u.for_each_server([&](int slot, const ServerPool& pool) {
             if (slot < 0) return;
             counts.push_back(ServerCounts{slot, uint32_t(pool.busy()), uint32_t(pool.idle()), uint32_t(u.clients())});
             if (!due.count(slot) && !running_.count(slot)) due.emplace(slot, pool.config());
         });
     });
+    for (const auto& [slot, t] : totals_) {
+        ServerCounts c;
+        c.slot = slot;
+        c.clients = clients[slot];
+        c.statements = t.statements;
+        c.cache_hits = t.cache_hits;
+        counts.push_back(c);
+    }
     directory_.publish_server_counts(counts);
     for (auto& [slot, cfg] : due) {
         if (!directory_.claim_server_check(slot, interval_)) continue;

@@ -10,6 +10,7 @@
 #include <utility>
 #include <boost/asio.hpp>
 
+#include <map>
 #include <memory>
 #include <set>
 
@@ -51,6 +52,10 @@ private:
     boost::asio::steady_timer timer_;
     std::chrono::milliseconds interval_{5000};
     std::set<int> running_;  // slots being checked by this worker
+    struct Totals {
+        uint64_t statements = 0, cache_hits = 0;
+    };
+    std::map<int, Totals> totals_;  // per upstream slot, since the worker started
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

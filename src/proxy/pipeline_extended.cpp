@@ -177,7 +177,7 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             if (result == ProbeResult::Claimed && id) portal.claimed = make_fill(*key, *id, ttl, st.sql, st.parsed);
             if (result != ProbeResult::Hit) return false;
             log_for_retry(msg);
-            worker_.count_statement();
+            count_statement();
             ext().held_portal_.reset();
             portal.state = ClientPortal::State::Answered;
             portal.describe = false;
@@ -572,7 +572,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         for (const auto& f : st->parsed->statements)
             if (!f.execute_name.empty() || !f.prepare_name.empty() || !f.deallocate_name.empty())
                 co_return error("0A000", "PREPARE, EXECUTE and DEALLOCATE are supported in simple queries only");
-        worker_.count_statement();
+        count_statement();
     }
     std::unique_ptr<Fill> fill;
     if (st && it->second.state == ClientPortal::State::Held) {

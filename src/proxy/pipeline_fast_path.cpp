@@ -27,7 +27,7 @@ asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view b
         if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
-    worker_.count_statement();
+    count_statement();
     if (batch_open()) {
         co_await close_open_batch();
         if (io_.gone() || discard_until_sync_) co_return;  // an error in that batch: skipped up to Sync

@@ -47,7 +47,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
-    worker_.count_statement();
+    count_statement();
 
     // cache probe: a hit is a hash lookup and a copy into the output buffer.
     int ttl = 0;

@@ -23,6 +23,11 @@ StatementPipeline::~StatementPipeline() {
     if (upstream_) upstream_->add_client(-1);
 }
 
+void StatementPipeline::count_statement() {
+    worker_.count_statement();
+    upstream_->count_statement();
+}
+
 void StatementPipeline::set_upstream(UpstreamPtr upstream) {
     upstream_->add_client(-1);
     upstream_ = std::move(upstream);

@@ -59,6 +59,7 @@ ProbeResult StatementPipeline::probe_cache_now(const CacheKey& key, std::string&
     uint64_t fill_id = 0;
     ProbeResult probe = worker_.cache().cache_probe(key, out, &fill_id);
     if (probe == ProbeResult::Claimed) *fill = fill_id;
+    else if (probe == ProbeResult::Hit) upstream_->count_cache_hit();
     return probe;
 }
 

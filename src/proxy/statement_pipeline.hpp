@@ -85,6 +85,8 @@ public:
     // Answers buffered until Sync are written once this large; the caller flushes.
     bool output_due();
     const std::string& upstream_role() { return upstream().role(); }
+    // A statement of this client: the worker's count and its upstream's.
+    void count_statement();
 
 private:
 

@@ -32,6 +32,7 @@ void Upstream::configure(const UpstreamConfig& cfg, Balance balance) {
         role_ = upstream_user(cfg.conninfo);
     }
     cfg_ = cfg;
+    if (health_ && slot_ < 0 && !cfg.conninfo.empty()) slot_ = health_->server_slot(name_, "", "");
     std::vector<ServerTarget> targets;
     wants_ = Wants::Any;
     if (auto pairs = parse_conninfo(cfg.conninfo, nullptr)) {

@@ -83,6 +83,14 @@ public:
     }
     // Clients whose statements go here (StatementPipeline counts them).
     std::size_t clients() const { return clients_; }
+    // The upstream's own row in the shared table (host ""), for pg_rproxy_upstream_stats.
+    int slot() const { return slot_; }
+    void count_statement() { ++statements_; }
+    void count_cache_hit() { ++cache_hits_; }
+    // What was counted since the last call (the worker keeps the sums: this object may go).
+    std::pair<uint64_t, uint64_t> take_counts() {
+        return {std::exchange(statements_, 0), std::exchange(cache_hits_, 0)};
+    }
     void add_client(int delta) { clients_ = std::size_t(std::ptrdiff_t(clients_) + delta); }
     std::string servers_text() const;  // host:port of each server, comma separated
 
@@ -115,6 +123,8 @@ private:
     void retire_servers();
     std::size_t next_ = 0;  // round robin
     std::size_t clients_ = 0;
+    int slot_ = -1;
+    uint64_t statements_ = 0, cache_hits_ = 0;
     // target_session_attrs: which role the servers must have; libpq checks it again per connection.
     enum class Wants { Any, Primary, Standby, PreferStandby } wants_ = Wants::Any;
     std::map<std::map<std::string, std::string>, std::shared_ptr<const ReportedParameters>> reported_;

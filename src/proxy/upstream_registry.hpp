@@ -46,7 +46,7 @@ public:
     // Every upstream a client of this worker may use, those of changed rows that connected
     // clients keep included.
     template <typename F>
-    void for_each(F&& f) const {
+    void for_each(F&& f) const {  // f(Upstream&)
         f(*default_);
         for (const auto& [key, e] : entries_) f(*e.upstream);
         for (const auto& r : retired_)

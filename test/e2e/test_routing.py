@@ -293,7 +293,17 @@ def round_robin_spreads_statements_over_the_servers_and_the_view_shows_them():
         wait_for(lambda: all(s["role"] == "primary" and s["healthy"] for s in servers().values())
                  and len(servers()) == 2, f"both checked: {servers()}")
         check(servers()[a.port]["clients"] >= 1, f"clients shown: {servers()}")
+        for _ in range(3):
+            w.query("SELECT 40 + 2 AS cached_answer")
         w.close()
+
+        def stats():
+            line = env.gw.sql("SELECT statements, cache_hits, servers, healthy_servers FROM pg_rproxy_upstream_stats "
+                              "WHERE upstream = 'pair'")
+            return [int(x) for x in line.split("|")] if line else [0, 0, 0, 0]
+        # 8 psql sessions' statements, 8 + 3 of the raw client's; the repeated one hit the cache.
+        wait_for(lambda: stats()[0] >= 19 and stats()[1] >= 2 and stats()[2:] == [2, 2],
+                 f"per-upstream statistics: {stats()}")
     finally:
         env.gw.reload_with(health_check_interval=None)
         reset()

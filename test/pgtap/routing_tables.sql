@@ -2,7 +2,7 @@
 -- upgrade from 0.6.0 made of authentication rules that held a conninfo.
 \ir preamble.psql
 BEGIN;
-SELECT plan(47);
+SELECT plan(49);
 
 SELECT has_table('pg_rproxy_upstreams', 'pg_rproxy_upstreams exists');
 SELECT columns_are('pg_rproxy_upstreams', ARRAY['name', 'conninfo', 'access', 'balance', 'pool_mode', 'pool_size'],
@@ -98,5 +98,9 @@ SELECT columns_are('pg_rproxy_servers',
 SELECT ok(has_table_privilege('pg_read_all_stats', 'pg_rproxy_servers', 'SELECT')
           AND NOT has_table_privilege('public', 'pg_rproxy_servers', 'SELECT'),
           'monitoring roles read the servers, PUBLIC does not');
+SELECT has_view('pg_rproxy_upstream_stats', 'the pg_rproxy_upstream_stats view exists');
+SELECT columns_are('pg_rproxy_upstream_stats',
+    ARRAY['upstream', 'clients', 'statements', 'cache_hits', 'hit_ratio', 'servers', 'healthy_servers'],
+    'pg_rproxy_upstream_stats has the documented columns');
 SELECT * FROM finish();
 ROLLBACK;
