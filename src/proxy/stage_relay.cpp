@@ -250,6 +250,7 @@ asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const Conne
     }
     io_.stop_watching();
     current_conn_.reset();
+    if (outcome == Outcome::Lost) upstream_->connection_lost(*conn);
     co_return outcome;
 }
 

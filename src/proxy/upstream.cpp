@@ -210,6 +210,10 @@ void Upstream::release(ConnectionPtr conn) {
     conn->mark_broken();  // closed as the last reference goes
 }
 
+void Upstream::connection_lost(const ServerConnection& conn) {
+    if (Server* s = owner(conn)) s->pool->close_idle();
+}
+
 void Upstream::close_idle() {
     for (auto& s : servers_) s.pool->close_idle();
 }

@@ -47,6 +47,9 @@ public:
     boost::asio::awaitable<ConnectionPtr> acquire();  // throws UpstreamUnavailable
     ConnectionPtr try_acquire_now();                  // an idle connection, or nullptr: acquire() must wait
     void release(ConnectionPtr conn);
+    // The server ended this connection (shutting down, the backend terminated): its idle ones may
+    // be gone too, so they are closed, and a retry connects afresh (or fails over).
+    void connection_lost(const ServerConnection& conn);
     void close_idle();
 
     // What the upstream reported (ParameterStatus) on a connection carrying exactly these client
