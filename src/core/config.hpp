@@ -30,6 +30,8 @@ struct UpstreamConfig {
     std::chrono::milliseconds statement_timeout{0};    // sent upstream with every new connection; 0 = none
     std::chrono::milliseconds idle_client_timeout{0};  // 0 = never
     std::chrono::milliseconds idle_in_transaction_timeout{0};
+    // pg_rproxy_upstreams.access = 'read_write': sessions are not made read-only upstream.
+    bool read_write = false;
 };
 
 // Client authentication, TLS toward clients and connection limits (pg_rproxy.* GUCs, reloadable).

@@ -57,8 +57,16 @@ const FastPathFunction* fast_path_function(uint32_t oid) {
 
 FastPathVerdict judge_fast_path(uint32_t oid, const std::vector<int16_t>& formats,
                                 const std::vector<std::optional<std::string>>& args, int16_t result_format,
-                                const FirewallConfig& cfg) {
+                                const FirewallConfig& cfg, Access access) {
     const FastPathFunction* f = fast_path_function(oid);
+    if (access == Access::ReadWrite) {
+        if (f && (cfg.denied_functions.count(f->name) || cfg.denied_functions.count(std::string("pg_catalog.") + f->name)))
+            return refuse("25006", std::string("function ") + f->name + "() is not allowed: it is listed in pg_rproxy.denied_functions");
+        FastPathVerdict v;
+        v.allowed = true;
+        v.function = f;
+        return v;
+    }
     if (!f) {
         return refuse("25006", "fast-path function calls are not allowed through pg_rproxy, except to read large "
                                "objects (function " + std::to_string(oid) + ")");
@@ -80,6 +88,7 @@ FastPathVerdict judge_fast_path(uint32_t oid, const std::vector<int16_t>& format
             return refuse("25006", "lo_open() is allowed through pg_rproxy for reading only (mode INV_READ)");
     }
     FastPathVerdict v;
+    v.allowed = true;
     v.function = f;
     return v;
 }

@@ -24,15 +24,17 @@ struct FastPathFunction {
 const FastPathFunction* fast_path_function(uint32_t oid);
 
 struct FastPathVerdict {
-    const FastPathFunction* function = nullptr;  // set when allowed
+    bool allowed = false;
+    const FastPathFunction* function = nullptr;  // the large-object function called, if it is one
     std::string sqlstate;                        // otherwise 25006, or 08P01 for a malformed call
     std::string message;
 };
 
 // formats: as in the message (none = all text, one = all, else per argument); args nullopt = NULL.
-// pg_rproxy.denied_functions applies here too.
+// pg_rproxy.denied_functions applies here too. On a read-write upstream every call passes but
+// those to denied large-object functions: the upstream checks the rest.
 FastPathVerdict judge_fast_path(uint32_t oid, const std::vector<int16_t>& formats,
                                 const std::vector<std::optional<std::string>>& args, int16_t result_format,
-                                const FirewallConfig& cfg);
+                                const FirewallConfig& cfg, Access access = Access::ReadOnly);
 
 }  // namespace rproxy

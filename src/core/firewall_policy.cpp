@@ -31,9 +31,9 @@ std::set<std::string> parse_name_list(const std::string& value) {
     return out;
 }
 
-bool setting_always_denied(const std::string& name) {
-    return name == "default_transaction_read_only" || name == "transaction_read_only" ||
-           name == "session_authorization" || name == "role";
+bool setting_always_denied(const std::string& name, Access access) {
+    if (name == "session_authorization" || name == "role") return true;
+    return access == Access::ReadOnly && (name == "default_transaction_read_only" || name == "transaction_read_only");
 }
 
 namespace {
@@ -56,10 +56,30 @@ const char* hidden_side_effect(const FunctionRef& f) {
     return nullptr;
 }
 
+// A write that is not only to rows: the relations' definitions (and so views, partitions, keys and
+// triggers) may differ after it.
+bool changes_definitions(const StatementFacts& st) {
+    if (st.write_kind.empty()) return false;
+    for (const char* dml : {"INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "SELECT", "TRUNCATE TABLE", "EXPLAIN",
+                            "PREPARE TRANSACTION", "LOCK TABLE", "EXECUTE", "CALL", "DO"})
+        if (st.kind == dml) return false;
+    return true;
+}
+
 }  // namespace
 
-Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const UpstreamVolatility& lookup) {
+Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const UpstreamVolatility& lookup,
+                 Access access) {
     Verdict v;
+    const bool read_write = access == Access::ReadWrite;
+    if (parsed.error_sqlstate && read_write) {
+        // Newer syntax, an extension's grammar: the upstream judges it. Anything may happen.
+        v.allowed = true;
+        v.unparsed = true;
+        v.writes = true;
+        v.writes_unseen = true;
+        return v;
+    }
     if (parsed.error_sqlstate) {
         v.sqlstate = *parsed.error_sqlstate;
         v.message = parsed.error_message;
@@ -83,15 +103,23 @@ Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const Ups
     for (const StatementFacts& st : parsed.statements) {
         StatementVerdict sv{st.kind, true, false, ""};
         bool deterministic = !st.time_dependent;
-        if (!st.write_kind.empty()) {
+        if (!st.write_kind.empty() && !read_write) {
             reject(sv, RejectReason::StatementKind,
                    "Write operations are not permitted: " + st.write_kind + " statements are not allowed");
         } else if (!st.setting_error.empty()) {
             reject(sv, RejectReason::Setting, st.setting_error);
+        } else if (st.read_write_transaction && !read_write) {
+            reject(sv, RejectReason::Setting, "Write operations are not permitted: READ WRITE transactions are not allowed");
+        }
+        if (read_write) {
+            v.writes = v.writes || !st.write_kind.empty() || st.unseen_write;
+            v.writes_unseen = v.writes_unseen || st.unseen_write;
+            v.changes_definitions = v.changes_definitions || changes_definitions(st);
+            v.written.insert(v.written.end(), st.written.begin(), st.written.end());
         }
         for (const std::string& s : st.settings) {
             if (!sv.allowed) break;
-            if (setting_always_denied(s) || cfg.denied_settings.count(s))
+            if (setting_always_denied(s, access) || cfg.denied_settings.count(s))
                 reject(sv, RejectReason::Setting, "setting " + s + " cannot be changed through pg_rproxy");
         }
         for (const FunctionRef& f : st.functions) {
@@ -101,7 +129,7 @@ Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const Ups
                        "function " + f.display() + " is not allowed: it is listed in pg_rproxy.denied_functions");
                 break;
             }
-            if (const char* why = hidden_side_effect(f); why && !listed(cfg.allowed_functions, f)) {
+            if (const char* why = hidden_side_effect(f); why && !read_write && !listed(cfg.allowed_functions, f)) {
                 reject(sv, RejectReason::SideEffectFunction, "function " + f.display() + " is not allowed: " + why);
                 break;
             }
@@ -116,6 +144,13 @@ Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const Ups
                 vol = *up;
             }
             if (vol != Volatility::Immutable) deterministic = false;
+            if (read_write) {
+                // A volatile function may write; one of the upstream's own may write anything.
+                bool own = f.volatility == Volatility::NotBuiltin;
+                v.writes = v.writes || vol == Volatility::Volatile || (own && vol == Volatility::Missing);
+                v.writes_unseen = v.writes_unseen || (own && (vol == Volatility::Volatile || vol == Volatility::Missing));
+                continue;
+            }
             if (listed(cfg.allowed_functions, f)) continue;
             if (vol == Volatility::Volatile) {
                 reject(sv, RejectReason::VolatileFunction, "function " + f.display() + " is not allowed: it is volatile");
@@ -125,10 +160,11 @@ Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const Ups
             }
         }
         // A statement that changes settings must run every time: a hit would skip its effect.
-        sv.cacheable = sv.allowed && deterministic && st.kind == "SELECT" && !st.session_state &&
+        sv.cacheable = sv.allowed && deterministic && st.kind == "SELECT" && st.write_kind.empty() && !st.session_state &&
                        st.settings.empty() && st.setting_changes.empty() && !st.reset_all;
         v.cacheable = v.cacheable && sv.cacheable;
         v.session_state = v.session_state || st.session_state;
+        if (v.state_reason.empty()) v.state_reason = st.state_reason;
         v.statements.push_back(std::move(sv));
     }
     if (!v.allowed) v.pending_functions.clear();  // rejected anyway: nothing to ask the upstream

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/statement_facts.hpp"
+#include "core/upstream_definition.hpp"
 #include "core/verdict.hpp"
 
 namespace rproxy {
@@ -26,9 +27,12 @@ std::set<std::string> parse_name_list(const std::string& value);
 using UpstreamVolatility = std::function<std::optional<Volatility>(const FunctionRef&)>;
 
 // With lookup == nullptr (no upstream to ask), a non-built-in function counts as unknown.
-Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const UpstreamVolatility& lookup);
+// On a read-write upstream everything passes but denied functions and settings and role changes;
+// the verdict then says what the statements write.
+Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const UpstreamVolatility& lookup,
+                 Access access = Access::ReadOnly);
 
 // Settings no client may change through the proxy, whatever the configuration.
-bool setting_always_denied(const std::string& lower_name);
+bool setting_always_denied(const std::string& lower_name, Access access = Access::ReadOnly);
 
 }  // namespace rproxy

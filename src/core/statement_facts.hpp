@@ -39,7 +39,14 @@ struct StatementFacts {
     std::vector<std::string> settings;   // settings changed (SET, RESET, set_config), lower case
     bool time_dependent = false;  // CURRENT_TIMESTAMP, CURRENT_USER and the other SQLValueFunctions
     bool session_state = false;   // leaves state on the upstream session (SET, PREPARE, WITH HOLD, LISTEN)
+    std::string state_reason;     // what that state is, for pg_rproxy_sessions.pinned
     bool transaction_control = false;
+    bool read_write_transaction = false;  // BEGIN / SET TRANSACTION ... READ WRITE
+    // What it writes, for the cache's invalidation on read-write upstreams: relations as named
+    // ("schema.name" or "name"), and whether it has effects the text does not show (DO, CALL,
+    // EXECUTE, DDL of functions, privileges, policies...).
+    std::vector<std::string> written;
+    bool unseen_write = false;
     std::string prepare_name;     // PREPARE name
     std::string execute_name;     // EXECUTE name
     std::string deallocate_name;  // DEALLOCATE name

@@ -32,7 +32,15 @@ struct Verdict {
     // caller looks them up on the upstream and evaluates again.
     std::vector<std::string> pending_functions;  // FunctionRef::key()
     bool session_state = false;
+    std::string state_reason;  // the first statement's StatementFacts::state_reason
     bool cacheable = false;  // every statement cacheable
+    // Read-write upstreams only: the statements may change data (not to be run twice), the
+    // relations they write as named, and whether they may write what the text does not show.
+    bool writes = false;
+    bool writes_unseen = false;
+    bool changes_definitions = false;  // DDL: what the proxy learnt about relations may change
+    std::vector<std::string> written;
+    bool unparsed = false;  // the gateway's parser refused it: forwarded as it is
 };
 
 }  // namespace rproxy

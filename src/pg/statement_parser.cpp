@@ -33,10 +33,12 @@ void note_literal_read() {
     if (current_query) current_query->literal_read = true;
 }
 
+char* relation_name(const char* schema, const char* name);
+
 void record_relation(RangeVar* rv) {
     if (!current_query || !rv->relname) return;
     const char* schema = rv->schemaname;
-    char* name = schema ? psprintf("%s.%s", schema, rv->relname) : pstrdup(rv->relname);
+    char* name = relation_name(schema, rv->relname);
     current_query->relations = lappend(current_query->relations, name);
     if (schema && (strcmp(schema, "pg_catalog") == 0 || strcmp(schema, "information_schema") == 0))
         current_query->reads_catalog = true;
@@ -60,7 +62,11 @@ struct StmtInfo {
     List* settings;  // char*, lower case
     bool time_dependent;
     bool session_state;
+    const char* state_reason;  // why session_state: what pins the client to its connection
     bool transaction_control;
+    bool read_write_transaction;  // BEGIN / SET TRANSACTION ... READ WRITE
+    List* written;      // char*: relations the statement writes, as named
+    bool unseen_write;  // effects the parser cannot see into (DO, CALL, DDL of other objects)
     bool deallocate_all;
     char* prepare_name;
     char* execute_name;
@@ -75,6 +81,29 @@ StmtInfo* new_info(const char* kind) {
 
 void set_write(StmtInfo* st, const char* kind) {
     if (!st->write_kind) st->write_kind = pstrdup(kind);
+}
+
+void keeps_state(StmtInfo* st, const char* reason) {
+    st->session_state = true;
+    if (!st->state_reason) st->state_reason = reason;
+}
+
+char* relation_name(const char* schema, const char* name) {
+    return schema ? psprintf("%s.%s", schema, name) : pstrdup(name);
+}
+
+void record_written(StmtInfo* st, RangeVar* rv) {
+    if (!rv || !rv->relname) return;
+    st->written = lappend(st->written, relation_name(rv->schemaname, rv->relname));
+}
+
+// DROP's object names: a list of String, schema-qualified or not.
+void record_written_names(StmtInfo* st, List* name) {
+    int n = list_length(name);
+    if (n == 0) return;
+    const char* rel = strVal(llast(name));
+    const char* schema = n >= 2 ? strVal(list_nth(name, n - 2)) : nullptr;
+    st->written = lappend(st->written, relation_name(schema, rel));
 }
 
 void set_setting_error(StmtInfo* st, const char* message) {
@@ -162,9 +191,13 @@ void record_function(StmtInfo* st, FuncCall* fc) {
         if (value && not_local) record_change(st, setting, value);
         else if (!(local && IsA(local, A_Const) && IsA(&reinterpret_cast<A_Const*>(local)->val, Boolean) &&
                    boolVal(&reinterpret_cast<A_Const*>(local)->val)))
-            st->session_state = true;
+            keeps_state(st, "set_config()");
         return;
     }
+    // Session-level advisory locks outlive the transaction: the lock is the connection's.
+    if (builtin_schema && (strcmp(name, "pg_advisory_lock") == 0 || strcmp(name, "pg_advisory_lock_shared") == 0 ||
+                           strcmp(name, "pg_try_advisory_lock") == 0 || strcmp(name, "pg_try_advisory_lock_shared") == 0))
+        keeps_state(st, "advisory lock");
     auto* f = static_cast<FuncInfo*>(palloc0(sizeof(FuncInfo)));
     f->schema = schema ? pstrdup(schema) : nullptr;
     f->name = pstrdup(name);
@@ -197,16 +230,30 @@ bool tree_walker(Node* node, void* context) {
         case T_SelectStmt: {
             auto* s = reinterpret_cast<SelectStmt*>(node);
             st->pg_settings_name = pg_settings_filter(s);
-            if (s->intoClause) set_write(st, "SELECT INTO");
+            if (s->intoClause) {
+                set_write(st, "SELECT INTO");
+                record_written(st, s->intoClause->rel);
+                if (s->intoClause->rel->relpersistence == RELPERSISTENCE_TEMP) keeps_state(st, "temporary table");
+            }
             if (s->lockingClause != NIL)
                 set_write(st, locking_kind(static_cast<LockingClause*>(linitial(s->lockingClause))->strength));
             break;
         }
         case T_InsertStmt:
+            set_write(st, CreateCommandName(node));
+            record_written(st, reinterpret_cast<InsertStmt*>(node)->relation);
+            break;
         case T_UpdateStmt:
+            set_write(st, CreateCommandName(node));
+            record_written(st, reinterpret_cast<UpdateStmt*>(node)->relation);
+            break;
         case T_DeleteStmt:
+            set_write(st, CreateCommandName(node));
+            record_written(st, reinterpret_cast<DeleteStmt*>(node)->relation);
+            break;
         case T_MergeStmt:
             set_write(st, CreateCommandName(node));
+            record_written(st, reinterpret_cast<MergeStmt*>(node)->relation);
             break;
         case T_FuncCall:
             record_function(st, reinterpret_cast<FuncCall*>(node));
@@ -232,6 +279,9 @@ void merge(StmtInfo* into, StmtInfo* from) {
     into->settings = list_concat(into->settings, from->settings);
     into->time_dependent |= from->time_dependent;
     into->session_state |= from->session_state;
+    if (!into->state_reason) into->state_reason = from->state_reason;
+    into->written = list_concat(into->written, from->written);
+    into->unseen_write |= from->unseen_write;
     if (from->execute_name && !into->execute_name) into->execute_name = from->execute_name;
     into->changes = list_concat(into->changes, from->changes);
     into->reset_all |= from->reset_all;
@@ -265,9 +315,8 @@ void walk_set(VariableSetStmt* s, StmtInfo* st) {
     note_literal_read();  // values, role names, transaction modes
     if (s->kind == VAR_SET_MULTI) {
         // SET TRANSACTION ..., SET SESSION CHARACTERISTICS AS TRANSACTION ..., SET TRANSACTION SNAPSHOT
-        if (!options_read_only(s->args))
-            set_setting_error(st, "Write operations are not permitted: READ WRITE transactions are not allowed");
-        if (strcmp(s->name, "SESSION CHARACTERISTICS") == 0) st->session_state = true;
+        if (!options_read_only(s->args)) st->read_write_transaction = true;
+        if (strcmp(s->name, "SESSION CHARACTERISTICS") == 0) keeps_state(st, "SET SESSION CHARACTERISTICS");
         return;
     }
     if (s->kind == VAR_RESET_ALL) {
@@ -278,7 +327,7 @@ void walk_set(VariableSetStmt* s, StmtInfo* st) {
         // Back to the login role is harmless and what drivers send; any other role is refused.
         const char* v = s->args != NIL ? const_string(static_cast<Node*>(linitial(s->args))) : nullptr;
         if (s->kind == VAR_RESET || (s->kind == VAR_SET_VALUE && v && pg_strcasecmp(v, "none") == 0)) {
-            st->session_state = !s->is_local;
+            if (!s->is_local) keeps_state(st, "RESET ROLE");
             return;
         }
     }
@@ -288,7 +337,83 @@ void walk_set(VariableSetStmt* s, StmtInfo* st) {
     // whichever connection serves it. SET ... FROM CURRENT cannot be known here: pin instead.
     if (s->kind == VAR_SET_VALUE) record_change(st, s->name, ExtractSetVariableArgs(s));
     else if (s->kind == VAR_SET_DEFAULT || s->kind == VAR_RESET) record_change(st, s->name, nullptr);
-    else st->session_state = true;
+    else keeps_state(st, "SET FROM CURRENT");
+}
+
+// What a statement the read-only firewall refuses writes, for the cache's invalidation on
+// read-write upstreams: the relations it names, or "unseen" when its effect on relations cannot be
+// known from the text (DO, CALL, functions, privileges, policies, rules...).
+void walk_write(Node* stmt, StmtInfo* st) {
+    switch (nodeTag(stmt)) {
+        case T_TruncateStmt: {
+            ListCell* lc;
+            foreach (lc, reinterpret_cast<TruncateStmt*>(stmt)->relations) record_written(st, lfirst_node(RangeVar, lc));
+            break;
+        }
+        case T_AlterTableStmt:
+            record_written(st, reinterpret_cast<AlterTableStmt*>(stmt)->relation);
+            break;
+        case T_RenameStmt: {
+            auto* r = reinterpret_cast<RenameStmt*>(stmt);
+            if (!r->relation) {
+                st->unseen_write = true;
+                break;
+            }
+            record_written(st, r->relation);
+            if (r->renameType == OBJECT_TABLE || r->renameType == OBJECT_VIEW || r->renameType == OBJECT_MATVIEW ||
+                r->renameType == OBJECT_FOREIGN_TABLE)
+                st->written = lappend(st->written, relation_name(r->relation->schemaname, r->newname));
+            break;
+        }
+        case T_DropStmt: {
+            auto* d = reinterpret_cast<DropStmt*>(stmt);
+            bool relations = d->removeType == OBJECT_TABLE || d->removeType == OBJECT_VIEW ||
+                             d->removeType == OBJECT_MATVIEW || d->removeType == OBJECT_FOREIGN_TABLE ||
+                             d->removeType == OBJECT_SEQUENCE || d->removeType == OBJECT_INDEX;
+            if (!relations || d->behavior == DROP_CASCADE) st->unseen_write = true;
+            if (!relations) break;
+            ListCell* lc;
+            foreach (lc, d->objects) record_written_names(st, static_cast<List*>(lfirst(lc)));
+            break;
+        }
+        case T_RefreshMatViewStmt:
+            record_written(st, reinterpret_cast<RefreshMatViewStmt*>(stmt)->relation);
+            break;
+        case T_CreateStmt: {
+            auto* c = reinterpret_cast<CreateStmt*>(stmt);
+            record_written(st, c->relation);
+            if (c->relation->relpersistence == RELPERSISTENCE_TEMP) keeps_state(st, "temporary table");
+            break;
+        }
+        case T_CreateTableAsStmt: {
+            auto* c = reinterpret_cast<CreateTableAsStmt*>(stmt);
+            record_written(st, c->into->rel);
+            if (c->into->rel->relpersistence == RELPERSISTENCE_TEMP) keeps_state(st, "temporary table");
+            break;
+        }
+        case T_ViewStmt: {
+            auto* v = reinterpret_cast<ViewStmt*>(stmt);
+            record_written(st, v->view);
+            if (v->view->relpersistence == RELPERSISTENCE_TEMP) keeps_state(st, "temporary table");
+            break;
+        }
+        case T_CreateSeqStmt: {
+            auto* c = reinterpret_cast<CreateSeqStmt*>(stmt);
+            record_written(st, c->sequence);
+            if (c->sequence->relpersistence == RELPERSISTENCE_TEMP) keeps_state(st, "temporary table");
+            break;
+        }
+        case T_AlterSeqStmt:
+            record_written(st, reinterpret_cast<AlterSeqStmt*>(stmt)->sequence);
+            break;
+        // Nothing a query returns changes: locks, statistics, storage, indexes, notifications.
+        case T_LockStmt: case T_VacuumStmt: case T_ClusterStmt: case T_IndexStmt: case T_ReindexStmt:
+        case T_CheckPointStmt: case T_NotifyStmt: case T_CommentStmt: case T_CreateStatsStmt:
+            break;
+        default:
+            st->unseen_write = true;
+            break;
+    }
 }
 
 void walk_statement(Node* stmt, StmtInfo* st) {
@@ -320,13 +445,15 @@ void walk_statement(Node* stmt, StmtInfo* st) {
             switch (t->kind) {
                 case TRANS_STMT_BEGIN:
                 case TRANS_STMT_START:
-                    if (!options_read_only(t->options))
-                        set_setting_error(st, "Write operations are not permitted: READ WRITE transactions are not allowed");
+                    if (!options_read_only(t->options)) st->read_write_transaction = true;
                     break;
                 case TRANS_STMT_PREPARE:
+                    set_write(st, st->kind);
+                    break;
                 case TRANS_STMT_COMMIT_PREPARED:
                 case TRANS_STMT_ROLLBACK_PREPARED:
                     set_write(st, st->kind);
+                    st->unseen_write = true;  // another session's transaction: anything it wrote
                     break;
                 default:
                     break;
@@ -336,7 +463,7 @@ void walk_statement(Node* stmt, StmtInfo* st) {
         case T_DeclareCursorStmt: {
             auto* d = reinterpret_cast<DeclareCursorStmt*>(stmt);
             walk_nested(d->query, st, true);
-            if (d->options & CURSOR_OPT_HOLD) st->session_state = true;
+            if (d->options & CURSOR_OPT_HOLD) keeps_state(st, "cursor WITH HOLD");
             break;
         }
         case T_FetchStmt:
@@ -346,12 +473,13 @@ void walk_statement(Node* stmt, StmtInfo* st) {
             auto* p = reinterpret_cast<PrepareStmt*>(stmt);
             walk_nested(p->query, st, false);
             st->prepare_name = pstrdup(p->name);
-            st->session_state = true;
+            keeps_state(st, "PREPARE");
             break;
         }
         case T_ExecuteStmt: {
             auto* x = reinterpret_cast<ExecuteStmt*>(stmt);
             st->execute_name = pstrdup(x->name);
+            st->unseen_write = true;  // whatever was prepared under that name
             walk_tree(reinterpret_cast<Node*>(x->params), st);
             break;
         }
@@ -369,7 +497,10 @@ void walk_statement(Node* stmt, StmtInfo* st) {
             break;
         case T_CopyStmt: {
             auto* c = reinterpret_cast<CopyStmt*>(stmt);
-            if (c->is_from) set_write(st, "COPY FROM");
+            if (c->is_from) {
+                set_write(st, "COPY FROM");
+                record_written(st, c->relation);
+            }
             else if (c->is_program) set_write(st, "COPY TO PROGRAM");
             else if (c->filename) set_write(st, "COPY TO file");
             if (c->query) walk_nested(c->query, st, true);
@@ -377,7 +508,7 @@ void walk_statement(Node* stmt, StmtInfo* st) {
             break;
         }
         case T_ListenStmt:
-            st->session_state = true;
+            keeps_state(st, "LISTEN");
             break;
         case T_LockStmt:
             // ACCESS SHARE only, as PostgreSQL itself allows in read-only transactions: pg_dump
@@ -389,6 +520,7 @@ void walk_statement(Node* stmt, StmtInfo* st) {
         default:
             // DML, DDL, DO, CALL, LOCK, VACUUM, ... and any node kind not listed: fail closed.
             set_write(st, st->kind);
+            walk_write(stmt, st);
             break;
     }
 }
@@ -690,6 +822,11 @@ ParsedQuery parse_statements(const std::string& sql, std::string* normalized) {
             f.setting_error = str_or_empty(st->setting_error);
             f.time_dependent = st->time_dependent;
             f.session_state = st->session_state;
+            f.state_reason = str_or_empty(st->state_reason);
+            f.read_write_transaction = st->read_write_transaction;
+            f.unseen_write = st->unseen_write;
+            ListCell* wc;
+            foreach (wc, st->written) f.written.emplace_back(static_cast<const char*>(lfirst(wc)));
             f.transaction_control = st->transaction_control;
             f.deallocate_all = st->deallocate_all;
             f.prepare_name = str_or_empty(st->prepare_name);

@@ -49,10 +49,10 @@ ConnectPlan plan_connection(const UpstreamConfig& cfg) {
         if (k == "hostaddr") hostaddr = v;
         if (k == "application_name" || k == "fallback_application_name") have_app_name = true;
         if (k == "gssencmode") continue;  // always disabled below
-        // Every session is made read-only below, which libpq's read-write/read-only checks
-        // would see: they ask the server's role instead.
-        if (k == "target_session_attrs" && v == "read-write") v = "primary";
-        if (k == "target_session_attrs" && v == "read-only") v = "standby";
+        // Every session of a read-only upstream is made read-only below, which libpq's
+        // read-write/read-only checks would see: they ask the server's role instead.
+        if (!cfg.read_write && k == "target_session_attrs" && v == "read-write") v = "primary";
+        if (!cfg.read_write && k == "target_session_attrs" && v == "read-only") v = "standby";
         if (k == "connect_timeout") {
             int secs = std::atoi(v.c_str());
             if (secs > 0) plan.spec.timeout = std::chrono::seconds(secs < 2 ? 2 : secs);
@@ -63,11 +63,13 @@ ConnectPlan plan_connection(const UpstreamConfig& cfg) {
     PQconninfoFree(opts);
 
     // Defence in depth: even a statement the firewall wrongly let through cannot write.
-    if (!options.empty()) options += " ";
-    options += "-c default_transaction_read_only=on";
-    if (cfg.statement_timeout.count() > 0) options += " -c statement_timeout=" + std::to_string(cfg.statement_timeout.count());
-    plan.spec.keywords.push_back("options");
-    plan.spec.values.push_back(options);
+    auto add_option = [&options](const std::string& o) { options += (options.empty() ? "" : " ") + o; };
+    if (!cfg.read_write) add_option("-c default_transaction_read_only=on");
+    if (cfg.statement_timeout.count() > 0) add_option("-c statement_timeout=" + std::to_string(cfg.statement_timeout.count()));
+    if (!options.empty()) {
+        plan.spec.keywords.push_back("options");
+        plan.spec.values.push_back(options);
+    }
     // The proxy speaks on the connection itself once libpq has set it up; GSS encryption keeps its
     // framing in libpq's private buffers, so it is never used (a service file cannot enable it:
     // explicit settings win).

@@ -48,6 +48,7 @@ void UpstreamRegistry::retire_missing(const std::map<std::string, UpstreamDefini
 UpstreamConfig UpstreamRegistry::config_for(const UpstreamDefinition& def, const std::string& conninfo) const {
     UpstreamConfig cfg = settings_;
     cfg.conninfo = conninfo;
+    cfg.read_write = def.access == Access::ReadWrite;
     if (def.pool_size > 0) cfg.pool_size = def.pool_size;
     return cfg;
 }
