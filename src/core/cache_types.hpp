@@ -45,6 +45,10 @@ struct CacheEntryMeta {
     std::string role;
     std::string statement;
     std::string relations;  // comma separated, as the statement names them
+    // core/relation_generations: the counters the result depends on, and their sum when its fill
+    // began. A result whose counters moved since is not stored.
+    std::vector<uint32_t> generation_buckets;
+    uint64_t generation_sum = 0;
 };
 
 }  // namespace rproxy

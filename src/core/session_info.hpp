@@ -21,6 +21,7 @@ struct SessionInfo {
     std::string upstream;          // the pg_rproxy_upstreams row it was routed to; empty: pg_rproxy.upstream
     std::string server;            // host:port of the upstream's servers, comma separated
     int listen_port = 0;           // the proxy port it connected to
+    std::string pinned;            // why it holds its upstream connection now; empty when it does not
 };
 
 }  // namespace rproxy

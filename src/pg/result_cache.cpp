@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include "core/relation_generations.hpp"
 #include "pg/gucs.hpp"
 #include "pg/pg_guard.hpp"
 
@@ -35,6 +36,10 @@ struct Entry {
     TimestampTz expires;  // ready: end of ttl; filling: fill deadline; failed: end of bypass
     pg_atomic_uint32 usage;
     pg_atomic_uint64 hits;
+    // The generation counters the result depends on, and their sum when its fill began.
+    uint16 gen_buckets[kMaxGenerationBuckets];
+    uint8 gen_count;
+    uint64 gen_sum;
 };
 
 struct Shared {
@@ -46,6 +51,7 @@ struct Shared {
     pg_atomic_uint64 entries;
     pg_atomic_uint64 hits, misses, coalesced, evictions, expirations, stores;
     pg_atomic_uint64 uncacheable[kUncacheableCount];
+    pg_atomic_uint64 generations[kGenerationBuckets];
     char dsa_place[FLEXIBLE_ARRAY_MEMBER];
 };
 
@@ -142,6 +148,15 @@ void evict_for(uint64 need) {
     unlock_all();
 }
 
+uint64 generation_sum(const uint16* buckets, int n) {
+    uint64 sum = 0;
+    for (int i = 0; i < n; i++) sum += pg_atomic_read_u64(&shared->generations[buckets[i]]);
+    return sum;
+}
+
+// No write through the proxy committed to what the entry read since its fill began.
+bool fresh(const Entry* e) { return generation_sum(e->gen_buckets, e->gen_count) == e->gen_sum; }
+
 bool full_key_matches(const Entry* e, const CacheKey& key) {
     if (e->key_len != key.full.size() || !DsaPointerIsValid(e->payload)) return false;
     return memcmp(dsa_get_address(area, e->payload), key.full.data(), e->key_len) == 0;
@@ -186,7 +201,7 @@ Step probe_locked(const CacheKey& key, std::string& out, uint64* fill_id, bool e
     Entry* e = static_cast<Entry*>(hash_search_with_hash_value(index_table, &k, hash, HASH_FIND, nullptr));
     Step step = Step::Done;
     *result = ProbeResult::Bypass;
-    if (e && e->state == kReady && e->expires > now) {
+    if (e && e->state == kReady && e->expires > now && fresh(e)) {
         if (!full_key_matches(e, key)) {
             *result = ProbeResult::Bypass;  // a 128-bit collision: serve nothing, store nothing
         } else if (out.capacity() - out.size() < e->wire_len) {
@@ -207,7 +222,7 @@ Step probe_locked(const CacheKey& key, std::string& out, uint64* fill_id, bool e
     } else if (!exclusive) {
         step = Step::RetryExclusive;  // absent or stale: claim it under the exclusive lock
     } else if (e) {
-        if (e->state == kReady) {  // expired: its payload goes, the slot is reused for the fill
+        if (e->state == kReady) {  // expired or old: its payload goes, the slot is reused for the fill
             dsa_free(area, e->payload);
             pg_atomic_fetch_sub_u64(&shared->bytes_used, payload_bytes(e));
             pg_atomic_fetch_add_u64(&shared->expirations, 1);
@@ -285,6 +300,7 @@ void init_cache_shmem() {
                         &shared->stores})
             pg_atomic_init_u64(c, 0);
         for (int i = 0; i < kUncacheableCount; i++) pg_atomic_init_u64(&shared->uncacheable[i], 0);
+        for (uint32 i = 0; i < kGenerationBuckets; i++) pg_atomic_init_u64(&shared->generations[i], 0);
         // The postmaster cannot create DSM segments: it only lays the area out and pins it. The
         // hard limit leaves room for allocator overhead; the budget itself is enforced by eviction.
         shared->dsa_tranche = LWLockNewTrancheId();
@@ -319,6 +335,13 @@ ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id
 
 void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta) {
     if (!shared) return;
+    if (meta.generation_buckets.size() > kMaxGenerationBuckets) {
+        cache_abandon(key, fill_id, 1);
+        return;
+    }
+    uint16 buckets[kMaxGenerationBuckets];
+    int nbuckets = 0;
+    for (uint32_t b : meta.generation_buckets) buckets[nbuckets++] = uint16(b % kGenerationBuckets);
     std::string meta_blob = meta.role + '\0' + meta.statement + '\0' + meta.relations + '\0';
     uint64 need = key.full.size() + wire.size() + meta_blob.size();
     if (need > shared->budget) {
@@ -342,8 +365,14 @@ void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire,
 
         LWLock* lock;
         // Only the fill this client claimed: a reset or invalidation since then discards it.
-        if (Entry* e = lock_own_fill(key, fill_id, &lock)) {
+        Entry* e = lock_own_fill(key, fill_id, &lock);
+        // A write committed to what it read since the fill began: the result may be older than it.
+        if (e && generation_sum(buckets, nbuckets) != meta.generation_sum) e = nullptr;
+        if (e) {
             TimestampTz now = GetCurrentTimestamp();
+            memcpy(e->gen_buckets, buckets, sizeof(uint16) * nbuckets);
+            e->gen_count = uint8(nbuckets);
+            e->gen_sum = meta.generation_sum;
             e->state = kReady;
             e->payload = dp;
             e->key_len = key.full.size();
@@ -377,6 +406,18 @@ void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds) {
 
 void cache_count_uncacheable(Uncacheable reason) {
     if (shared) pg_atomic_fetch_add_u64(&shared->uncacheable[static_cast<int>(reason)], 1);
+}
+
+uint64_t cache_generation_sum(const std::vector<uint32_t>& buckets) {
+    if (!shared) return 0;
+    uint64 sum = 0;
+    for (uint32_t b : buckets) sum += pg_atomic_read_u64(&shared->generations[b % kGenerationBuckets]);
+    return sum;
+}
+
+void cache_bump_generations(const std::vector<uint32_t>& buckets) {
+    if (!shared) return;
+    for (uint32_t b : buckets) pg_atomic_fetch_add_u64(&shared->generations[b % kGenerationBuckets], 1);
 }
 
 void cache_count_coalesced() {

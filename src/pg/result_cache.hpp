@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/cache_types.hpp"
 
@@ -19,6 +20,9 @@ ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id
 void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta);
 void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds);
 void cache_count_uncacheable(Uncacheable reason);
+// core/relation_generations' counters.
+uint64_t cache_generation_sum(const std::vector<uint32_t>& buckets);
+void cache_bump_generations(const std::vector<uint32_t>& buckets);
 void cache_count_coalesced();
 
 uint64_t cache_reset_guarded();  // for the workers (SELECT rustproxy_cache_reset() through the proxy)

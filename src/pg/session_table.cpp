@@ -27,6 +27,7 @@ struct Entry {
     char upstream[NAMEDATALEN];
     char server[256];
     int listen_port;
+    char pinned[32];
 };
 
 struct TableShmem {
@@ -116,6 +117,7 @@ int session_table_add(int slot, const SessionInfo& info) {
         copy_text(e->upstream, sizeof e->upstream, info.upstream);
         copy_text(e->server, sizeof e->server, info.server);
         e->listen_port = info.listen_port;
+        e->pinned[0] = '\0';
         end_write(e);
         next_free = (i + 1) % shm->per_slot;
         return i;
@@ -128,6 +130,14 @@ void session_table_remove(int slot, int handle) {
     if (!p || handle < 0 || handle >= shm->per_slot) return;
     begin_write(&p[handle]);
     p[handle].in_use = false;
+    end_write(&p[handle]);
+}
+
+void session_table_set_pinned(int slot, int handle, const char* reason) {
+    Entry* p = partition(slot);
+    if (!p || handle < 0 || handle >= shm->per_slot) return;
+    begin_write(&p[handle]);
+    strlcpy(p[handle].pinned, reason, sizeof p[handle].pinned);
     end_write(&p[handle]);
 }
 
@@ -164,6 +174,7 @@ void session_table_scan(const std::function<void(const SessionRow&)>& visit) {
             row.info.upstream = copy.upstream;
             row.info.server = copy.server;
             row.info.listen_port = copy.listen_port;
+            row.info.pinned = copy.pinned;
             visit(row);
         }
     }

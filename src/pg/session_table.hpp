@@ -18,6 +18,8 @@ void session_table_attach(int slot);  // a (re)started worker: its old sessions 
 // session works, it just is not shown).
 int session_table_add(int slot, const SessionInfo& info);
 void session_table_remove(int slot, int handle);
+// Why the session holds its upstream connection ("" when it does not): written when it changes.
+void session_table_set_pinned(int slot, int handle, const char* reason);
 
 struct SessionRow {
     int slot;

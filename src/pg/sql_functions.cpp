@@ -156,8 +156,8 @@ extern "C" Datum pg_rproxy_session_list(PG_FUNCTION_ARGS) {
                 return s.empty() ? Datum(0) : CStringGetTextDatum(s.c_str());
             };
             for (const auto& r : rows) {
-                Datum values[15];
-                bool nulls[15] = {};
+                Datum values[16];
+                bool nulls[16] = {};
                 values[0] = Int32GetDatum(r.slot);
                 values[1] = Int32GetDatum(r.worker_pid);
                 values[2] = Int32GetDatum(r.info.backend_pid);
@@ -174,8 +174,9 @@ extern "C" Datum pg_rproxy_session_list(PG_FUNCTION_ARGS) {
                 values[13] = text_or_null(r.info.server, &nulls[13]);
                 values[14] = Int32GetDatum(r.info.listen_port);
                 nulls[14] = r.info.listen_port == 0;
-                // Before ALTER EXTENSION UPDATE to 0.7.0 the descriptor has the first 12 only,
-                // and only those are read.
+                values[15] = text_or_null(r.info.pinned, &nulls[15]);
+                // Before ALTER EXTENSION UPDATE to 0.7.0 (0.8.0) the descriptor has the first 12
+                // (15) only, and only those are read.
                 tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
             }
         });

@@ -90,6 +90,8 @@ public:
     uint64_t cache_reset() override { return cache_reset_guarded(); }
     void count_uncacheable(Uncacheable reason) override { cache_count_uncacheable(reason); }
     void count_coalesced() override { cache_count_coalesced(); }
+    uint64_t generation_sum(const std::vector<uint32_t>& buckets) override { return cache_generation_sum(buckets); }
+    void bump_generations(const std::vector<uint32_t>& buckets) override { cache_bump_generations(buckets); }
 
     UpstreamConfig upstream_config() override { return rproxy::pg::upstream_config(); }
 
@@ -174,6 +176,7 @@ public:
     void release_role(uint32_t role_oid) override { rproxy::pg::release_role(slot_, role_oid); }
     int session_started(const SessionInfo& info) override { return session_table_add(slot_, info); }
     void session_ended(int handle) override { session_table_remove(slot_, handle); }
+    void session_pinned(int handle, const char* reason) override { session_table_set_pinned(slot_, handle, reason); }
     bool rate_allow(const std::string& address, double per_second, int burst) override {
         return rproxy::pg::rate_allow(address.c_str(), per_second, burst);
     }

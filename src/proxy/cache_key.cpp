@@ -84,6 +84,13 @@ std::string upstream_identity(const std::string& conninfo) {
     return id;
 }
 
+std::string upstream_data_identity(const std::string& conninfo) {
+    auto values = conninfo_values(conninfo);
+    std::string id;
+    for (const char* k : {"host", "hostaddr", "port", "dbname", "service"}) id += std::string(k) + "=" + values[k] + ";";
+    return id;
+}
+
 std::string upstream_user(const std::string& conninfo) {
     std::string user = conninfo_values(conninfo)["user"];
     return user.empty() ? "(default)" : user;

@@ -30,6 +30,8 @@ CacheKey make_cache_key(const std::string& prefix, std::string_view normalized_s
 // "host=..;port=..;dbname=..;user=.." of a libpq conninfo, with options and service when set
 // ("" when it does not parse). The password is left out: it changes nothing a query returns.
 std::string upstream_identity(const std::string& conninfo);
+// The same without user and options: the data behind it, whoever reads it.
+std::string upstream_data_identity(const std::string& conninfo);
 // The role the upstream connections log in as (libpq's default, the OS user, when unset).
 std::string upstream_user(const std::string& conninfo);
 

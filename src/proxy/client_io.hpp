@@ -35,6 +35,8 @@ public:
     virtual void watch_while_busy(const std::shared_ptr<ServerConnection>& conn) = 0;
     virtual void stop_watching() = 0;
     virtual boost::asio::any_io_executor executor() = 0;
+    // Why the client now holds its upstream connection ("" when it does not), for pg_rproxy_sessions.
+    virtual void show_pinned(const char* reason) = 0;
 };
 
 }  // namespace rproxy

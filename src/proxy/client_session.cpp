@@ -556,4 +556,8 @@ void ClientSession::stop_watching() {
     socket_.cancel(ignored);
 }
 
+void ClientSession::show_pinned(const char* reason) {
+    if (session_handle_ >= 0) worker_.stats().session_pinned(session_handle_, reason);
+}
+
 }  // namespace rproxy

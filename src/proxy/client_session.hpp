@@ -118,6 +118,7 @@ private:
     void watch_while_busy(const std::shared_ptr<ServerConnection>& conn) override;
     void stop_watching() override;
     boost::asio::any_io_executor executor() override { return socket_.get_executor(); }
+    void show_pinned(const char* reason) override;
 
     boost::asio::awaitable<void> fatal(const ErrorFields& e);
     void watch_notifications();

@@ -37,6 +37,10 @@ struct Fill {
     std::shared_ptr<const ParsedQuery> parsed;
     Capture capture;
     bool complete = false;  // the statement ran to its end
+    // core/relation_generations: the counters the result depends on, and their sum before the
+    // statement was sent.
+    std::vector<uint32_t> generation_buckets;
+    uint64_t generation_sum = 0;
 };
 
 struct Expected {

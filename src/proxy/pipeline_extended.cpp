@@ -296,6 +296,7 @@ asio::awaitable<ConnectionPtr> StatementPipeline::batch_connection(std::optional
     ext().batch_conn_ = conn;
     ext().batch_status_before_ = tx_status_;
     batch_failed_ = false;
+    begin_write_exchange(false);
     current_conn_ = conn;
     co_return conn;
 }
@@ -307,7 +308,7 @@ asio::awaitable<bool> StatementPipeline::drain_batch() {
     Outcome outcome = Outcome::Lost;
     if (co_await conn->send()) outcome = co_await relay_all(conn, false, true);
     if (outcome == Outcome::Drained) co_return true;
-    bool retryable = conn != pinned_ && ext().batch_status_before_ == 'I' && !ext().batch_log_full_;
+    bool retryable = conn != pinned_ && ext().batch_status_before_ == 'I' && !ext().batch_log_full_ && !ext().batch_writes_;
     finish_batch(false);
     if (outcome == Outcome::Lost) {
         // Reported (or the batch run again) at Sync; the messages up to it are skipped.
@@ -624,6 +625,17 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         if (fill) finish_fill(*fill);
         co_return failure;
     }
+    if (st && st->verdict.writes) {
+        // writes: what they reach, asked on the batch's connection once what was sent is answered.
+        bool known = write_reach_known(st->verdict);
+        if (!known) {
+            bool drained = co_await drain_batch();
+            if (!drained || discard_until_sync_) co_return std::nullopt;  // skipped, as the server skips it
+            co_await learn_write_reach(conn, st->verdict);
+        }
+        note_writes(st->verdict);
+        ext().batch_writes_ = true;
+    }
     protocol::append_message(conn->output(), 'E', body);
     Expected e = expect(Expected::Kind::Execute);
     e.fill = std::move(fill);
@@ -704,7 +716,7 @@ asio::awaitable<void> StatementPipeline::on_sync() {
             break;
         } else {
             ConnectionPtr conn = ext().batch_conn_;
-            retryable = conn != pinned_ && ext().batch_status_before_ == 'I' && !ext().batch_log_full_;
+            retryable = conn != pinned_ && ext().batch_status_before_ == 'I' && !ext().batch_log_full_ && !ext().batch_writes_;
             protocol::append_sync(conn->output());
             expected_.push_back(expect(Expected::Kind::Sync));
             // Spelled out, as in the first form that ran under GCC 12: see ServerConnection::send().
@@ -788,6 +800,7 @@ asio::awaitable<void> StatementPipeline::close_open_batch() {
 
 void StatementPipeline::finish_batch(bool ready) {
     ext().batch_unsafe_ = false;
+    ext().batch_writes_ = false;
     ConnectionPtr conn = std::move(ext().batch_conn_);
     ext().batch_conn_.reset();
     ext().held_portal_.reset();
@@ -795,6 +808,8 @@ void StatementPipeline::finish_batch(bool ready) {
     ext().batch_executed_.clear();
     if (!conn) return;
     if (!ready) {
+        // A write cut off before its Sync did not commit, unless it was a COMMIT (seen, if relayed).
+        if (writes_) writes_->lost(false);
         conn->mark_broken();
         abandon_expected();
         keep_or_release(conn, false);

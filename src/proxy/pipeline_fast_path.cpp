@@ -1,4 +1,5 @@
-// The fast-path FunctionCall message. Only calls that read large objects pass (core/fast_path_policy);
+// The fast-path FunctionCall message. On read-only upstreams only calls that read large objects pass
+// (core/fast_path_policy);
 // each is forwarded as the client sent it, on the client's connection when it is in a transaction
 // (large-object descriptors live as long as their transaction), and the server's answer relayed.
 #include "core/fast_path_policy.hpp"
@@ -20,8 +21,8 @@ namespace rproxy {
 asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view body) {
     protocol::FunctionCallMessage call = protocol::decode_function_call(body);
     FastPathVerdict verdict = judge_fast_path(call.function_oid, call.arg_formats, call.args, call.result_format,
-                                              worker_.firewall());
-    if (!verdict.function) {
+                                              worker_.firewall(), upstream().access());
+    if (!verdict.allowed) {
         if (verdict.sqlstate == "25006") worker_.stats().count_rejection(RejectReason::FastPath);
         reject(ErrorFields::make("ERROR", verdict.sqlstate, verdict.message));
         if (!io_.write_now()) co_await io_.flush();
@@ -39,6 +40,15 @@ asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view b
         if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
+    // writes: on a read-write upstream a call may write anything (lo_write, a function of the
+    // upstream's own), as far as the cache knows.
+    char status_before = tx_status_;
+    if (upstream().access() == Access::ReadWrite) {
+        Verdict unseen;
+        unseen.writes = unseen.writes_unseen = true;
+        note_writes(unseen);
+    }
+    begin_write_exchange(false);
     // forward: the call goes upstream as the client sent it; the server answers it as usual.
     protocol::append_message(conn->output(), 'F', body);
     Expected e;
@@ -53,6 +63,7 @@ asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view b
         keep_or_release(conn, false);
         protocol::append_ready_for_query(out_, tx_status_);
     } else {
+        if (writes_) writes_->lost(status_before == 'I');
         if (outcome == Outcome::ClientGone) cancel_upstream(conn);
         conn->mark_broken();
         abandon_expected();

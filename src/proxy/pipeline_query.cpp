@@ -2,6 +2,8 @@
 // otherwise forwarded as it is on the client's connection or a pooled one, its answers relayed
 // until ReadyForQuery. A read that lost its connection before anything reached the client is
 // retried once on a fresh one.
+#include <algorithm>
+
 #include "protocol/backend_messages.hpp"
 #include "protocol/frontend_encode.hpp"
 #include "proxy/statement_pipeline.hpp"
@@ -79,8 +81,19 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
             protocol::append_error(out_, *failure);
             break;
         }
-        // forward
         char status_before = tx_status_;
+        // writes
+        if (verdict.writes) {
+            bool known = write_reach_known(verdict);
+            if (!known) co_await learn_write_reach(conn, verdict);
+            note_writes(verdict);
+            bool block = std::any_of(parsed->statements.begin(), parsed->statements.end(),
+                                     [](const StatementFacts& st) { return st.transaction_control; });
+            begin_write_exchange(status_before == 'I' && !block);
+        } else {
+            begin_write_exchange(false);
+        }
+        // forward
         flushed_since_start_ = false;
         batch_failed_ = false;
         protocol::append_query(conn->output(), sql);
@@ -109,6 +122,8 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
             if (tx_status_ == 'I' && ext_) ext_->portals_.clear();  // a COMMIT ends the portals too
             break;
         }
+        // A write cut off may have committed if it ran outside a transaction block.
+        if (writes_) writes_->lost(status_before == 'I');
         if (outcome == Outcome::ClientGone) {
             // Stop the statement upstream, then drop the connection: a half-read result cannot be
             // handed to the next client.
@@ -130,7 +145,8 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         conn.reset();
         // Nothing reached the client yet and reads are repeatable: once more on a fresh
         // connection, unless the client's transaction or session state lived on the lost one.
-        if (attempt == 0 && !was_pinned && !flushed_since_start_) {
+        // A write is never sent twice: it may have committed before the connection went.
+        if (attempt == 0 && !was_pinned && !flushed_since_start_ && !verdict.writes) {
             out_.resize(out_start);
             continue;
         }

@@ -2,6 +2,7 @@
 // statement), single flight (waiting for another client's fill of the same entry), and storing
 // what a fill captured.
 #include "proxy/statement_pipeline.hpp"
+#include "core/relation_generations.hpp"
 #include "proxy/cache_key.hpp"
 #include "proxy/worker.hpp"
 
@@ -30,6 +31,8 @@ std::optional<CacheKey> StatementPipeline::cache_key_for(const std::string& sql,
     // The key is stored with the result: a huge statement or parameter would fill the cache with
     // keys. pg_rproxy.cache_max_entry_size bounds key and result together.
     else if (key_prefix().size() + parsed.normalized.size() + extra.size() >= cfg.max_entry_size) why = Uncacheable::TooLarge;
+    // Each relation read has a freshness counter the entry keeps (and its upstream one).
+    else if (parsed.relations.size() >= kMaxGenerationBuckets) why = Uncacheable::TooLarge;
     if (why) {
         worker_.cache().count_uncacheable(*why);
         return std::nullopt;
@@ -86,6 +89,8 @@ std::unique_ptr<Fill> StatementPipeline::make_fill(const CacheKey& key, uint64_t
     fill->sql = sql;
     fill->parsed = parsed;
     fill->capture.limit = capture_limit(key);
+    fill->generation_buckets = read_generation_buckets(*parsed);
+    fill->generation_sum = worker_.cache().generation_sum(fill->generation_buckets);
     return fill;
 }
 
@@ -98,6 +103,8 @@ void StatementPipeline::finish_fill(Fill& f) {
         meta.role = upstream().role();
         meta.statement = f.sql.size() > 1024 ? f.sql.substr(0, 1024) : f.sql;
         for (const auto& r : f.parsed->relations) meta.relations += (meta.relations.empty() ? "" : ",") + r;
+        meta.generation_buckets = std::move(f.generation_buckets);
+        meta.generation_sum = f.generation_sum;
         worker_.cache().cache_store(f.key, f.id, capture.bytes, meta);
         return;
     }

@@ -87,9 +87,13 @@ void StatementPipeline::after_listen(const ParsedQuery& parsed, const Connection
 void StatementPipeline::keep_or_release(ConnectionPtr conn, bool session_state) {
     if (!conn) return;
     session_dirty_ = session_dirty_ || session_state;
+    if (session_dirty_ && dirty_reason_ == PinReason::None) dirty_reason_ = PinReason::Setting;
     bool alive = !conn->broken();
     // Session pooling: the client keeps its first connection until it leaves.
     if (alive && (session_dirty_ || conn->transaction_status() != 'I' || upstream_->pool_mode() == PoolMode::Session)) {
+        show_pin(session_dirty_ ? dirty_reason_
+                 : conn->transaction_status() != 'I' ? PinReason::Transaction
+                                                     : PinReason::SessionPoolMode);
         pinned_ = std::move(conn);
         return;
     }
@@ -97,14 +101,23 @@ void StatementPipeline::keep_or_release(ConnectionPtr conn, bool session_state) 
     if (!alive) {
         // The session's state went with the connection; the next statement starts clean.
         session_dirty_ = false;
+        dirty_reason_ = PinReason::None;
         prepared_.clear();
         tx_status_ = 'I';
     }
+    show_pin(PinReason::None);
     upstream().release(std::move(conn));
+}
+
+void StatementPipeline::show_pin(PinReason r) {
+    if (r == pin_shown_) return;
+    pin_shown_ = r;
+    io_.show_pinned(pin_reason_name(r));
 }
 
 void StatementPipeline::release_pinned() {
     abandon_expected();  // fills this client claimed are given up at once, not left to time out
+    if (writes_) writes_->lost(false);  // its open transaction is rolled back
     if (ext_ && ext_->batch_conn_) {
         // Left mid-batch: what was sent is not awaited, and the connection is not pooled again.
         ConnectionPtr batch = std::move(ext_->batch_conn_);
@@ -121,7 +134,14 @@ void StatementPipeline::finish_statement(const ParsedQuery& parsed, const Connec
                                      char status_before, bool session_state, bool& pins) {
     after_deallocate_all(parsed, conn);
     after_listen(parsed, conn);
-    pins = track_settings(parsed, conn, succeeded, status_before) || pins || session_state;
+    bool in_transaction = track_settings(parsed, conn, succeeded, status_before);
+    if (dirty_reason_ == PinReason::None) {
+        if (session_state)
+            for (const auto& st : parsed.statements)
+                if (st.session_state && dirty_reason_ == PinReason::None) dirty_reason_ = pin_reason_of(st.state_reason);
+        if (in_transaction) dirty_reason_ = PinReason::Setting;
+    }
+    pins = in_transaction || pins || session_state;
 }
 
 // The fills of results that ran to their end are stored once the transaction is known to be over
@@ -143,7 +163,7 @@ void StatementPipeline::abandon_expected() {
 
 bool StatementPipeline::Extended::in_use() const {
     return !statements_.empty() || !portals_.empty() || batch_conn_ || held_portal_ || !batch_executed_.empty() ||
-           !batch_log_.empty() || batch_lost_ || batch_unsafe_ || !batch_statements_.empty() || !batch_replaced_.empty();
+           !batch_log_.empty() || batch_lost_ || batch_unsafe_ || batch_writes_ || !batch_statements_.empty() || !batch_replaced_.empty();
 }
 
 void StatementPipeline::shed_idle_memory() {

@@ -37,7 +37,7 @@ std::shared_ptr<const ParsedQuery> StatementPipeline::parse(const std::string& s
 Verdict StatementPipeline::judge_known(const ParsedQuery& parsed) {
     UpstreamFunctions& functions = upstream().functions();
     UpstreamVolatility lookup = [&functions](const FunctionRef& f) { return functions.lookup(f); };
-    return evaluate(parsed, worker_.firewall(), lookup);
+    return evaluate(parsed, worker_.firewall(), lookup, upstream().access());
 }
 
 std::shared_ptr<const Verdict> StatementPipeline::known_verdict(const std::shared_ptr<const ParsedQuery>& parsed) {

@@ -153,6 +153,9 @@ asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const Conne
                 break;  // noted by the connection; the client is told at finish (track_settings)
             case 'Z':
                 if (f.kind == Kind::Sync || f.kind == Kind::Query || f.kind == Kind::FunctionCall) {
+                    // Before the client sees it: a commit of writes is confirmed here.
+                    if (writes_ && writes_->pending())
+                        writes_->ready(protocol::decode_ready_for_query(m->body), batch_failed_);
                     if (f.fill) {
                         f.fill->complete = true;  // a simple Query's result ends here (an error marks its capture)
                         fills_.push_back(std::move(f.fill));
@@ -208,6 +211,11 @@ asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const Conne
                 }
                 break;
             case 'C': case 'I': case 's':
+                if (type == 'C' && writes_ && writes_->pending()) {
+                    std::string_view tag = m->body;
+                    if (!tag.empty() && tag.back() == '\0') tag.remove_suffix(1);
+                    writes_->command_complete(tag);
+                }
                 relay_message(type, m->body, f.fill.get());
                 if (f.kind == Kind::Execute) {
                     if (f.fill) {

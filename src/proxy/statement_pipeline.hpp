@@ -23,6 +23,7 @@
 
 #include "core/cache_types.hpp"
 #include "core/error_fields.hpp"
+#include "core/pin_reason.hpp"
 #include "core/statement_facts.hpp"
 #include "core/verdict.hpp"
 #include "protocol/extended_messages.hpp"
@@ -33,6 +34,7 @@
 #include "proxy/statement_description.hpp"
 #include "proxy/told_parameters.hpp"
 #include "proxy/upstream.hpp"
+#include "proxy/write_tracker.hpp"
 
 namespace rproxy {
 
@@ -103,6 +105,20 @@ private:
     bool answer_locally(const ParsedQuery& parsed);
     bool deallocate_locally(const ParsedQuery& parsed, std::string& out);
     std::optional<ErrorFields> track_prepared(const ParsedQuery& parsed);
+
+    // writes (stage_writes.cpp), on read-write upstreams: what a statement's writes reach, learnt
+    // from the upstream once per relation name, and the transaction's writes until they commit.
+    bool write_reach_known(const Verdict& verdict);
+    boost::asio::awaitable<void> learn_write_reach(const ConnectionPtr& conn, const Verdict& verdict);
+    void note_writes(const Verdict& verdict);
+    WriteTracker& writes();
+    // Before an exchange with the upstream; confirms_at_complete: see WriteTracker::begin_exchange.
+    void begin_write_exchange(bool confirms_at_complete) {
+        if (writes_) writes_->begin_exchange(confirms_at_complete);
+    }
+    // The generation counters a read of these relations records (its fill's snapshot).
+    std::vector<uint32_t> read_generation_buckets(const ParsedQuery& parsed);
+    std::unique_ptr<WriteTracker> writes_;  // made at the first write
 
     // cache probe. extra: what besides the statement changes the bytes (Bind's parameters, formats)
     std::optional<CacheKey> cache_key_for(const std::string& sql, const ParsedQuery& parsed, const Verdict& verdict,
@@ -230,6 +246,7 @@ private:
         std::vector<Executed> batch_executed_;    // statements run in this batch, for finish
         char batch_status_before_ = 'I';
         bool batch_unsafe_ = false;      // the batch ran something besides plain reads: no cache until Sync
+        bool batch_writes_ = false;      // the batch sent a write: never run again
         std::string batch_log_;          // the batch's messages as received, for run_batch_again()
         bool batch_log_full_ = false;    // too large to keep: not run again
         bool batch_lost_ = false;        // the connection was lost before Sync (while draining)
@@ -269,6 +286,9 @@ private:
     // closed, never pooled again, when the client leaves.
     ConnectionPtr pinned_;
     bool session_dirty_ = false;
+    PinReason dirty_reason_ = PinReason::None;  // what made session_dirty_
+    PinReason pin_shown_ = PinReason::None;     // what pg_rproxy_sessions shows
+    void show_pin(PinReason r);
     std::set<std::string> prepared_;  // statements this client PREPAREd (allowed by the firewall)
     char tx_status_ = 'I';
     bool listening_ = false;

@@ -28,7 +28,9 @@ void Upstream::configure(const UpstreamConfig& cfg, Balance balance) {
         reported_.clear();
         reported_by_version_.clear();
         functions_.clear();
+        relations_.clear();
         identity_ = upstream_identity(cfg.conninfo);
+        data_identity_ = upstream_data_identity(cfg.conninfo);
         role_ = upstream_user(cfg.conninfo);
     }
     cfg_ = cfg;

@@ -21,6 +21,7 @@
 #include "core/upstream_definition.hpp"
 #include "proxy/server_pool.hpp"
 #include "proxy/upstream_functions.hpp"
+#include "proxy/upstream_relations.hpp"
 
 namespace rproxy {
 
@@ -63,6 +64,9 @@ public:
     // host list/port/database/role of the current setting: part of every cache key.
     const std::string& identity() const { return identity_; }
     const std::string& role() const { return role_; }
+    // Servers and database without the role: whose data the cache's freshness counters follow.
+    const std::string& data_identity() const { return data_identity_; }
+    Access access() const { return cfg_.read_write ? Access::ReadWrite : Access::ReadOnly; }
     const std::string& name() const { return name_; }
     PoolMode pool_mode() const { return pool_mode_; }
     void set_pool_mode(PoolMode m) { pool_mode_ = m; }
@@ -75,6 +79,8 @@ public:
     // Volatility of this upstream's own functions, as its pg_proc says: never applied to another
     // upstream, where a function of the same name may be volatile.
     UpstreamFunctions& functions() { return functions_; }
+    // What writes to its relations reach (read-write upstreams).
+    UpstreamRelations& relations() { return relations_; }
 
     std::size_t busy() const;
     std::size_t idle() const;
@@ -118,6 +124,7 @@ private:
     Balance balance_ = Balance::RoundRobin;
     PoolMode pool_mode_ = PoolMode::Transaction;
     std::string identity_;
+    std::string data_identity_;
     std::string role_;
     std::vector<Server> servers_;
     // Pools of servers that left the list while clients still had connections out or waited:
@@ -133,6 +140,7 @@ private:
     std::map<std::map<std::string, std::string>, std::shared_ptr<const ReportedParameters>> reported_;
     mutable std::unordered_map<uint64_t, const ReportedParameters*> reported_by_version_;  // SessionSettings::version
     UpstreamFunctions functions_;
+    UpstreamRelations relations_;
 };
 
 using UpstreamPtr = std::shared_ptr<Upstream>;

@@ -65,6 +65,9 @@ public:
     virtual uint64_t cache_reset() = 0;
     virtual void count_uncacheable(Uncacheable reason) = 0;
     virtual void count_coalesced() = 0;
+    // core/relation_generations' counters, shared by every worker.
+    virtual uint64_t generation_sum(const std::vector<uint32_t>& buckets) = 0;
+    virtual void bump_generations(const std::vector<uint32_t>& buckets) = 0;
 };
 
 // Counters and the views built on them (pg/worker_stats, pg/connection_limits, pg/session_table).
@@ -77,6 +80,7 @@ public:
     // The pg_rproxy_sessions view: a handle, or -1 when it is not shown.
     virtual int session_started(const SessionInfo& info) = 0;
     virtual void session_ended(int handle) = 0;
+    virtual void session_pinned(int handle, const char* reason) = 0;
 };
 
 // Who may log in (pg/auth_catalog) and the limits on connections (pg/connection_limits).

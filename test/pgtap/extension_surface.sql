@@ -42,7 +42,7 @@ SELECT set_eq('SELECT reason FROM pg_rproxy_rejections',
 SELECT has_view('pg_rproxy_sessions', 'the pg_rproxy_sessions view exists');
 SELECT columns_are('pg_rproxy_sessions',
     ARRAY['worker', 'worker_pid', 'pid', 'client_addr', 'usename', 'datname', 'upstream_user', 'auth_method',
-          'ssl', 'ssl_version', 'server_name', 'backend_start', 'upstream', 'server', 'listen_port'],
+          'ssl', 'ssl_version', 'server_name', 'backend_start', 'upstream', 'server', 'listen_port', 'pinned'],
     'pg_rproxy_sessions has the documented columns');
 SELECT ok(NOT has_table_privilege('public', 'pg_rproxy_sessions', 'SELECT'), 'sessions are not readable by PUBLIC');
 SELECT ok(has_table_privilege('pg_read_all_stats', 'pg_rproxy_sessions', 'SELECT'),

@@ -1,0 +1,77 @@
+// Stage "writes", on read-write upstreams, between acquire and forward: what a statement's writes
+// reach is looked up (and learnt from the upstream's catalog on the client's connection the first
+// time a name is written), and joins the client's transaction until it commits (WriteTracker).
+#include "core/relation_generations.hpp"
+#include "proxy/statement_pipeline.hpp"
+#include "proxy/worker.hpp"
+
+namespace asio = boost::asio;
+
+// GCC 12 reports Asio's coroutine frame allocator as mismatched new/delete for some coroutine
+// shapes (a false positive: the frame's operator new and delete are a matching pair).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace rproxy {
+
+namespace {
+const std::string& search_path_of(const SessionSettings& settings) {
+    static const std::string none;
+    const std::string* v = settings.get("search_path");
+    return v ? *v : none;
+}
+}  // namespace
+
+WriteTracker& StatementPipeline::writes() {
+    if (!writes_) writes_ = std::make_unique<WriteTracker>(worker_.cache());
+    return *writes_;
+}
+
+std::vector<uint32_t> StatementPipeline::read_generation_buckets(const ParsedQuery& parsed) {
+    return read_buckets(upstream().data_identity(), parsed.relations);
+}
+
+bool StatementPipeline::write_reach_known(const Verdict& verdict) {
+    if (verdict.written.empty()) return true;
+    const std::string& data = upstream().data_identity();
+    uint64_t schema = worker_.cache().generation_sum({schema_bucket(data)});
+    for (const auto& name : verdict.written)
+        if (!upstream().relations().lookup(name, search_path_of(settings_), schema)) return false;
+    return true;
+}
+
+asio::awaitable<void> StatementPipeline::learn_write_reach(const ConnectionPtr& conn, const Verdict& verdict) {
+    const std::string& data = upstream().data_identity();
+    uint64_t schema = worker_.cache().generation_sum({schema_bucket(data)});
+    // A failure (the client's transaction already failed, say) leaves the names unknown: their
+    // writes then count as reaching anything.
+    co_await upstream().relations().resolve(*conn, verdict.written, search_path_of(settings_), schema);
+}
+
+void StatementPipeline::note_writes(const Verdict& verdict) {
+    if (!verdict.writes) return;
+    const std::string& data = upstream().data_identity();
+    std::vector<uint32_t> buckets;
+    bool everything = verdict.writes_unseen;
+    uint64_t schema = worker_.cache().generation_sum({schema_bucket(data)});
+    for (const auto& name : verdict.written) {
+        const WriteReach* reach = upstream().relations().lookup(name, search_path_of(settings_), schema);
+        if (!reach) {
+            everything = true;
+            continue;
+        }
+        everything = everything || reach->unseen;
+        for (const auto& r : reach->relations) add_bucket(buckets, relation_bucket(data, r));
+        add_bucket(buckets, relation_bucket(data, name));
+    }
+    // What the text does not show may reach any relation of the upstream, and change what the
+    // proxy learnt about them.
+    if (everything) {
+        add_bucket(buckets, upstream_bucket(data));
+        add_bucket(buckets, schema_bucket(data));
+    }
+    if (verdict.changes_definitions) add_bucket(buckets, schema_bucket(data));
+    // A rolled-back change of definitions may have been seen by a reach learnt in its transaction.
+    if (!buckets.empty()) writes().add(buckets, verdict.changes_definitions || everything ? schema_bucket(data) : kNoBucket);
+}
+
+}  // namespace rproxy
