@@ -399,8 +399,19 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
             co_return error("0A000", "PREPARE, EXECUTE and DEALLOCATE are supported in simple queries only");
     std::optional<ErrorFields> failure;
     st->verdict = judge_known(*st->parsed);
+    bool mid_batch = ext().batch_conn_ || !expected_.empty();
     if (st->verdict.pending_functions.empty()) {
         st->verdict = finish_judgement(std::move(st->verdict), *st->parsed, failure);
+    } else if (mid_batch && upstream().access() == Access::ReadWrite) {
+        // Asking the upstream now would end the batch's implicit transaction (the lookup's own
+        // Sync) and commit what the batch did so far. On a read-write upstream every function
+        // passes anyway: one not known yet counts as volatile (never cached, may write anything).
+        UpstreamFunctions& functions = upstream().functions();
+        UpstreamVolatility worst = [&functions](const FunctionRef& f) {
+            std::optional<Volatility> v = functions.lookup(f);
+            return v ? v : std::optional<Volatility>(Volatility::Volatile);
+        };
+        st->verdict = finish_judgement(evaluate(*st->parsed, worker_.firewall(), worst, Access::ReadWrite), *st->parsed, failure);
     } else {
         // The upstream's pg_proc is asked on the batch's connection: what was sent so far first.
         if (!co_await drain_batch() || discard_until_sync_) co_return std::nullopt;
@@ -626,13 +637,10 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         co_return failure;
     }
     if (st && st->verdict.writes) {
-        // writes: what they reach, asked on the batch's connection once what was sent is answered.
-        bool known = write_reach_known(st->verdict);
-        if (!known) {
-            bool drained = co_await drain_batch();
-            if (!drained || discard_until_sync_) co_return std::nullopt;  // skipped, as the server skips it
-            co_await learn_write_reach(conn, st->verdict);
-        }
+        // writes: what a name not learnt yet reaches is asked after the batch's Sync (the catalog
+        // query cannot run inside the batch); until then its write counts as reaching anything.
+        if (!write_reach_known(st->verdict))
+            for (const auto& name : st->verdict.written) ext().unknown_reach_.push_back(name);
         note_writes(st->verdict);
         ext().batch_writes_ = true;
     }
@@ -727,6 +735,11 @@ asio::awaitable<void> StatementPipeline::on_sync() {
                 cancel_upstream(conn);
                 conn->mark_broken();
             }
+            if (outcome == Outcome::Ready && !ext().unknown_reach_.empty() && !conn->broken()) {
+                std::vector<std::string> names = std::move(ext().unknown_reach_);
+                co_await learn_write_reach(conn, names);
+            }
+            ext().unknown_reach_.clear();
             finish_batch(outcome == Outcome::Ready);
             discard_until_sync_ = false;  // an error relayed just now was the server's, before this Sync
             if (outcome == Outcome::ClientGone) co_return;
@@ -801,6 +814,7 @@ asio::awaitable<void> StatementPipeline::close_open_batch() {
 void StatementPipeline::finish_batch(bool ready) {
     ext().batch_unsafe_ = false;
     ext().batch_writes_ = false;
+    ext().unknown_reach_.clear();
     ConnectionPtr conn = std::move(ext().batch_conn_);
     ext().batch_conn_.reset();
     ext().held_portal_.reset();

@@ -85,7 +85,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         // writes
         if (verdict.writes) {
             bool known = write_reach_known(verdict);
-            if (!known) co_await learn_write_reach(conn, verdict);
+            if (!known) co_await learn_write_reach(conn, verdict.written);
             note_writes(verdict);
             bool block = std::any_of(parsed->statements.begin(), parsed->statements.end(),
                                      [](const StatementFacts& st) { return st.transaction_control; });

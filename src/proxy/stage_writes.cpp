@@ -39,12 +39,12 @@ bool StatementPipeline::write_reach_known(const Verdict& verdict) {
     return true;
 }
 
-asio::awaitable<void> StatementPipeline::learn_write_reach(const ConnectionPtr& conn, const Verdict& verdict) {
+asio::awaitable<void> StatementPipeline::learn_write_reach(const ConnectionPtr& conn, const std::vector<std::string>& names) {
     const std::string& data = upstream().data_identity();
     uint64_t schema = worker_.cache().generation_sum({schema_bucket(data)});
     // A failure (the client's transaction already failed, say) leaves the names unknown: their
     // writes then count as reaching anything.
-    co_await upstream().relations().resolve(*conn, verdict.written, search_path_of(settings_), schema);
+    co_await upstream().relations().resolve(*conn, names, search_path_of(settings_), schema);
 }
 
 void StatementPipeline::note_writes(const Verdict& verdict) {

@@ -61,6 +61,9 @@ public:
     // The upstream this client's statements go to, chosen at login (routing); it stays the
     // client's while it is connected, whatever changes in the tables.
     void set_upstream(UpstreamPtr upstream);
+    // The connection the client's own login opened (auth passthrough): its connection for the
+    // whole session, closed when it leaves.
+    void adopt(ConnectionPtr conn);
     Upstream& upstream() { return *upstream_; }
     const UpstreamPtr& upstream_ptr() const { return upstream_; }
     char transaction_status() const { return tx_status_; }
@@ -109,7 +112,9 @@ private:
     // writes (stage_writes.cpp), on read-write upstreams: what a statement's writes reach, learnt
     // from the upstream once per relation name, and the transaction's writes until they commit.
     bool write_reach_known(const Verdict& verdict);
-    boost::asio::awaitable<void> learn_write_reach(const ConnectionPtr& conn, const Verdict& verdict);
+    // Asks on conn, which must be between exchanges (never inside an extended batch: the catalog
+    // query's own Sync would end the batch's implicit transaction).
+    boost::asio::awaitable<void> learn_write_reach(const ConnectionPtr& conn, const std::vector<std::string>& names);
     void note_writes(const Verdict& verdict);
     WriteTracker& writes();
     // Before an exchange with the upstream; confirms_at_complete: see WriteTracker::begin_exchange.
@@ -247,6 +252,7 @@ private:
         char batch_status_before_ = 'I';
         bool batch_unsafe_ = false;      // the batch ran something besides plain reads: no cache until Sync
         bool batch_writes_ = false;      // the batch sent a write: never run again
+        std::vector<std::string> unknown_reach_;  // written names not learnt yet: asked after its Sync
         std::string batch_log_;          // the batch's messages as received, for run_batch_again()
         bool batch_log_full_ = false;    // too large to keep: not run again
         bool batch_lost_ = false;        // the connection was lost before Sync (while draining)

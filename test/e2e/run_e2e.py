@@ -24,7 +24,8 @@ def setup(base, valgrind=False):
     up = Cluster(base, "upstream")
     # No autovacuum: its ANALYZE after a bulk load writes pg_statistic rows, which the
     # firewall tests would see as upstream writes in pg_stat_database.
-    up.init("log_statement = 'all'\nautovacuum = off\n")
+    # max_prepared_transactions: two-phase commit through a read-write upstream (test_read_write).
+    up.init("log_statement = 'all'\nautovacuum = off\nmax_prepared_transactions = 5\n")
     up.start()
     up.sql("CREATE DATABASE e2e")
     r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", up.dir, "-p", str(up.port), "-U",

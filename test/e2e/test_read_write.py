@@ -364,3 +364,57 @@ def rw_next_to_read_only_weakens_nothing():
     check(r.stdout.split()[2] == b"on", r.stdout)
     with connect(DB) as c:
         check(c.execute("SHOW default_transaction_read_only").fetchone()[0] == "off", "read-write session")
+
+
+def extended(sql):
+    """Parse, Bind and Execute of an unnamed statement, without Sync."""
+    q = sql.encode() + b"\0"
+    parse = b"P" + struct.pack("!I", 4 + 1 + len(q) + 2) + b"\0" + q + b"\0\0"
+    bind = b"B" + struct.pack("!I", 4 + 1 + 1 + 2 + 2 + 2) + b"\0\0" + b"\0\0" + b"\0\0" + b"\0\0"
+    execute = b"E" + struct.pack("!I", 4 + 1 + 4) + b"\0" + struct.pack("!I", 0)
+    return parse + bind + execute
+
+
+@test
+def rw_a_pipelined_batch_stays_one_transaction():
+    """What a write reaches is not asked inside a batch: the question's own Sync would commit
+    the batch's first statements before its error rolls it back."""
+    setup()
+    direct("DROP TABLE IF EXISTS rw_batch_new; CREATE TABLE rw_batch_new (x int)")
+    w = wire()
+    sync = b"S" + struct.pack("!I", 4)
+    w.send(extended("INSERT INTO rw_batch_new VALUES (1)") + extended("SELECT 1/0") + sync)
+    msgs = w.read_until_ready()
+    check([e["C"] for e in errors(msgs)] == ["22012"], f"{errors(msgs)}")
+    check(direct("SELECT count(*) FROM rw_batch_new") == "0", "the failed batch's insert was rolled back")
+    w.send(extended("INSERT INTO rw_batch_new VALUES (2)") + sync)
+    check(not errors(w.read_until_ready()), "a batch that commits")
+    check(direct("SELECT string_agg(x::text, ',') FROM rw_batch_new") == "2", "committed")
+    w.close()
+
+
+@test
+def rw_two_phase_commit_and_large_objects():
+    setup()
+    direct("DROP TABLE IF EXISTS rw_2pc; CREATE TABLE rw_2pc (x int)")
+    q = "SELECT count(*) FROM rw_2pc /* rw-2pc */"
+    with connect() as c, connect() as reader:
+        check(reader.execute(q).fetchone()[0] == 0, "empty")
+        reader.execute(q)
+        c.execute("BEGIN")
+        c.execute("INSERT INTO rw_2pc VALUES (1)")
+        c.execute("PREPARE TRANSACTION 'rw_gid'")
+        check(direct("SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'rw_gid'") == "1", "prepared upstream")
+        c.execute("COMMIT PREPARED 'rw_gid'")
+        check(reader.execute(q).fetchone()[0] == 1, "a cached count sees the committed prepared transaction")
+    # the fast-path interface: psql's \lo_import writes a large object with lo_creat/lo_open/lowrite
+    with tempfile.NamedTemporaryFile("wb", delete=False) as f:
+        f.write(os.urandom(100000))
+        path = f.name
+    os.chmod(path, 0o644)
+    r = env.psql(f"\\lo_import '{path}'", db=DB)
+    check(r.returncode == 0 and b"lo_import" in r.stdout, r.stderr)
+    oid = r.stdout.split()[1].decode()
+    size = direct(f"SELECT length(lo_get({oid}))")
+    check(size == "100000", f"the large object upstream has {size} bytes")
+    direct(f"SELECT lo_unlink({oid})")
