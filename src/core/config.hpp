@@ -32,6 +32,8 @@ struct UpstreamConfig {
     std::chrono::milliseconds idle_in_transaction_timeout{0};
     // pg_rproxy_upstreams.access = 'read_write': sessions are not made read-only upstream.
     bool read_write = false;
+    // pg_rproxy_upstreams.auth = 'passthrough': each client's own login opens its connection.
+    bool passthrough = false;
 };
 
 // Client authentication, TLS toward clients and connection limits (pg_rproxy.* GUCs, reloadable).

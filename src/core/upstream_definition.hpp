@@ -11,6 +11,8 @@ namespace rproxy {
 enum class Access { ReadOnly, ReadWrite };
 enum class Balance { RoundRobin, LeastConnections, First };
 enum class PoolMode { Transaction, Session };
+// gateway: clients log in to the gateway; passthrough: the client's login is relayed upstream.
+enum class UpstreamAuth { Gateway, Passthrough };
 
 struct UpstreamDefinition {
     std::string name;      // "" = pg_rproxy.upstream
@@ -19,6 +21,7 @@ struct UpstreamDefinition {
     Balance balance = Balance::RoundRobin;
     PoolMode pool_mode = PoolMode::Transaction;
     int pool_size = 0;  // per worker and server; 0 = pg_rproxy.pool_size
+    UpstreamAuth auth = UpstreamAuth::Gateway;
 
     bool operator==(const UpstreamDefinition&) const = default;
 };

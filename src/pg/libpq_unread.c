@@ -15,3 +15,8 @@ int rproxy_libpq_unread_bytes(const PGconn* conn) {
     if (conn->inStart < 0 || conn->inEnd < conn->inStart) return -1;
     return conn->inEnd - conn->inStart;
 }
+
+int rproxy_libpq_unsent_bytes(const PGconn* conn) {
+    if (conn->sock != PQsocket(conn) || conn->outCount < 0 || conn->inStart < 0 || conn->inEnd < conn->inStart) return -1;
+    return conn->outCount + (conn->inEnd - conn->inStart);
+}

@@ -8,6 +8,9 @@
 extern "C" {
 #endif
 int rproxy_libpq_unread_bytes(const PGconn* conn);
+/* Bytes libpq holds to send (its output buffer), -1 as above: a connection taken over while
+ * the server asks for authentication must have sent its whole startup packet. */
+int rproxy_libpq_unsent_bytes(const PGconn* conn);
 #ifdef __cplusplus
 }
 #endif

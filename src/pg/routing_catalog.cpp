@@ -27,7 +27,8 @@ RoutingSnapshot read_routing_snapshot() {
     if (where.results[0].empty()) return snap;  // not installed, or before 0.7.0: no tables, no routes
     std::string schema = text(where.results[0][0], 0);
     CatalogResult r = run_catalog_queries({
-        {"SELECT name, conninfo, access, balance, pool_mode, pool_size FROM " + schema + ".pg_rproxy_upstreams", {}},
+        {"SELECT name, conninfo, access, balance, pool_mode, pool_size, pg_catalog.to_jsonb(u) ->> 'auth' FROM " + schema +
+             ".pg_rproxy_upstreams u", {}},
         {"SELECT position, server_name, database, role, client_address, listen_port, upstream FROM " + schema +
              ".pg_rproxy_routes ORDER BY position",
          {}},
@@ -46,6 +47,8 @@ RoutingSnapshot read_routing_snapshot() {
         d.balance = parse_balance(text(row, 3)).value_or(Balance::RoundRobin);
         d.pool_mode = parse_pool_mode(text(row, 4)).value_or(PoolMode::Transaction);
         d.pool_size = opt(row, 5) ? std::atoi(opt(row, 5)->c_str()) : 0;
+        // The column came with 0.8.0: before ALTER EXTENSION UPDATE every upstream is 'gateway'.
+        d.auth = opt(row, 6) && *opt(row, 6) == "passthrough" ? UpstreamAuth::Passthrough : UpstreamAuth::Gateway;
         snap.upstreams.emplace(d.name, std::move(d));
     }
     for (const auto& row : r.results[1]) {

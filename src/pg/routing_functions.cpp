@@ -29,6 +29,29 @@ extern "C" Datum pg_rproxy_conninfo_problem(PG_FUNCTION_ARGS) {
 }
 
 extern "C" {
+PG_FUNCTION_INFO_V1(pg_rproxy_conninfo_user);
+}
+
+// The user keyword of a conninfo, NULL when it sets none (or does not parse).
+extern "C" Datum pg_rproxy_conninfo_user(PG_FUNCTION_ARGS) {
+    return rproxy::pg::invoke_cpp([&]() -> Datum {
+        std::string conninfo;
+        rproxy::pg::pg_call([&] {
+            char* c = text_to_cstring(PG_GETARG_TEXT_PP(0));
+            conninfo.assign(c);
+            pfree(c);
+        });
+        auto pairs = rproxy::parse_conninfo(conninfo, nullptr);
+        const std::string* user = pairs ? rproxy::conninfo_value(*pairs, "user") : nullptr;
+        if (!user || user->empty()) PG_RETURN_NULL();
+        Datum out = Datum(0);
+        std::string u = *user;
+        rproxy::pg::pg_call([&] { out = PointerGetDatum(cstring_to_text(u.c_str())); });
+        return out;
+    });
+}
+
+extern "C" {
 PG_FUNCTION_INFO_V1(pg_rproxy_server_list);
 }
 

@@ -225,6 +225,18 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
         co_return co_await refuse(ConnEvent::NoMatchingRule, e, true);
     }
 
+    boost::system::error_code ec;
+    auto local = socket_.local_endpoint(ec);
+    RouteFacts facts{starting_->shown.server_name, database, user, client_address_, ec ? 0 : local.port()};
+    if (rule->method != auth::Method::Reject && worker_.routes().passthrough_possible()) {
+        // Routed before any password: an upstream with auth 'passthrough' authenticates the client
+        // itself (the user name as sent; no gateway role needed). Any other route is decided
+        // again after the gateway's authentication, as always.
+        RouteDecision early = worker_.routes().resolve(facts, rule->upstream, snap);
+        if (early.upstream && early.upstream->passthrough())
+            co_return co_await passthrough_login(user, database, rule->method, std::move(early.upstream), facts.listen_port);
+    }
+
     const RoleAuthInfo& role = snap.role;
     // The secret as PostgreSQL would use it: none for an unknown role or an expired password.
     std::optional<std::string> secret;
@@ -245,12 +257,15 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
         co_return co_await refuse(ConnEvent::RoleConnectionLimit, e, false);
     }
     role_claimed_ = role.oid;
-    boost::system::error_code ec;
-    auto local = socket_.local_endpoint(ec);
-    RouteFacts facts{starting_->shown.server_name, database, user, client_address_, ec ? 0 : local.port()};
     RouteDecision route = worker_.routes().resolve(facts, rule->upstream, snap);
     if (!route.upstream) co_return co_await refuse(ConnEvent::NoRoute, *route.error, true);
     UpstreamPtr upstream = std::move(route.upstream);
+    if (upstream->passthrough()) {
+        // A passthrough route found only now (the routing tables changed meanwhile): the client
+        // authenticated to the gateway, not to the upstream, which would take no connection.
+        ErrorFields e = ErrorFields::make("FATAL", "08006", "the routing tables changed during login; connect again");
+        co_return co_await refuse(ConnEvent::NoRoute, e, false);
+    }
     starting_->shown.upstream = upstream->name();
     starting_->shown.server = upstream->servers_text();
     starting_->shown.listen_port = facts.listen_port;

@@ -87,6 +87,9 @@ private:
     boost::asio::awaitable<bool> startup();
     // client_auth.cpp: the rules, the role's credentials and limits; picks the upstream pool.
     boost::asio::awaitable<bool> authenticate(const protocol::StartupPacket& packet);
+    // client_passthrough.cpp: the client's login relayed to an upstream with auth 'passthrough'.
+    boost::asio::awaitable<bool> passthrough_login(const std::string& user, const std::string& database,
+                                                   auth::Method method, UpstreamPtr upstream, int listen_port);
     boost::asio::awaitable<std::optional<std::string>> read_password_message();
     boost::asio::awaitable<int> check_credentials(auth::Method method, const RoleAuthInfo& role,
                                                   const std::optional<std::string>& secret, const std::string& user,

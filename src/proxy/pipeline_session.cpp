@@ -34,6 +34,12 @@ void StatementPipeline::set_upstream(UpstreamPtr upstream) {
     upstream_->add_client(1);
 }
 
+void StatementPipeline::adopt(ConnectionPtr conn) {
+    // Never pooled (it has no pool: Upstream::release closes it); its results are cached as
+    // any client's of that upstream role.
+    pinned_ = std::move(conn);
+}
+
 asio::awaitable<std::optional<ErrorFields>> StatementPipeline::start(const protocol::StartupPacket& packet) {
     for (const auto& [name, value] : packet.params) {
         if (name == "user" || name == "database" || name == "options") continue;
@@ -53,11 +59,12 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::start(const proto
 
     // The upstream decides the values the client is told (server_version, encodings, DateStyle
     // after the client's own settings). Learned once per distinct set of client settings.
-    if (!upstream().reported_parameters(settings_)) {
+    // A passthrough client's own connection takes its settings now, as a pooled one would later.
+    if (pinned_ || !upstream().reported_parameters(settings_)) {
         std::optional<ErrorFields> failure;
         ConnectionPtr conn = co_await acquire(nullptr, failure);  // a dead pooled connection is replaced
         if (!conn) co_return failure;
-        upstream().release(conn);
+        if (conn != pinned_) upstream().release(conn);
     }
     co_return std::nullopt;
 }
@@ -82,6 +89,10 @@ bool StatementPipeline::relay_notifications(const ConnectionPtr& conn) {
 
 // PQcancel blocks (it connects to the server): it runs on the helper thread, never on the loop.
 void StatementPipeline::cancel_upstream(const ConnectionPtr& conn) {
+    if (auto raw = conn->raw_cancel()) {
+        worker_.helper().submit([raw = *raw] { raw.send(); });
+        return;
+    }
     if (PGcancel* cancel = conn->cancel_request()) {
         worker_.helper().submit([cancel] {
             char errbuf[256];

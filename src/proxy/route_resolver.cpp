@@ -88,6 +88,13 @@ RouteDecision RouteResolver::ask_router(const RoutingSnapshot& snap, const Route
     return {nullptr, e};
 }
 
+bool RouteResolver::passthrough_possible() {
+    std::shared_ptr<const RoutingSnapshot> snap = host_.routing_snapshot();
+    for (const auto& [name, def] : snap->upstreams)
+        if (def.auth == UpstreamAuth::Passthrough) return true;
+    return false;
+}
+
 RouteDecision RouteResolver::resolve(const RouteFacts& facts, const std::string& rule_upstream, const AuthSnapshot& auth) {
     std::shared_ptr<const RoutingSnapshot> snap = host_.routing_snapshot();
     if (!snap->error.empty()) {

@@ -35,6 +35,9 @@ public:
 
     // rule_upstream: the upstream the client's authentication rule names ("" = none).
     RouteDecision resolve(const RouteFacts& facts, const std::string& rule_upstream, const AuthSnapshot& auth);
+    // Whether any upstream row has auth 'passthrough' (clients are then routed before they
+    // authenticate, see ClientSession::authenticate).
+    bool passthrough_possible();
 
 private:
     RouteDecision to_upstream(const RoutingSnapshot& snap, const std::string& name, const RouteFacts& facts,

@@ -1,5 +1,8 @@
 #include "proxy/server_connection.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "core/reported_parameters.hpp"
 #include "protocol/frontend_encode.hpp"
 #include "protocol/message_writer.hpp"
@@ -47,7 +50,7 @@ const std::string* ServerConnection::parameter(std::string_view name) const {
     return nullptr;
 }
 
-asio::awaitable<std::string> ServerConnection::connect(const ConnectSpec& spec) {
+asio::awaitable<std::string> ServerConnection::connect(const ConnectSpec& spec, bool for_login) {
     std::vector<const char*> kw, val;
     for (std::size_t i = 0; i < spec.keywords.size(); ++i) {
         kw.push_back(spec.keywords[i].c_str());
@@ -84,6 +87,8 @@ asio::awaitable<std::string> ServerConnection::connect(const ConnectSpec& spec) 
             error = trim_newlines(PQerrorMessage(pg_));
             break;
         }
+        // The startup packet went: the server's answer is the client's to give (passthrough).
+        if (for_login && PQstatus(pg_) == CONNECTION_AWAITING_RESPONSE) break;
         boost::system::error_code ec;
         int fd = PQsocket(pg_);
         if (fd >= 0) sock.assign(fd, ec);
@@ -104,13 +109,55 @@ asio::awaitable<std::string> ServerConnection::connect(const ConnectSpec& spec) 
     timer.cancel();
     // PQfinish must never block on a full send buffer: set before anything else is sent.
     if (error.empty() && PQsetnonblocking(pg_, 1) != 0) error = "could not set the connection to non-blocking mode";
-    if (error.empty()) error = transport_.attach(pg_);
+    if (error.empty()) error = for_login ? transport_.attach_for_login(pg_) : transport_.attach(pg_);
     if (!error.empty()) {
         broken_ = true;
         co_return error;
     }
+    if (for_login) {
+        RawCancel cancel;
+        cancel.length = sizeof cancel.address;
+        if (getpeername(PQsocket(pg_), reinterpret_cast<sockaddr*>(&cancel.address), &cancel.length) != 0) cancel.length = 0;
+        own_cancel_ = cancel;
+        co_return "";
+    }
     take_over();
     co_return "";
+}
+
+void ServerConnection::finish_login(int32_t backend_pid, int32_t cancel_key) {
+    backend_pid_ = backend_pid;
+    if (own_cancel_) {
+        own_cancel_->pid = backend_pid;
+        own_cancel_->key = cancel_key;
+    }
+    status_ = 'I';
+}
+
+// As PQcancel does: a new connection to the same address, a CancelRequest, and close.
+void ServerConnection::RawCancel::send() const {
+    if (length == 0 || pid == 0) return;
+    int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), length) == 0) {
+        unsigned char packet[16];
+        auto put = [&packet](int at, uint32_t v) {
+            packet[at] = static_cast<unsigned char>(v >> 24);
+            packet[at + 1] = static_cast<unsigned char>(v >> 16);
+            packet[at + 2] = static_cast<unsigned char>(v >> 8);
+            packet[at + 3] = static_cast<unsigned char>(v);
+        };
+        put(0, 16);
+        put(4, 80877102);  // the cancel request code
+        put(8, static_cast<uint32_t>(pid));
+        put(12, static_cast<uint32_t>(key));
+        ssize_t ignored = ::send(fd, packet, sizeof packet, MSG_NOSIGNAL);
+        (void)ignored;
+        char c;
+        ssize_t done = ::recv(fd, &c, 1, 0);  // the server closes when it has read it
+        (void)done;
+    }
+    ::close(fd);
 }
 
 // What libpq consumed during startup, kept here: ParameterStatus values and the backend's PID.

@@ -13,6 +13,8 @@
 #include <boost/asio.hpp>
 #include <libpq-fe.h>
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -43,7 +45,11 @@ public:
     ServerConnection& operator=(const ServerConnection&) = delete;
 
     // libpq connects; then the proxy takes the connection over. "" once ready, otherwise why not.
-    boost::asio::awaitable<std::string> connect(const ConnectSpec& spec);
+    // for_login (auth passthrough): taken over once libpq sent the startup packet, before the
+    // server's authentication request, which the client answers through the proxy; then
+    // finish_login() after the server's ReadyForQuery.
+    boost::asio::awaitable<std::string> connect(const ConnectSpec& spec, bool for_login = false);
+    void finish_login(int32_t backend_pid, int32_t cancel_key);
 
     // What to send: frontend messages are appended here, then send() writes them.
     std::string& output() { return out_; }
@@ -98,7 +104,16 @@ public:
     // What the server last reported for a ParameterStatus setting; null if never.
     const std::string* parameter(std::string_view name) const;
     // A cancel request for the statement running here (PQcancel blocks: use it off the loop).
-    PGcancel* cancel_request() const { return pg_ ? PQgetCancel(pg_) : nullptr; }
+    PGcancel* cancel_request() const { return pg_ && !own_cancel_ ? PQgetCancel(pg_) : nullptr; }
+    // For a connection whose login the proxy relayed, libpq never saw the BackendKeyData: the
+    // CancelRequest is sent from here (blocking: off the loop).
+    struct RawCancel {
+        sockaddr_storage address;
+        socklen_t length = 0;
+        int32_t pid = 0, key = 0;
+        void send() const;
+    };
+    std::optional<RawCancel> raw_cancel() const { return own_cancel_; }
     int32_t backend_pid() const { return backend_pid_; }
 
     bool healthy() const;
@@ -124,6 +139,7 @@ private:
     bool idle_watch_ = false;
     char status_ = 'I';
     int32_t backend_pid_ = 0;
+    std::optional<RawCancel> own_cancel_;
     std::vector<std::pair<std::string, std::string>> parameters_;
     protocol::InputBuffer in_;
     std::string out_;

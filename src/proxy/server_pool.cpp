@@ -164,7 +164,7 @@ asio::awaitable<void> ServerPool::connect_one(uint64_t generation, UpstreamConfi
 }
 
 asio::awaitable<std::pair<ConnectionPtr, std::string>> open_connection(asio::any_io_executor ex, BlockingHelper& helper,
-                                                                       UpstreamConfig cfg, uint64_t generation) {
+                                                                       UpstreamConfig cfg, uint64_t generation, bool for_login) {
     ConnectPlan plan = plan_connection(cfg);
     std::string error = plan.error;
     if (error.empty() && !plan.hosts_to_resolve.empty()) {
@@ -192,7 +192,7 @@ asio::awaitable<std::pair<ConnectionPtr, std::string>> open_connection(asio::any
         plan.spec = lookup->plan.spec;
     }
     auto conn = std::make_shared<ServerConnection>(ex, generation);
-    if (error.empty()) error = co_await conn->connect(plan.spec);
+    if (error.empty()) error = co_await conn->connect(plan.spec, for_login);
     if (!error.empty()) conn.reset();
     co_return std::make_pair(conn, error);
 }

@@ -41,7 +41,7 @@ using ConnectionPtr = std::shared_ptr<ServerConnection>;
 // or null and why not. (The pools' connections and the health checks' are made so.)
 boost::asio::awaitable<std::pair<ConnectionPtr, std::string>> open_connection(boost::asio::any_io_executor ex,
                                                                               BlockingHelper& helper, UpstreamConfig cfg,
-                                                                              uint64_t generation);
+                                                                              uint64_t generation, bool for_login = false);
 
 class ServerPool {
 public:

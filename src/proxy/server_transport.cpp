@@ -14,14 +14,27 @@ namespace rproxy {
 
 std::string ServerTransport::attach(PGconn* pg) {
     if (PQstatus(pg) != CONNECTION_OK) return "the connection is not established";
-    // GSS encryption frames traffic in libpq's private buffers: it cannot be taken over (the
-    // connect spec turns it off; a service file cannot turn it back on).
-    if (PQgssEncInUse(pg)) return "GSSAPI-encrypted upstream connections are not supported";
     // libpq consumed every complete message after ReadyForQuery; a partial one would be lost.
     int unread = rproxy_libpq_unread_bytes(pg);
     if (unread != 0)
         return unread < 0 ? "this libpq build cannot be taken over (unexpected connection layout)"
                           : "the upstream sent a message while the connection was being set up";
+    return take_socket(pg);
+}
+
+std::string ServerTransport::attach_for_login(PGconn* pg) {
+    if (PQstatus(pg) != CONNECTION_AWAITING_RESPONSE) return "the connection did not reach authentication";
+    int pending = rproxy_libpq_unsent_bytes(pg);
+    if (pending != 0)
+        return pending < 0 ? "this libpq build cannot be taken over (unexpected connection layout)"
+                           : "the startup packet was not sent whole";
+    return take_socket(pg);
+}
+
+std::string ServerTransport::take_socket(PGconn* pg) {
+    // GSS encryption frames traffic in libpq's private buffers: it cannot be taken over (the
+    // connect spec turns it off; a service file cannot turn it back on).
+    if (PQgssEncInUse(pg)) return "GSSAPI-encrypted upstream connections are not supported";
     if (PQsslInUse(pg)) {
         ssl_ = static_cast<SSL*>(PQsslStruct(pg, "OpenSSL"));
         if (!ssl_) return "the upstream TLS session is not OpenSSL";

@@ -27,6 +27,9 @@ public:
 
     // Starts speaking on a CONNECTION_OK connection. "" when it can be taken over, else why not.
     std::string attach(PGconn* pg);
+    // The same while the server asks for authentication (auth passthrough): libpq sent the
+    // startup packet, and the proxy answers the server from here on.
+    std::string attach_for_login(PGconn* pg);
     // Stops watching the socket (before PQfinish, which closes it).
     void detach();
     bool attached() const { return sock_.is_open(); }
@@ -57,6 +60,7 @@ public:
     }
 
 private:
+    std::string take_socket(PGconn* pg);
     enum class Io { Done, WantRead, WantWrite, Failed };
     static constexpr std::size_t kReadChunk = 64 * 1024;
     static char* scratch();

@@ -13,6 +13,11 @@ namespace rproxy {
 
 asio::awaitable<ConnectionPtr> StatementPipeline::ensure_connection(ConnectionPtr conn, std::optional<ErrorFields>& failure) {
     if (conn) co_return conn;
+    if (upstream().passthrough()) {
+        // Only the client's own login opens a connection: once it is gone, so is the session.
+        failure = ErrorFields::make("ERROR", "08006", "the upstream connection of this session is gone (auth passthrough: log in again)");
+        co_return nullptr;
+    }
     try {
         co_return co_await upstream().acquire();
     } catch (const UpstreamUnavailable& e) {

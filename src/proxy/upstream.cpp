@@ -194,6 +194,17 @@ Upstream::Server* Upstream::owner(const ServerConnection& conn) {
     return nullptr;
 }
 
+asio::awaitable<std::pair<ConnectionPtr, std::string>> Upstream::open_for_login() {
+    int i = pick(-1);
+    if (i < 0) co_return std::pair<ConnectionPtr, std::string>{nullptr, "no server of this upstream is usable"};
+    Server& s = servers_[std::size_t(i)];
+    UpstreamConfig cfg = s.pool->config();
+    int slot = s.slot;
+    auto opened = co_await open_connection(ex_, helper_, cfg, 0, true);
+    if (!opened.first && health_ && slot >= 0) health_->connect_failed(slot, opened.second);
+    co_return opened;
+}
+
 void Upstream::release(ConnectionPtr conn) {
     if (Server* s = owner(*conn)) {
         s->pool->release(std::move(conn));

@@ -67,6 +67,11 @@ public:
     // Servers and database without the role: whose data the cache's freshness counters follow.
     const std::string& data_identity() const { return data_identity_; }
     Access access() const { return cfg_.read_write ? Access::ReadWrite : Access::ReadOnly; }
+    // Clients log in to the upstream themselves (relayed): no connection is opened without one.
+    bool passthrough() const { return cfg_.passthrough; }
+    // A connection for one client's login (passthrough): to a usable server, stopped where the
+    // server asks for authentication, for the client to answer. Its own, never pooled.
+    boost::asio::awaitable<std::pair<ConnectionPtr, std::string>> open_for_login();
     const std::string& name() const { return name_; }
     PoolMode pool_mode() const { return pool_mode_; }
     void set_pool_mode(PoolMode m) { pool_mode_ = m; }

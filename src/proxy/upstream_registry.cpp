@@ -49,6 +49,7 @@ UpstreamConfig UpstreamRegistry::config_for(const UpstreamDefinition& def, const
     UpstreamConfig cfg = settings_;
     cfg.conninfo = conninfo;
     cfg.read_write = def.access == Access::ReadWrite;
+    cfg.passthrough = def.auth == UpstreamAuth::Passthrough;
     if (def.pool_size > 0) cfg.pool_size = def.pool_size;
     return cfg;
 }
@@ -85,7 +86,11 @@ UpstreamPtr UpstreamRegistry::find(const UpstreamDefinition& def, const std::str
     std::string conninfo = def.conninfo;
     if (auto pairs = parse_conninfo(def.conninfo, nullptr)) {
         if (!conninfo_value(*pairs, "dbname")) set_conninfo_value(*pairs, "dbname", database);
-        if (credentials) {
+        if (def.auth == UpstreamAuth::Passthrough) {
+            // The client's own password goes upstream in the relayed exchange, never a stored one;
+            // a mapping only renames the user (which md5 cannot survive: see the rules' check).
+            if (!conninfo_value(*pairs, "user")) set_conninfo_value(*pairs, "user", credentials ? credentials->user : role);
+        } else if (credentials) {
             set_conninfo_value(*pairs, "user", credentials->user);
             if (!credentials->password.empty()) set_conninfo_value(*pairs, "password", credentials->password);
         } else if (!conninfo_value(*pairs, "user")) {

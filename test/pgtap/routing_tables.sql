@@ -2,16 +2,28 @@
 -- upgrade from 0.6.0 made of authentication rules that held a conninfo.
 \ir preamble.psql
 BEGIN;
-SELECT plan(49);
+SELECT plan(55);
 
 SELECT has_table('pg_rproxy_upstreams', 'pg_rproxy_upstreams exists');
-SELECT columns_are('pg_rproxy_upstreams', ARRAY['name', 'conninfo', 'access', 'balance', 'pool_mode', 'pool_size'],
+SELECT columns_are('pg_rproxy_upstreams', ARRAY['name', 'conninfo', 'access', 'balance', 'pool_mode', 'pool_size', 'auth'],
                    'pg_rproxy_upstreams has the documented columns');
 SELECT col_is_pk('pg_rproxy_upstreams', 'name', 'an upstream is known by its name');
 SELECT col_type_is('pg_rproxy_upstreams', 'pool_size', 'integer', 'pool_size is an integer');
 SELECT col_default_is('pg_rproxy_upstreams', 'access', 'read_only', 'upstreams are read-only by default');
 SELECT col_default_is('pg_rproxy_upstreams', 'balance', 'round_robin', 'round robin by default');
 SELECT col_default_is('pg_rproxy_upstreams', 'pool_mode', 'transaction', 'transaction pooling by default');
+SELECT col_default_is('pg_rproxy_upstreams', 'auth', 'gateway', 'clients log in to the gateway by default');
+SELECT throws_ok($$INSERT INTO pg_rproxy_upstreams (name, conninfo, auth) VALUES ('t_auth', 'host=a', 'kerberos')$$,
+                 '23514', NULL, 'auth is gateway or passthrough');
+SELECT throws_ok($$INSERT INTO pg_rproxy_upstreams (name, conninfo, auth) VALUES ('t_auth', 'host=a', 'passthrough')$$,
+                 '23514', NULL, 'passthrough needs pool_mode session: the client''s own login opens its connection');
+SELECT lives_ok($$INSERT INTO pg_rproxy_upstreams (name, conninfo, auth, pool_mode)
+                  VALUES ('t_pass', 'host=a user=someone', 'passthrough', 'session')$$, 'a passthrough upstream');
+SELECT throws_ok($$INSERT INTO pg_rproxy_auth_rules (position, method, upstream) VALUES (77, 'md5', 't_pass')$$,
+                 '22023', NULL, 'md5 through a passthrough upstream that renames the user is refused when written');
+SELECT lives_ok($$INSERT INTO pg_rproxy_auth_rules (position, method, upstream) VALUES (77, 'scram-sha-256', 't_pass');
+                  DELETE FROM pg_rproxy_auth_rules WHERE position = 77; DELETE FROM pg_rproxy_upstreams WHERE name = 't_pass'$$,
+                'SCRAM through it is fine');
 
 SELECT has_table('pg_rproxy_routes', 'pg_rproxy_routes exists');
 SELECT columns_are('pg_rproxy_routes',
