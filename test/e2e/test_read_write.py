@@ -418,3 +418,41 @@ def rw_two_phase_commit_and_large_objects():
     size = direct(f"SELECT length(lo_get({oid}))")
     check(size == "100000", f"the large object upstream has {size} bytes")
     direct(f"SELECT lo_unlink({oid})")
+
+
+@test
+def rw_the_same_client_switches_routes_by_server_name():
+    """One client, one role and one database: by TLS server name, a read-write route or a
+    read-only one over the same data. The read-only one stays read-only, and its cached reads
+    see the writes made through the other at once."""
+    import test_routing
+    setup()
+    test_routing.tls_on()
+    conninfo = f"host=localhost port={env.up.port} dbname=rwdb user={env.upstream_user}"
+    try:
+        env.gw.sql(f"INSERT INTO pg_rproxy_upstreams (name, conninfo) VALUES ('rw_ro_side', '{conninfo}') "
+                   "ON CONFLICT (name) DO NOTHING")
+        env.gw.sql("INSERT INTO pg_rproxy_routes (position, server_name, upstream) VALUES "
+                   "(8990, 'rw.test', 'rw'), (8991, 'ro.test', 'rw_ro_side') ON CONFLICT (position) DO NOTHING")
+        direct("DROP TABLE IF EXISTS rw_sni; CREATE TABLE rw_sni (x int); INSERT INTO rw_sni VALUES (1)")
+        tls = "hostaddr=127.0.0.1 sslmode=require"
+
+        def run(name, sql):
+            return test_routing.psql(f"host={name} {tls}", sql, user=env.upstream_user, db=DB)
+
+        q = "SELECT sum(x) FROM rw_sni /* rw-sni */"
+        for _ in range(2):
+            r = run("ro.test", q)
+            check(r.returncode == 0 and r.stdout.strip() == "1", f"read through ro.test: {r.stdout} {r.stderr}")
+        check(upstream_runs("rw-sni") == 1, "the second read came from the cache")
+        r = run("ro.test", "INSERT INTO rw_sni VALUES (100)")
+        check(r.returncode != 0 and "Write operations are not permitted" in r.stderr, f"ro.test refuses: {r.stderr}")
+        r = run("rw.test", "INSERT INTO rw_sni VALUES (10)")
+        check(r.returncode == 0, f"rw.test writes: {r.stderr}")
+        r = run("ro.test", q)
+        check(r.stdout.strip() == "11", f"the read-only route's cached read sees the write at once: {r.stdout}")
+        check(direct("SELECT sum(x) FROM rw_sni") == "11", "nothing else reached the upstream")
+    finally:
+        env.gw.sql("DELETE FROM pg_rproxy_routes WHERE position IN (8990, 8991); "
+                   "DELETE FROM pg_rproxy_upstreams WHERE name = 'rw_ro_side'")
+        test_routing.tls_off()
