@@ -9,7 +9,8 @@ to an upstream of two servers (pg_rproxy_pair: the same cluster by two addresses
 Pgpool-II (in-memory query cache on shared memory) and bench/canned_server (one canned row from
 memory: the ceiling of any proxy). Runs pgbench against each, alternating targets within every
 repetition, for a hot set (1,000 keys: cache hits) and select-only over all keys (misses), each with
--M simple, extended and prepared. Then measures the gateway workers' memory with 10,000 idle
+-M simple, extended and prepared; and pgbench's TPC-B (-M simple and prepared) through a read_write
+upstream on a fourth port (pg_rproxy_rw, transaction pooling), PgBouncer and PostgreSQL. Then measures the gateway workers' memory with 10,000 idle
 clients. Prints a table, writes results.json and results.png (gnuplot) to the output directory.
 
 Run through bench/run.sh, which installs and builds what this needs.
@@ -39,9 +40,19 @@ SCALE = 10
 ACCOUNTS = 100000 * SCALE
 HOT_KEYS = 1000
 MODES = ["simple", "extended", "prepared"]
-WORKLOADS = {"hot": HOT_KEYS, "select_only": ACCOUNTS}
-TARGETS = ["limit", "pg_rproxy", "pg_rproxy_routed", "pg_rproxy_pair", "pgbouncer", "pgbouncer_session", "pgpool",
-           "direct"]
+# tpcb: pgbench's built-in TPC-B (tpcb-like), writes, through a read_write upstream (pg_rproxy_rw).
+WORKLOADS = {"hot": HOT_KEYS, "select_only": ACCOUNTS, "tpcb": None}
+TARGETS = ["limit", "pg_rproxy", "pg_rproxy_routed", "pg_rproxy_pair", "pg_rproxy_rw", "pgbouncer", "pgbouncer_session",
+           "pgpool", "direct"]
+# Which targets run which workloads: the read-only ones cannot write; the read-write one only writes.
+WRITERS = {"pg_rproxy_rw", "pgbouncer", "pgbouncer_session", "direct"}
+WORKLOAD_MODES = {"hot": MODES, "select_only": MODES, "tpcb": ["simple", "prepared"]}
+
+
+def runs_on(workload, target):
+    if workload == "tpcb":
+        return target in WRITERS
+    return target != "pg_rproxy_rw"
 PGBOUNCERS = {"pgbouncer": "transaction", "pgbouncer_session": "session"}
 UPSTREAM_CONNECTIONS = 8  # pg_rproxy: 2 workers x pool_size 4; PgBouncer: default_pool_size 8
 
@@ -127,8 +138,8 @@ class Bench:
         gw = Cluster(self.work, "gateway")
         gw.init()
         self.clusters.append(gw)
-        self.proxy_port, self.routed_port, self.pair_port = free_port(), free_port(), free_port()
-        ports = f"{self.proxy_port},{self.routed_port},{self.pair_port}"
+        self.proxy_port, self.routed_port, self.pair_port, self.rw_port = free_port(), free_port(), free_port(), free_port()
+        ports = f"{self.proxy_port},{self.routed_port},{self.pair_port},{self.rw_port}"
         env = dict(os.environ, UPSTREAM_HOST="127.0.0.1", UPSTREAM_PORT=str(self.up.port), UPSTREAM_USER="postgres",
                    UPSTREAM_DATABASE="postgres", LISTEN_HOST="127.0.0.1", LISTEN_PORT=ports,
                    PROXY_WORKERS="2", POOL_SIZE=str(UPSTREAM_CONNECTIONS // 2), AUTH_METHOD="trust",
@@ -145,8 +156,10 @@ class Bench:
                f"('pair', 'host=127.0.0.1,localhost port={self.up.port},{self.up.port} user=postgres dbname=postgres "
                f"hostaddr=127.0.0.1,127.0.0.1')")
         gw.sql(f"UPDATE pg_rproxy_upstreams SET pool_size = {UPSTREAM_CONNECTIONS // 4} WHERE name = 'pair'")
+        # Writes: transaction pooling over the same number of upstream connections as PgBouncer's.
+        gw.sql(f"INSERT INTO pg_rproxy_upstreams (name, conninfo, access) VALUES ('rw', 'host=127.0.0.1 {up}', 'read_write')")
         gw.sql(f"INSERT INTO pg_rproxy_routes (position, listen_port, upstream) VALUES "
-               f"(1, {self.routed_port}, 'routed'), (2, {self.pair_port}, 'pair')")
+               f"(1, {self.routed_port}, 'routed'), (2, {self.pair_port}, 'pair'), (3, {self.rw_port}, 'rw')")
         wait_sql(self.proxy_port, what="pg_rproxy")
         self.gw = gw
 
@@ -230,7 +243,7 @@ log_min_messages = warning
         if target in PGBOUNCERS:
             return self.pgbouncer_ports[target]
         return {"limit": getattr(self, "limit_port", None), "pg_rproxy": self.proxy_port,
-                "pg_rproxy_routed": self.routed_port, "pg_rproxy_pair": self.pair_port,
+                "pg_rproxy_routed": self.routed_port, "pg_rproxy_pair": self.pair_port, "pg_rproxy_rw": self.rw_port,
                 "pgpool": getattr(self, "pgpool_port", None), "direct": self.up.port}[target]
 
     def stop(self):
@@ -248,8 +261,9 @@ log_min_messages = warning
     def pgbench(self, target, workload, mode, seconds, clients, threads):
         logdir = tempfile.mkdtemp(dir=self.work)
         chown_pg(logdir)
+        script = ["-b", "tpcb-like"] if workload == "tpcb" else ["-f", self.script(WORKLOADS[workload])]
         cmd = ["pgbench", "-n", "-M", mode, "-c", str(clients), "-j", str(threads), "-T", str(seconds),
-               "-f", self.script(WORKLOADS[workload]), "-l", "--sampling-rate", "0.2",
+               *script, "-l", "--sampling-rate", "0.2",
                "--log-prefix", os.path.join(logdir, "tx"), "-h", "127.0.0.1", "-p", str(self.port(target)),
                "-U", "postgres", "postgres"]
         r = as_pg(cmd, timeout=seconds + 120)
@@ -374,11 +388,11 @@ def report(table, memory, meta):
     lines.append(header + "   (tps / avg ms / p99 ms)")
     ratios = {}
     for workload in WORKLOADS:
-        for mode in MODES:
+        for mode in WORKLOAD_MODES[workload]:
             cells = []
             for t in TARGETS:
                 e = table[f"{workload}/{mode}/{t}"]
-                if e.get("error") == "not run":
+                if e.get("error") == "not run" or not runs_on(workload, t):
                     cells.append(f"{'-':>19}")
                 elif e["failed_runs"] == e["runs"]:
                     cells.append(f"{'errors':>19}")
@@ -386,10 +400,11 @@ def report(table, memory, meta):
                     cells.append(f"{e['tps']:>7.0f}/{e.get('latency_avg_ms', 0):.2f}/{e.get('latency_p99_ms', 0):.2f}"
                                  .rjust(19))
             lines.append(f"{workload:<12} {mode:<9} " + " ".join(cells))
-            me = table[f"{workload}/{mode}/pg_rproxy"]["tps"]
+            mine = "pg_rproxy_rw" if workload == "tpcb" else "pg_rproxy"
+            me = table[f"{workload}/{mode}/{mine}"]["tps"]
             ratios[f"{workload}/{mode}"] = {
-                f"pg_rproxy/{t}": ratio(me, table[f"{workload}/{mode}/{t}"]["tps"])
-                for t in TARGETS if t != "pg_rproxy"}
+                f"{mine}/{t}": ratio(me, table[f"{workload}/{mode}/{t}"]["tps"])
+                for t in TARGETS if t != mine and runs_on(workload, t)}
     lines += ["", "ratios (tps)"]
     for key, r in ratios.items():
         lines.append(f"  {key:<22} " + "  ".join(f"{k}={v}" for k, v in r.items()))
@@ -400,6 +415,18 @@ def report(table, memory, meta):
         return e["tps"] if e["failed_runs"] < e["runs"] and e.get("error") != "not run" else 0.0
 
     targets = []
+    for mode in WORKLOAD_MODES["tpcb"]:
+        if table[f"tpcb/{mode}/pg_rproxy_rw"].get("error") == "not run":
+            continue
+        # Issue 16: writes through pg_rproxy at least as fast as through PgBouncer with transaction
+        # pooling (which aborts -M prepared in 1.18: then the best PgBouncer that ran), p99 beside.
+        name = "pgbouncer" if ran(f"tpcb/{mode}/pgbouncer") else "pgbouncer_session"
+        got = ratio(table[f"tpcb/{mode}/pg_rproxy_rw"]["tps"], ran(f"tpcb/{mode}/{name}"))
+        targets.append((f"tpcb {mode}: pg_rproxy_rw >= 1.0 x {name}", got is not None and got >= 1.0, got))
+        mine, bouncer = table[f"tpcb/{mode}/pg_rproxy_rw"], table[f"tpcb/{mode}/{name}"]
+        if "latency_p99_ms" in mine and "latency_p99_ms" in bouncer:
+            lines.append(f"tpcb {mode} p99: pg_rproxy_rw {mine['latency_p99_ms']:.2f} ms, {name} "
+                         f"{bouncer['latency_p99_ms']:.2f} ms")
     for mode in MODES:
         got = ratios[f"hot/{mode}"]["pg_rproxy/limit"]
         targets.append((f"hot {mode}: pg_rproxy >= 0.9 x limit", got is not None and got >= 0.9, got))
@@ -412,7 +439,7 @@ def report(table, memory, meta):
         targets.append((f"select_only {mode}: pg_rproxy >= 1.2 x best PgBouncer", got is not None and got >= 1.2, got))
         got = ratios[f"select_only/{mode}"]["pg_rproxy/direct"]
         targets.append((f"select_only {mode}: pg_rproxy >= 0.6 x direct", got is not None and got >= 0.6, got))
-        for workload in WORKLOADS:
+        for workload in ("hot", "select_only"):
             got = ratio(table[f"{workload}/{mode}/pg_rproxy_routed"]["tps"], table[f"{workload}/{mode}/pg_rproxy"]["tps"])
             targets.append((f"{workload} {mode}: routed >= 0.95 x single upstream", got is not None and got >= 0.95, got))
     if memory:
@@ -438,7 +465,7 @@ def chart(table, out):
     with open(data, "w") as f:
         f.write("case " + " ".join(TARGETS) + "\n")
         for workload in WORKLOADS:
-            for mode in MODES:
+            for mode in WORKLOAD_MODES[workload]:
                 f.write(f"{workload}/{mode} " + " ".join(f"{table[f'{workload}/{mode}/{t}']['tps']:.0f}"
                                                         for t in TARGETS) + "\n")
     png = os.path.join(out, "results.png")
@@ -472,7 +499,7 @@ def main():
     ap.add_argument("--idle-clients", type=int, default=10000)
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--only", help="comma-separated targets (default: all)")
-    ap.add_argument("--workloads", help="comma-separated workloads (default: hot,select_only)")
+    ap.add_argument("--workloads", help="comma-separated workloads (default: hot,select_only,tpcb)")
     ap.add_argument("--modes", help="comma-separated -M modes (default: simple,extended,prepared)")
     ap.add_argument("--gateway-setting", action="append", default=[],
                     help="extra postgresql.conf line for the gateway, e.g. \"pg_rproxy.cache_enabled = off\"")
@@ -500,9 +527,13 @@ def main():
         for rep in range(args.repetitions):
             for workload in workloads:
                 for mode in modes:
+                    if mode not in WORKLOAD_MODES[workload]:
+                        continue
                     # alternate the order so no target always runs right after the same neighbour
                     order = targets if rep % 2 == 0 else list(reversed(targets))
                     for t in order:
+                        if not runs_on(workload, t):
+                            continue
                         r = bench.pgbench(t, workload, mode, args.seconds, args.clients, args.threads)
                         runs[f"{workload}/{mode}/{t}"].append(r)
                         print(f"  rep {rep + 1} {workload:<11} {mode:<8} {t:<17} {r['tps']:>8.0f} tps"
