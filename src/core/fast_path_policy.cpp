@@ -55,6 +55,8 @@ const FastPathFunction* fast_path_function(uint32_t oid) {
     return nullptr;
 }
 
+constexpr uint32_t kSetConfigOid = 2078;  // pg_proc.dat: set_config(text, text, bool)
+
 FastPathVerdict judge_fast_path(uint32_t oid, const std::vector<int16_t>& formats,
                                 const std::vector<std::optional<std::string>>& args, int16_t result_format,
                                 const FirewallConfig& cfg, Access access) {
@@ -62,6 +64,11 @@ FastPathVerdict judge_fast_path(uint32_t oid, const std::vector<int16_t>& format
     if (access == Access::ReadWrite) {
         if (f && (cfg.denied_functions.count(f->name) || cfg.denied_functions.count(std::string("pg_catalog.") + f->name)))
             return refuse("25006", std::string("function ") + f->name + "() is not allowed: it is listed in pg_rproxy.denied_functions");
+        if (oid == kSetConfigOid)  // set_config('role' | 'session_authorization', ...) by OID
+            return refuse("25006", "fast-path calls of set_config() are not allowed through pg_rproxy");
+        if (!f && !cfg.denied_functions.empty())
+            return refuse("25006", "fast-path call of function " + std::to_string(oid) +
+                                       " refused: only large-object functions can be checked against pg_rproxy.denied_functions");
         FastPathVerdict v;
         v.allowed = true;
         v.function = f;

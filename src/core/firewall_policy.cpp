@@ -78,6 +78,8 @@ Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const Ups
         v.unparsed = true;
         v.writes = true;
         v.writes_unseen = true;
+        v.session_state = true;  // it may set anything: its connection is never another client's
+        v.state_reason = "unseen session state";
         return v;
     }
     if (parsed.error_sqlstate) {
@@ -166,6 +168,12 @@ Verdict evaluate(const ParsedQuery& parsed, const FirewallConfig& cfg, const Ups
         v.session_state = v.session_state || st.session_state;
         if (v.state_reason.empty()) v.state_reason = st.state_reason;
         v.statements.push_back(std::move(sv));
+    }
+    if (v.writes_unseen && !v.session_state) {
+        // What the text does not show (DO, CALL, a function of the upstream's) may also set a
+        // role, a setting or a temporary table: the connection stays the client's, and is closed.
+        v.session_state = true;
+        v.state_reason = "unseen session state";
     }
     if (!v.allowed) v.pending_functions.clear();  // rejected anyway: nothing to ask the upstream
     if (!v.pending_functions.empty()) {

@@ -9,6 +9,7 @@ namespace rproxy {
 
 enum class PinReason : uint8_t {
     None, Transaction, SessionPoolMode, Prepare, Listen, HoldCursor, TemporaryTable, AdvisoryLock, Setting,
+    Opaque,  // DO, CALL, a function of the upstream's own, a fast-path call, unparsed text: may leave anything
 };
 
 inline const char* pin_reason_name(PinReason r) {
@@ -22,6 +23,7 @@ inline const char* pin_reason_name(PinReason r) {
         case PinReason::TemporaryTable: return "temporary table";
         case PinReason::AdvisoryLock: return "advisory lock";
         case PinReason::Setting: return "SET";
+        case PinReason::Opaque: return "unseen session state";
     }
     return "";
 }
@@ -33,6 +35,7 @@ inline PinReason pin_reason_of(std::string_view state_reason) {
     if (state_reason == "cursor WITH HOLD") return PinReason::HoldCursor;
     if (state_reason == "temporary table") return PinReason::TemporaryTable;
     if (state_reason == "advisory lock") return PinReason::AdvisoryLock;
+    if (state_reason == "unseen session state") return PinReason::Opaque;
     return PinReason::Setting;  // SET FROM CURRENT, set_config(), session characteristics, RESET ROLE
 }
 

@@ -92,6 +92,10 @@ char* relation_name(const char* schema, const char* name) {
     return schema ? psprintf("%s.%s", schema, name) : pstrdup(name);
 }
 
+bool is_temporary(const RangeVar* rv) {
+    return rv->relpersistence == RELPERSISTENCE_TEMP || (rv->schemaname && strncmp(rv->schemaname, "pg_temp", 7) == 0);
+}
+
 void record_written(StmtInfo* st, RangeVar* rv) {
     if (!rv || !rv->relname) return;
     st->written = lappend(st->written, relation_name(rv->schemaname, rv->relname));
@@ -233,7 +237,7 @@ bool tree_walker(Node* node, void* context) {
             if (s->intoClause) {
                 set_write(st, "SELECT INTO");
                 record_written(st, s->intoClause->rel);
-                if (s->intoClause->rel->relpersistence == RELPERSISTENCE_TEMP) keeps_state(st, "temporary table");
+                if (is_temporary(s->intoClause->rel)) keeps_state(st, "temporary table");
             }
             if (s->lockingClause != NIL)
                 set_write(st, locking_kind(static_cast<LockingClause*>(linitial(s->lockingClause))->strength));
@@ -346,8 +350,11 @@ void walk_set(VariableSetStmt* s, StmtInfo* st) {
 void walk_write(Node* stmt, StmtInfo* st) {
     switch (nodeTag(stmt)) {
         case T_TruncateStmt: {
+            auto* t = reinterpret_cast<TruncateStmt*>(stmt);
             ListCell* lc;
-            foreach (lc, reinterpret_cast<TruncateStmt*>(stmt)->relations) record_written(st, lfirst_node(RangeVar, lc));
+            foreach (lc, t->relations) record_written(st, lfirst_node(RangeVar, lc));
+            // CASCADE empties every table with a foreign key to these, whatever its actions.
+            if (t->behavior == DROP_CASCADE) st->unseen_write = true;
             break;
         }
         case T_AlterTableStmt:
@@ -382,25 +389,25 @@ void walk_write(Node* stmt, StmtInfo* st) {
         case T_CreateStmt: {
             auto* c = reinterpret_cast<CreateStmt*>(stmt);
             record_written(st, c->relation);
-            if (c->relation->relpersistence == RELPERSISTENCE_TEMP) keeps_state(st, "temporary table");
+            if (is_temporary(c->relation)) keeps_state(st, "temporary table");
             break;
         }
         case T_CreateTableAsStmt: {
             auto* c = reinterpret_cast<CreateTableAsStmt*>(stmt);
             record_written(st, c->into->rel);
-            if (c->into->rel->relpersistence == RELPERSISTENCE_TEMP) keeps_state(st, "temporary table");
+            if (is_temporary(c->into->rel)) keeps_state(st, "temporary table");
             break;
         }
         case T_ViewStmt: {
             auto* v = reinterpret_cast<ViewStmt*>(stmt);
             record_written(st, v->view);
-            if (v->view->relpersistence == RELPERSISTENCE_TEMP) keeps_state(st, "temporary table");
+            if (is_temporary(v->view)) keeps_state(st, "temporary table");
             break;
         }
         case T_CreateSeqStmt: {
             auto* c = reinterpret_cast<CreateSeqStmt*>(stmt);
             record_written(st, c->sequence);
-            if (c->sequence->relpersistence == RELPERSISTENCE_TEMP) keeps_state(st, "temporary table");
+            if (is_temporary(c->sequence)) keeps_state(st, "temporary table");
             break;
         }
         case T_AlterSeqStmt:
@@ -421,6 +428,14 @@ void walk_statement(Node* stmt, StmtInfo* st) {
     switch (nodeTag(stmt)) {
         case T_SelectStmt:
             st->kind = "SELECT";
+            walk_tree(stmt, st);
+            break;
+        case T_InsertStmt:
+        case T_UpdateStmt:
+        case T_DeleteStmt:
+        case T_MergeStmt:
+            // Refused on read-only upstreams as writes; on read-write ones their functions and
+            // settings are judged like a SELECT's, and the walk records the relation written.
             walk_tree(stmt, st);
             break;
         case T_ExplainStmt: {

@@ -73,6 +73,10 @@ asio::awaitable<bool> ClientSession::passthrough_login(const std::string& user, 
     // The user name libpq sent: the client's, unless the conninfo or a role mapping renames it.
     const bool renamed = upstream->role() != user;
     std::string shown_method;
+    // Whether the client proved anything: an answer relayed, or the server's SCRAM proof. Being let
+    // in without one (the upstream trusts the gateway's address, peer or cert authentication on
+    // the conninfo) is the upstream's trust in the proxy, not in the client.
+    bool proven = false;
     for (;;) {
         auto m = co_await conn->next();
         if (!m) {
@@ -80,9 +84,15 @@ asio::awaitable<bool> ClientSession::passthrough_login(const std::string& user, 
             co_return co_await refuse(ConnEvent::PasswordFailed, e, false);
         }
         if (m->type == 'E') {
-            // The upstream's refusal (28P01, 28000, 53300...) as it sent it.
-            protocol::append_message(out_, 'E', m->body);
+            // The upstream's refusal (28P01, 28000, 53300...) as it sent it, after the same
+            // delay as the gateway's own.
             worker_.stats().count_event(ConnEvent::PasswordFailed);
+            if (worker_.security().auth_failure_delay.count() > 0) {
+                asio::steady_timer pause(socket_.get_executor(), worker_.security().auth_failure_delay);
+                boost::system::error_code ec;
+                co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            }
+            protocol::append_message(out_, 'E', m->body);
             co_await flush();
             advance(Phase::Gone);
             co_return false;
@@ -94,7 +104,21 @@ asio::awaitable<bool> ClientSession::passthrough_login(const std::string& user, 
             co_return co_await refuse(ConnEvent::PasswordFailed, e, false);
         }
         int32_t request = be32(m->body);
-        if (request == kAuthOk) break;
+        if (request == kAuthOk) {
+            if (!proven && method != auth::Method::Trust) {
+                ErrorFields e = ErrorFields::make("FATAL", "28000", "the upstream let user \"" + user +
+                                                                    "\" in without a password, which the pg_rproxy_auth_rules entry for this connection (" +
+                                                                    auth::method_name(method) + ") requires");
+                e.add('H', "The upstream trusts the gateway (trust, peer or a client certificate in the conninfo): ask for "
+                           "passwords there, or make the rule trust.");
+                co_return co_await refuse(ConnEvent::RuleRejected, e, true);
+            }
+            break;
+        }
+        if (request == kCleartext && !tls_) {
+            ErrorFields e = ErrorFields::make("FATAL", "28000", "the upstream asks for a cleartext password, which pg_rproxy relays only over SSL");
+            co_return co_await refuse(ConnEvent::RuleRejected, e, true);
+        }
         if (request == kMd5 && renamed) {
             ErrorFields e = ErrorFields::make("FATAL", "28000", "md5 authentication cannot pass through pg_rproxy for user \"" +
                                                                     user + "\": it is logged in upstream as \"" +
@@ -135,9 +159,13 @@ asio::awaitable<bool> ClientSession::passthrough_login(const std::string& user, 
             protocol::append_message(out_, 'R', m->body);
             if (request == kCleartext || request == kMd5) shown_method = request_name(request);
         }
-        if (request == kSaslFinal) continue;  // the server's proof: the client checks it, answers nothing
+        if (request == kSaslFinal) {
+            proven = true;  // the server checked the client's proof before sending its own
+            continue;       // the client checks it and answers nothing
+        }
         auto answer = co_await read_password_message();
         if (!answer) co_return false;  // the client left; the connection goes with it
+        if (request == kCleartext || request == kMd5) proven = true;  // the server checks it next
         protocol::append_message(conn->output(), 'p', *answer);
         bool sent = co_await conn->send();
         if (!sent) {

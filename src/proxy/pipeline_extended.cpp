@@ -486,6 +486,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_bind(std::stri
     if (cfg.enabled && reads && st->verdict.cacheable) {
         portal.bind = std::move(m);
         portal.may_fill = true;
+        portal.bound_generation_sum = worker_.cache().generation_sum(read_generation_buckets(*st->parsed));
     }
     ext().portals_[portal_name] = std::move(portal);
     co_return std::nullopt;
@@ -568,6 +569,9 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         co_return std::nullopt;
     }
     std::shared_ptr<ClientStatement> st = it == ext().portals_.end() ? nullptr : it->second.statement;
+    if (st && st->verdict.writes && upstream().writes_revoked())
+        co_return error("25006", "Write operations are not permitted: upstream \"" + upstream().name() +
+                                     "\" is no longer read_write; reconnect");
     if (st) {
         std::string answered;
         if (deallocate_locally(*st->parsed, answered)) {
@@ -627,8 +631,10 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
             cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, it->second.bind));
         std::optional<uint64_t> id;
         std::string ignored;
-        if (key && probe_cache_now(*key, ignored, &id) == ProbeResult::Claimed && id)
+        if (key && probe_cache_now(*key, ignored, &id) == ProbeResult::Claimed && id) {
             fill = make_fill(*key, *id, ttl, st->sql, st->parsed);
+            fill->generation_sum = it->second.bound_generation_sum;  // the Bind may have gone already
+        }
     }
     std::optional<ErrorFields> failure;
     ConnectionPtr conn = co_await batch_connection(failure);
@@ -639,8 +645,6 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
     if (st && st->verdict.writes) {
         // writes: what a name not learnt yet reaches is asked after the batch's Sync (the catalog
         // query cannot run inside the batch); until then its write counts as reaching anything.
-        if (!write_reach_known(st->verdict))
-            for (const auto& name : st->verdict.written) ext().unknown_reach_.push_back(name);
         note_writes(st->verdict);
         ext().batch_writes_ = true;
     }
@@ -735,11 +739,10 @@ asio::awaitable<void> StatementPipeline::on_sync() {
                 cancel_upstream(conn);
                 conn->mark_broken();
             }
-            if (outcome == Outcome::Ready && !ext().unknown_reach_.empty() && !conn->broken()) {
-                std::vector<std::string> names = std::move(ext().unknown_reach_);
-                co_await learn_write_reach(conn, names);
+            if (outcome == Outcome::Ready && writes_ && !writes_->unknown_reach.empty()) {
+                tx_status_ = conn->transaction_status();
+                co_await learn_unknown_reach(conn);
             }
-            ext().unknown_reach_.clear();
             finish_batch(outcome == Outcome::Ready);
             discard_until_sync_ = false;  // an error relayed just now was the server's, before this Sync
             if (outcome == Outcome::ClientGone) co_return;
@@ -814,7 +817,6 @@ asio::awaitable<void> StatementPipeline::close_open_batch() {
 void StatementPipeline::finish_batch(bool ready) {
     ext().batch_unsafe_ = false;
     ext().batch_writes_ = false;
-    ext().unknown_reach_.clear();
     ConnectionPtr conn = std::move(ext().batch_conn_);
     ext().batch_conn_.reset();
     ext().held_portal_.reset();
@@ -823,7 +825,7 @@ void StatementPipeline::finish_batch(bool ready) {
     if (!conn) return;
     if (!ready) {
         // A write cut off before its Sync did not commit, unless it was a COMMIT (seen, if relayed).
-        if (writes_) writes_->lost(false);
+        if (writes_) writes_->lost();
         conn->mark_broken();
         abandon_expected();
         keep_or_release(conn, false);

@@ -22,6 +22,11 @@ asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view b
     protocol::FunctionCallMessage call = protocol::decode_function_call(body);
     FastPathVerdict verdict = judge_fast_path(call.function_oid, call.arg_formats, call.args, call.result_format,
                                               worker_.firewall(), upstream().access());
+    if (verdict.allowed && upstream().writes_revoked()) {
+        verdict.allowed = false;
+        verdict.sqlstate = "25006";
+        verdict.message = "Write operations are not permitted: upstream \"" + upstream().name() + "\" is no longer read_write; reconnect";
+    }
     if (!verdict.allowed) {
         if (verdict.sqlstate == "25006") worker_.stats().count_rejection(RejectReason::FastPath);
         reject(ErrorFields::make("ERROR", verdict.sqlstate, verdict.message));
@@ -60,10 +65,13 @@ asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view b
     if (outcome == Outcome::Ready) {
         tx_status_ = conn->transaction_status();
         relay_notifications(conn);
-        keep_or_release(conn, false);
+        // On a read-write upstream the call may have left anything on the connection.
+        bool opaque = upstream().access() == Access::ReadWrite;
+        if (opaque && dirty_reason_ == PinReason::None) dirty_reason_ = PinReason::Opaque;
+        keep_or_release(conn, opaque);
         protocol::append_ready_for_query(out_, tx_status_);
     } else {
-        if (writes_) writes_->lost(status_before == 'I');
+        if (writes_) writes_->lost();
         if (outcome == Outcome::ClientGone) cancel_upstream(conn);
         conn->mark_broken();
         abandon_expected();

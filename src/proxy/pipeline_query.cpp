@@ -84,8 +84,10 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         char status_before = tx_status_;
         // writes
         if (verdict.writes) {
+            // Learnt first when the connection is between transactions; otherwise after it.
             bool known = write_reach_known(verdict);
-            if (!known) co_await learn_write_reach(conn, verdict.written);
+            if (!known && status_before == 'I' && conn->transaction_status() == 'I')
+                co_await learn_write_reach(conn, verdict.written);
             note_writes(verdict);
             bool block = std::any_of(parsed->statements.begin(), parsed->statements.end(),
                                      [](const StatementFacts& st) { return st.transaction_control; });
@@ -115,6 +117,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         // finish
         if (outcome == Outcome::Ready) {
             tx_status_ = conn->transaction_status();
+            if (writes_ && !writes_->unknown_reach.empty()) co_await learn_unknown_reach(conn);
             bool pins = false;
             finish_statement(*parsed, conn, !batch_failed_, status_before, verdict.session_state, pins);
             finish_fills(true);
@@ -123,7 +126,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
             break;
         }
         // A write cut off may have committed if it ran outside a transaction block.
-        if (writes_) writes_->lost(status_before == 'I');
+        if (writes_) writes_->lost();
         if (outcome == Outcome::ClientGone) {
             // Stop the statement upstream, then drop the connection: a half-read result cannot be
             // handed to the next client.

@@ -4,6 +4,10 @@
 
 #include "protocol/backend_messages.hpp"
 #include "proxy/statement_pipeline.hpp"
+
+#include <cctype>
+
+#include "core/firewall_policy.hpp"
 #include "proxy/worker.hpp"
 
 namespace asio = boost::asio;
@@ -52,6 +56,16 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::start(const proto
     }
     if (const std::string* options = packet.param("options")) {
         for (auto& [name, value] : protocol::parse_startup_options(*options)) settings_.set(name, value);
+    }
+    // Settings in the startup packet (and its options) are SETs too: the same ones are refused,
+    // or -c default_transaction_read_only=off would open a read-only upstream to writes.
+    for (const auto& [name, value] : settings_.values()) {
+        std::string lower = name;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (setting_always_denied(lower, upstream().access()) || worker_.firewall().denied_settings.count(lower)) {
+            worker_.stats().count_rejection(RejectReason::Setting);
+            co_return ErrorFields::make("FATAL", "25006", "setting " + lower + " cannot be changed through pg_rproxy");
+        }
     }
     if (!settings_.get("application_name")) settings_.set("application_name", "");
     settings_ = worker_.intern_settings(settings_);

@@ -139,6 +139,11 @@ void ServerConnection::RawCancel::send() const {
     if (length == 0 || pid == 0) return;
     int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return;
+    // The helper thread serves every worker's lookups: a server that does not answer holds it 5 s
+    // at most (Linux bounds connect() by the send timeout too).
+    timeval limit{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), length) == 0) {
         unsigned char packet[16];
         auto put = [&packet](int at, uint32_t v) {

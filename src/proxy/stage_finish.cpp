@@ -117,7 +117,7 @@ void StatementPipeline::show_pin(PinReason r) {
 
 void StatementPipeline::release_pinned() {
     abandon_expected();  // fills this client claimed are given up at once, not left to time out
-    if (writes_) writes_->lost(false);  // its open transaction is rolled back
+    if (writes_) writes_->lost();  // an open transaction is rolled back: a bump too many at most
     if (ext_ && ext_->batch_conn_) {
         // Left mid-batch: what was sent is not awaited, and the connection is not pooled again.
         ConnectionPtr batch = std::move(ext_->batch_conn_);
@@ -139,7 +139,8 @@ void StatementPipeline::finish_statement(const ParsedQuery& parsed, const Connec
         if (session_state)
             for (const auto& st : parsed.statements)
                 if (st.session_state && dirty_reason_ == PinReason::None) dirty_reason_ = pin_reason_of(st.state_reason);
-        if (in_transaction) dirty_reason_ = PinReason::Setting;
+        if (session_state && dirty_reason_ == PinReason::None) dirty_reason_ = PinReason::Opaque;  // the verdict's, not a statement's
+        if (in_transaction && dirty_reason_ == PinReason::None) dirty_reason_ = PinReason::Setting;
     }
     pins = in_transaction || pins || session_state;
 }

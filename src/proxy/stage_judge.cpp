@@ -55,6 +55,13 @@ void StatementPipeline::check_judgement(const Verdict& verdict, const ParsedQuer
         failure = ErrorFields::make("ERROR", verdict.sqlstate, verdict.message, verdict.position);
         return;
     }
+    if (verdict.writes && upstream_->writes_revoked()) {
+        // The client logged in while its upstream's row allowed writes; it no longer does.
+        worker_.stats().count_rejection(RejectReason::StatementKind);
+        failure = ErrorFields::make("ERROR", "25006", "Write operations are not permitted: upstream \"" + upstream_->name() +
+                                                          "\" is no longer read_write; reconnect");
+        return;
+    }
     failure = track_prepared(parsed);
 }
 

@@ -39,6 +39,16 @@ bool StatementPipeline::write_reach_known(const Verdict& verdict) {
     return true;
 }
 
+asio::awaitable<void> StatementPipeline::learn_unknown_reach(const ConnectionPtr& conn) {
+    if (!writes_ || writes_->unknown_reach.empty()) co_return;
+    std::vector<std::string> names = std::move(writes_->unknown_reach);
+    writes_->unknown_reach.clear();
+    // Only between transactions: inside one the catalog would be read with the client's snapshot
+    // (under REPEATABLE READ, without what was created since), and an error would abort it.
+    if (tx_status_ != 'I' || conn->broken() || conn->transaction_status() != 'I') co_return;
+    co_await learn_write_reach(conn, names);
+}
+
 asio::awaitable<void> StatementPipeline::learn_write_reach(const ConnectionPtr& conn, const std::vector<std::string>& names) {
     const std::string& data = upstream().data_identity();
     uint64_t schema = worker_.cache().generation_sum({schema_bucket(data)});
@@ -57,6 +67,7 @@ void StatementPipeline::note_writes(const Verdict& verdict) {
         const WriteReach* reach = upstream().relations().lookup(name, search_path_of(settings_), schema);
         if (!reach) {
             everything = true;
+            writes().unknown_reach.push_back(name);
             continue;
         }
         everything = everything || reach->unseen;

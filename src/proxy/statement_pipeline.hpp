@@ -115,6 +115,8 @@ private:
     // Asks on conn, which must be between exchanges (never inside an extended batch: the catalog
     // query's own Sync would end the batch's implicit transaction).
     boost::asio::awaitable<void> learn_write_reach(const ConnectionPtr& conn, const std::vector<std::string>& names);
+    // After an exchange: what the writes whose reach was unknown reach, if conn is between transactions.
+    boost::asio::awaitable<void> learn_unknown_reach(const ConnectionPtr& conn);
     void note_writes(const Verdict& verdict);
     WriteTracker& writes();
     // Before an exchange with the upstream; confirms_at_complete: see WriteTracker::begin_exchange.
@@ -196,6 +198,8 @@ private:
         protocol::BindMessage bind;
         bool describe = false;
         bool may_fill = false;  // forwarded, with bind kept for the cache key
+        // The freshness counters' sum when its Bind went (the server's snapshot is taken there).
+        uint64_t bound_generation_sum = 0;
         // The cache entry its Execute claimed to fill when extended_now() looked and missed:
         // on_execute() forwards it with this fill instead of looking again.
         std::unique_ptr<Fill> claimed;
@@ -252,7 +256,6 @@ private:
         char batch_status_before_ = 'I';
         bool batch_unsafe_ = false;      // the batch ran something besides plain reads: no cache until Sync
         bool batch_writes_ = false;      // the batch sent a write: never run again
-        std::vector<std::string> unknown_reach_;  // written names not learnt yet: asked after its Sync
         std::string batch_log_;          // the batch's messages as received, for run_batch_again()
         bool batch_log_full_ = false;    // too large to keep: not run again
         bool batch_lost_ = false;        // the connection was lost before Sync (while draining)

@@ -69,6 +69,9 @@ public:
     Access access() const { return cfg_.read_write ? Access::ReadWrite : Access::ReadOnly; }
     // Clients log in to the upstream themselves (relayed): no connection is opened without one.
     bool passthrough() const { return cfg_.passthrough; }
+    // Its row was deleted or made read-only: the clients still on it must stop writing.
+    void revoke_writes() { writes_revoked_ = true; }
+    bool writes_revoked() const { return writes_revoked_; }
     // A connection for one client's login (passthrough): to a usable server, stopped where the
     // server asks for authentication, for the client to answer. Its own, never pooled.
     boost::asio::awaitable<std::pair<ConnectionPtr, std::string>> open_for_login();
@@ -146,6 +149,7 @@ private:
     mutable std::unordered_map<uint64_t, const ReportedParameters*> reported_by_version_;  // SessionSettings::version
     UpstreamFunctions functions_;
     UpstreamRelations relations_;
+    bool writes_revoked_ = false;
 };
 
 using UpstreamPtr = std::shared_ptr<Upstream>;

@@ -40,7 +40,13 @@ void UpstreamRegistry::retire_missing(const std::map<std::string, UpstreamDefini
         const std::string& name = i->second.def.name;
         // Table rows only: pg_rproxy.upstream's, a router's and a 0.6.0 rule's are not in the table.
         bool from_table = !name.empty() && name.rfind("router: ", 0) != 0 && name.rfind("rule: ", 0) != 0;
-        if (from_table && !rows.count(name)) retire(i++);
+        auto row = rows.find(name);
+        bool gone = from_table && row == rows.end();
+        // Gone, or changed to read-only: clients connected through it stop writing.
+        if (i->second.def.access == Access::ReadWrite &&
+            (gone || (from_table && row->second.access != Access::ReadWrite)))
+            i->second.upstream->revoke_writes();
+        if (gone) retire(i++);
         else ++i;
     }
 }
@@ -55,15 +61,24 @@ UpstreamConfig UpstreamRegistry::config_for(const UpstreamDefinition& def, const
 }
 
 UpstreamPtr UpstreamRegistry::make(const std::string& key, const UpstreamDefinition& def, const std::string& conninfo) {
+    // A row that no longer allows writes: its clients may not go on writing through the old one.
+    auto narrowed = [&def](const Entry& e) {
+        if (e.def.access == Access::ReadWrite && def.access != Access::ReadWrite) e.upstream->revoke_writes();
+    };
     auto it = entries_.find(key);
     if (it != entries_.end()) {
         if (it->second.def == def) return it->second.upstream;
+        narrowed(it->second);
         retire(it);  // the row changed: its clients keep the old one
     }
     // Upstreams of rows that changed since: no new client gets them.
     for (auto i = entries_.begin(); i != entries_.end();) {
-        if (i->second.def.name == def.name && !(i->second.def == def)) retire(i++);
-        else ++i;
+        if (i->second.def.name == def.name && !(i->second.def == def)) {
+            narrowed(i->second);
+            retire(i++);
+        } else {
+            ++i;
+        }
     }
     if (entries_.size() >= kMaxUpstreams) {
         for (auto i = entries_.begin(); i != entries_.end();) {

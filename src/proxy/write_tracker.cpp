@@ -5,6 +5,7 @@
 namespace rproxy {
 
 void WriteTracker::add(const std::vector<uint32_t>& buckets, uint32_t on_rollback) {
+    last_end_ = End::None;
     for (uint32_t b : buckets) add_bucket(pending_, b);
     if (on_rollback != kNoBucket) add_bucket(on_rollback_, on_rollback);
 }
@@ -14,17 +15,21 @@ void WriteTracker::begin_exchange(bool confirms_at_complete) {
     last_end_ = End::None;
 }
 
+// Every write of an exchange was added before its first answer: the writes of statements after a
+// COMMIT are pending too, so a COMMIT bumps without forgetting them (a bump too many, never one
+// too few), and a statement completing after a ROLLBACK means the exchange went on writing.
 void WriteTracker::command_complete(std::string_view tag) {
     if (tag.substr(0, 6) == "COMMIT") {  // COMMIT, COMMIT AND CHAIN; COMMIT PREPARED bumps its own
         last_end_ = End::Commit;
-        commit();
+        counters_.bump_generations(pending_);
         return;
     }
     if (tag == "ROLLBACK") {  // ROLLBACK, or COMMIT of a failed transaction, or ROLLBACK TO SAVEPOINT
         last_end_ = End::Rollback;
         return;
     }
-    if (confirms_at_complete_ && !pending_.empty()) counters_.bump_generations(pending_);
+    last_end_ = End::None;
+    if (confirms_at_complete_) counters_.bump_generations(pending_);
 }
 
 void WriteTracker::ready(char status, bool failed) {
@@ -34,9 +39,9 @@ void WriteTracker::ready(char status, bool failed) {
     else commit();
 }
 
-void WriteTracker::lost(bool may_have_committed) {
-    if (may_have_committed) commit();
-    else roll_back();
+void WriteTracker::lost() {
+    // Whether a commit was on its way when the connection went cannot be known: it counts.
+    commit();
 }
 
 void WriteTracker::commit() {

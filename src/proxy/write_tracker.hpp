@@ -6,11 +6,13 @@
 // When the commit is confirmed: at the CommandComplete of COMMIT; in the simple protocol, at the
 // CommandComplete of a statement run outside a transaction block (the server commits before it
 // sends that); otherwise at ReadyForQuery outside a transaction, unless the exchange ended in
-// ROLLBACK or failed. Counters may be bumped more often than needed, never less.
+// ROLLBACK or failed. A lost connection counts as a commit. Counters may be bumped more often
+// than needed, never less.
 #pragma once
 #include "core/pure_layer.hpp"
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -35,9 +37,12 @@ public:
     void command_complete(std::string_view tag);
     // ReadyForQuery: status after it, and whether the exchange had an error.
     void ready(char status, bool failed);
-    // The connection was lost or the client left mid-transaction: nothing committed that is not
-    // already counted (a lost autocommit statement may have: counted too).
-    void lost(bool may_have_committed);
+    // The connection was lost, or the client left: a commit may have been under way.
+    void lost();
+
+    // Relations written whose reach was not known (counted as reaching anything), to be learnt
+    // once the connection is between transactions.
+    std::vector<std::string> unknown_reach;
 
 private:
     void commit();

@@ -58,7 +58,8 @@ def setup():
 
 
 def teardown():
-    env.gw.sql("DELETE FROM pg_rproxy_auth_rules")
+    env.gw.sql("DELETE FROM pg_rproxy_auth_rules; DELETE FROM pg_rproxy_routes WHERE position = 9104; "
+               "DELETE FROM pg_rproxy_upstreams WHERE name = 'pt_local'")
 
 
 def psql(user, password, db="ptdb", sql="SELECT current_user", port=None):
@@ -82,7 +83,7 @@ def first_line(stderr):
 def passthrough_scram_md5_and_cleartext_logins_without_gateway_roles():
     setup()
     try:
-        for user in ("pt_scram", "pt_md5", "pt_clear"):
+        for user in ("pt_scram", "pt_md5"):
             check(env.gw.sql(f"SELECT count(*) FROM pg_roles WHERE rolname = '{user}'") == "0", "no gateway role")
             via = psql(user, PASSWORDS[user], sql="SELECT current_user, count(*) >= 0 FROM pt_items")
             check(via.returncode == 0 and via.stdout.strip() == f"{user}|t", f"{user}: {via.stdout} {via.stderr}")
@@ -96,7 +97,29 @@ def passthrough_scram_md5_and_cleartext_logins_without_gateway_roles():
                   f"{user}: via the proxy {bad.stderr!r}, direct {want.stderr!r}")
             check("password authentication failed" in bad.stderr, bad.stderr)
         rows = upstream().sql("SELECT string_agg(who, ',' ORDER BY who) FROM pt_items", db="ptdb")
-        check(rows == "pt_clear,pt_md5,pt_scram", f"the writes, as their own roles: {rows}")
+        check(rows == "pt_md5,pt_scram", f"the writes, as their own roles: {rows}")
+        # a cleartext password is relayed over SSL only
+        r = psql("pt_clear", PASSWORDS["pt_clear"])
+        check(r.returncode != 0 and "relays only over SSL" in r.stderr, r.stderr)
+        import test_routing
+        test_routing.tls_on()
+        try:
+            e = dict(os.environ, PGPASSWORD=PASSWORDS["pt_clear"], PGSSLMODE="require")
+            r = subprocess.run(["psql", "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(env.proxy_port), "-U", "pt_clear",
+                                "-d", "ptdb", "-c", "SELECT current_user"], capture_output=True, text=True, env=e, timeout=60)
+            check(r.returncode == 0 and r.stdout.strip() == "pt_clear", f"cleartext over SSL: {r.stdout} {r.stderr}")
+        finally:
+            test_routing.tls_off()
+        # an upstream that lets the gateway in without a password (trust on its socket) lets no
+        # client in unless the rule itself is trust
+        env.gw.sql(f"INSERT INTO pg_rproxy_upstreams (name, conninfo, pool_mode, auth) VALUES "
+                   f"('pt_local', 'host={upstream().dir} port={upstream().port} dbname=ptdb', 'session', 'passthrough') "
+                   "ON CONFLICT (name) DO NOTHING; "
+                   "INSERT INTO pg_rproxy_routes (position, database, upstream) VALUES (9104, 'ptdb_local', 'pt_local') "
+                   "ON CONFLICT (position) DO NOTHING; "
+                   "UPDATE pg_rproxy_auth_rules SET databases = databases || ',ptdb_local' WHERE position = 1")
+        r = psql("postgres", "anything", db="ptdb_local")
+        check(r.returncode != 0 and "without a password" in r.stderr, f"trust upstream: {r.stdout} {r.stderr}")
         # the sessions view shows the exchange that was relayed
         with psycopg.connect(host="127.0.0.1", port=env.proxy_port, user="pt_md5", dbname="ptdb",
                              password=PASSWORDS["pt_md5"], autocommit=True) as c:

@@ -230,14 +230,16 @@ def rw_cached_select_shows_a_committed_write_at_once():
     direct("DROP TABLE IF EXISTS rw_fresh CASCADE; CREATE TABLE rw_fresh (id int PRIMARY KEY, v text); "
            "INSERT INTO rw_fresh VALUES (1, 'old'); CREATE VIEW rw_fresh_view AS SELECT id, upper(v) AS v FROM rw_fresh; "
            "CREATE TABLE rw_fresh_child (id int REFERENCES rw_fresh ON DELETE CASCADE); "
-           "INSERT INTO rw_fresh_child VALUES (1)")
+           "INSERT INTO rw_fresh_child VALUES (1); DROP TABLE IF EXISTS rw_unrelated; "
+           "CREATE TABLE rw_unrelated (x int); INSERT INTO rw_unrelated VALUES (7)")
     reader, other = on_two_workers()
     writer = connect()
     queries = {"table": "SELECT v FROM rw_fresh WHERE id = 1 /* rw-fresh-t */",
                "qualified": "SELECT v FROM public.rw_fresh WHERE id = 1 /* rw-fresh-q */",
                "view": "SELECT v FROM rw_fresh_view WHERE id = 1 /* rw-fresh-v */",
                "child": "SELECT count(*) FROM rw_fresh_child /* rw-fresh-c */"}
-    for q in queries.values():
+    unrelated = "SELECT x FROM rw_unrelated /* rw-unrelated */"
+    for q in list(queries.values()) + [unrelated]:
         for c in (reader, other, reader):
             c.execute(q).fetchall()
     runs = {k: upstream_runs(q.split("/* ")[1][:-3]) for k, q in queries.items()}
@@ -259,6 +261,9 @@ def rw_cached_select_shows_a_committed_write_at_once():
     # the extended protocol's writes too
     writer.execute("INSERT INTO rw_fresh VALUES (%s, %s)", (1, "again"))
     check(other.execute(queries["table"]).fetchone()[0] == "again", "after a parameterised insert")
+    # what no write reached is still served from the cache
+    check(other.execute(unrelated).fetchone()[0] == 7, "unrelated")
+    check(upstream_runs("rw-unrelated") == 1, f"a table no write reached kept its entry: {upstream_runs('rw-unrelated')} runs")
     for c in (reader, other, writer):
         c.close()
 
@@ -359,6 +364,11 @@ def rw_next_to_read_only_weakens_nothing():
         check(r.returncode != 0 and b"not allowed" in r.stderr or b"cannot be changed" in r.stderr,
               f"read-only route let {sql!r} through: {r.stdout} {r.stderr}")
     check(env.up.sql("SELECT count(*) FROM kinds WHERE id = 999", db="e2e") == "0", "no write reached e2e")
+    # ... also when asked for in the startup packet
+    r = env.psql("SELECT 1", env={"PGOPTIONS": "-c default_transaction_read_only=off"})
+    check(r.returncode != 0 and b"default_transaction_read_only cannot be changed" in r.stderr, r.stderr)
+    r = env.psql("SELECT 1", env={"PGOPTIONS": "-c role=postgres"}, db=DB)
+    check(r.returncode != 0 and b"setting role cannot be changed" in r.stderr, r.stderr)
     # a read-only session stays read-only upstream
     r = env.psql("SHOW default_transaction_read_only")
     check(r.stdout.split()[2] == b"on", r.stdout)

@@ -82,3 +82,16 @@ TEST(FunctionCall, DecodeAndAnswer) {
     auto null = protocol::decode_backend_message(std::string_view(out).substr(used), 1 << 20, used);
     EXPECT_FALSE(protocol::decode_function_call_response(null->body));
 }
+
+TEST(FastPath, ReadWriteUpstreamsTakeAnyCallButSetConfigAndUncheckableDenials) {
+    FirewallConfig cfg;
+    // lo_creat (957) and lowrite (955) write: refused read-only, passed read-write
+    EXPECT_FALSE(judge_fast_path(957, {1}, {be4(0)}, 1, cfg).allowed);
+    EXPECT_TRUE(judge_fast_path(957, {1}, {be4(0)}, 1, cfg, Access::ReadWrite).allowed);
+    EXPECT_FALSE(judge_fast_path(2078, {}, {std::string("role"), std::string("x"), std::string("f")}, 0, cfg,
+                                 Access::ReadWrite).allowed);  // set_config by OID
+    cfg.denied_functions = {"dblink_exec"};
+    EXPECT_FALSE(judge_fast_path(957, {1}, {be4(0)}, 1, cfg, Access::ReadWrite).allowed);  // cannot be checked by name
+    cfg.denied_functions = {"loread"};
+    EXPECT_FALSE(judge_fast_path(954, {1}, {be4(0), be4(10)}, 1, cfg, Access::ReadWrite).allowed);
+}

@@ -226,11 +226,50 @@ TEST(WriteTracker, CommitAndSavepointsAndFailedAutocommit) {
     // A lost autocommit write may have committed.
     w.begin_exchange(false);
     w.add({4}, kNoBucket);
-    w.lost(true);
+    w.lost();
     EXPECT_EQ(c.bumps[4], 1);
+}
+
+TEST(WriteTracker, WritesAfterAnEndInTheSameExchangeAreNotLost) {
+    Counters c;
+    WriteTracker w(c);
+    // ROLLBACK; INSERT b   (one Query: b commits on its own)
+    w.begin_exchange(false);
+    w.add({5}, kNoBucket);
+    w.command_complete("ROLLBACK");
+    w.command_complete("INSERT 0 1");
+    w.ready('I', false);
+    EXPECT_EQ(c.bumps[5], 1);
+    // BEGIN; INSERT a; COMMIT; BEGIN; INSERT b   (b still open after the COMMIT)
+    w.begin_exchange(false);
+    w.add({6, 7}, kNoBucket);
+    w.command_complete("COMMIT");
+    EXPECT_EQ(c.bumps[6], 1);
+    w.ready('T', false);
+    EXPECT_TRUE(w.pending());  // b's counter goes again when its own transaction commits
+    w.begin_exchange(false);
+    w.command_complete("COMMIT");
+    w.ready('I', false);
+    EXPECT_GE(c.bumps[7], 2);
+    EXPECT_FALSE(w.pending());
 }
 
 TEST(UpstreamRelations, NamesAreQuotedForToRegclass) {
     EXPECT_EQ(UpstreamRelations::quote_relation_name("orders"), "\"orders\"");
     EXPECT_EQ(UpstreamRelations::quote_relation_name("Sales.Q\"1"), "\"Sales\".\"Q\"\"1\"");
+}
+
+TEST(ReadWritePolicy, WhatTheParserCannotSeeIntoPinsTheConnection) {
+    StatementFacts do_block;
+    do_block.kind = "DO";
+    do_block.write_kind = "DO";
+    do_block.unseen_write = true;
+    Verdict v = evaluate(one(do_block), {}, nullptr, Access::ReadWrite);
+    EXPECT_TRUE(v.allowed);
+    EXPECT_TRUE(v.session_state);  // it may SET ROLE or create a temporary table: never another client's
+    EXPECT_EQ(v.state_reason, "unseen session state");
+    ParsedQuery bad;
+    bad.error_sqlstate = "42601";
+    EXPECT_TRUE(evaluate(bad, {}, nullptr, Access::ReadWrite).session_state);
+    EXPECT_FALSE(evaluate(one(insert_into("t")), {}, nullptr, Access::ReadWrite).session_state);
 }
