@@ -12,7 +12,12 @@ PG_FUNCTION_INFO_V1(pg_rproxy_conninfo_problem);
 }
 
 // NULL when libpq can use the conninfo as an upstream; otherwise why not (a row is refused so).
-extern "C" Datum pg_rproxy_conninfo_problem(PG_FUNCTION_ARGS) {
+namespace {
+
+// The conninfo argument, and a text result or NULL when empty: the two functions below differ only
+// in what they make of the conninfo.
+template <class Answer>
+Datum text_from_conninfo(FunctionCallInfo fcinfo, Answer answer) {
     return rproxy::pg::invoke_cpp([&]() -> Datum {
         std::string conninfo;
         rproxy::pg::pg_call([&] {
@@ -20,12 +25,18 @@ extern "C" Datum pg_rproxy_conninfo_problem(PG_FUNCTION_ARGS) {
             conninfo.assign(c);
             pfree(c);
         });
-        std::string problem = rproxy::conninfo_problem(conninfo);
-        if (problem.empty()) PG_RETURN_NULL();
+        std::string result = answer(conninfo);
+        if (result.empty()) PG_RETURN_NULL();
         Datum out = Datum(0);
-        rproxy::pg::pg_call([&] { out = PointerGetDatum(cstring_to_text(problem.c_str())); });
+        rproxy::pg::pg_call([&] { out = PointerGetDatum(cstring_to_text(result.c_str())); });
         return out;
     });
+}
+
+}  // namespace
+
+extern "C" Datum pg_rproxy_conninfo_problem(PG_FUNCTION_ARGS) {
+    return text_from_conninfo(fcinfo, [](const std::string& conninfo) { return rproxy::conninfo_problem(conninfo); });
 }
 
 extern "C" {
@@ -34,20 +45,10 @@ PG_FUNCTION_INFO_V1(pg_rproxy_conninfo_user);
 
 // The user keyword of a conninfo, NULL when it sets none (or does not parse).
 extern "C" Datum pg_rproxy_conninfo_user(PG_FUNCTION_ARGS) {
-    return rproxy::pg::invoke_cpp([&]() -> Datum {
-        std::string conninfo;
-        rproxy::pg::pg_call([&] {
-            char* c = text_to_cstring(PG_GETARG_TEXT_PP(0));
-            conninfo.assign(c);
-            pfree(c);
-        });
+    return text_from_conninfo(fcinfo, [](const std::string& conninfo) {
         auto pairs = rproxy::parse_conninfo(conninfo, nullptr);
         const std::string* user = pairs ? rproxy::conninfo_value(*pairs, "user") : nullptr;
-        if (!user || user->empty()) PG_RETURN_NULL();
-        Datum out = Datum(0);
-        std::string u = *user;
-        rproxy::pg::pg_call([&] { out = PointerGetDatum(cstring_to_text(u.c_str())); });
-        return out;
+        return user ? *user : std::string();
     });
 }
 

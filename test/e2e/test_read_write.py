@@ -49,6 +49,19 @@ def wire(db=DB):
     return w
 
 
+def extended(sql):
+    """Parse, Bind and Execute of an unnamed statement, without Sync."""
+    q = sql.encode() + b"\0"
+    parse = b"P" + struct.pack("!I", 4 + 1 + len(q) + 2) + b"\0" + q + b"\0\0"
+    bind = b"B" + struct.pack("!I", 4 + 1 + 1 + 2 + 2 + 2) + b"\0\0" + b"\0\0" + b"\0\0" + b"\0\0"
+    execute = b"E" + struct.pack("!I", 4 + 1 + 4) + b"\0" + struct.pack("!I", 0)
+    return parse + bind + execute
+
+
+
+SYNC = b"S" + struct.pack("!I", 4)
+
+
 def upstream_runs(mark):
     return sum(1 for line in env.up.log_text().splitlines() if "statement: " in line and mark in line)
 
@@ -147,12 +160,7 @@ def rw_copy_from_psql_and_extended_protocol():
     chunk = "".join(f"{i},{line}\n" for i in range(per_chunk)).encode()
     chunks = target // len(chunk) + 1
     w = wire()
-    sql = b"COPY rw_copy FROM STDIN WITH (FORMAT csv)\0"
-    parse = b"P" + struct.pack("!I", 4 + 1 + len(sql) + 2) + b"\0" + sql + b"\0\0"
-    bind = b"B" + struct.pack("!I", 4 + 1 + 1 + 2 + 2 + 2) + b"\0\0" + b"\0\0" + b"\0\0" + b"\0\0"
-    execute = b"E" + struct.pack("!I", 4 + 1 + 4) + b"\0" + struct.pack("!I", 0)
-    sync = b"S" + struct.pack("!I", 4)
-    w.send(parse + bind + execute + sync)
+    w.send(extended("COPY rw_copy FROM STDIN WITH (FORMAT csv)") + SYNC)
     seen = []
     while True:
         t, body = w.read_msg()
@@ -163,7 +171,7 @@ def rw_copy_from_psql_and_extended_protocol():
     data = b"d" + struct.pack("!I", 4 + len(chunk)) + chunk
     for _ in range(chunks):
         w.send(data)
-    w.send(b"c" + struct.pack("!I", 4) + sync)
+    w.send(b"c" + struct.pack("!I", 4) + SYNC)
     msgs = w.read_until_ready()
     tags = [b.rstrip(b"\0").decode() for t, b in msgs if t == "C"]
     check(tags == [f"COPY {chunks * per_chunk}"], f"tags {tags}, errors {errors(msgs)}")
@@ -376,15 +384,6 @@ def rw_next_to_read_only_weakens_nothing():
         check(c.execute("SHOW default_transaction_read_only").fetchone()[0] == "off", "read-write session")
 
 
-def extended(sql):
-    """Parse, Bind and Execute of an unnamed statement, without Sync."""
-    q = sql.encode() + b"\0"
-    parse = b"P" + struct.pack("!I", 4 + 1 + len(q) + 2) + b"\0" + q + b"\0\0"
-    bind = b"B" + struct.pack("!I", 4 + 1 + 1 + 2 + 2 + 2) + b"\0\0" + b"\0\0" + b"\0\0" + b"\0\0"
-    execute = b"E" + struct.pack("!I", 4 + 1 + 4) + b"\0" + struct.pack("!I", 0)
-    return parse + bind + execute
-
-
 @test
 def rw_a_pipelined_batch_stays_one_transaction():
     """What a write reaches is not asked inside a batch: the question's own Sync would commit
@@ -392,12 +391,11 @@ def rw_a_pipelined_batch_stays_one_transaction():
     setup()
     direct("DROP TABLE IF EXISTS rw_batch_new; CREATE TABLE rw_batch_new (x int)")
     w = wire()
-    sync = b"S" + struct.pack("!I", 4)
-    w.send(extended("INSERT INTO rw_batch_new VALUES (1)") + extended("SELECT 1/0") + sync)
+    w.send(extended("INSERT INTO rw_batch_new VALUES (1)") + extended("SELECT 1/0") + SYNC)
     msgs = w.read_until_ready()
     check([e["C"] for e in errors(msgs)] == ["22012"], f"{errors(msgs)}")
     check(direct("SELECT count(*) FROM rw_batch_new") == "0", "the failed batch's insert was rolled back")
-    w.send(extended("INSERT INTO rw_batch_new VALUES (2)") + sync)
+    w.send(extended("INSERT INTO rw_batch_new VALUES (2)") + SYNC)
     check(not errors(w.read_until_ready()), "a batch that commits")
     check(direct("SELECT string_agg(x::text, ',') FROM rw_batch_new") == "2", "committed")
     w.close()
