@@ -47,7 +47,6 @@ asio::awaitable<void> StatementPipeline::handle_function_call(std::string_view b
     }
     // writes: on a read-write upstream a call may write anything (lo_write, a function of the
     // upstream's own), as far as the cache knows.
-    char status_before = tx_status_;
     if (upstream().access() == Access::ReadWrite) {
         Verdict unseen;
         unseen.writes = unseen.writes_unseen = true;

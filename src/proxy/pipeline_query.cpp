@@ -83,18 +83,10 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         }
         char status_before = tx_status_;
         // writes
-        if (verdict.writes) {
-            // Learnt first when the connection is between transactions; otherwise after it.
-            bool known = write_reach_known(verdict);
-            if (!known && status_before == 'I' && conn->transaction_status() == 'I')
-                co_await learn_write_reach(conn, verdict.written);
-            note_writes(verdict);
-            bool block = std::any_of(parsed->statements.begin(), parsed->statements.end(),
-                                     [](const StatementFacts& st) { return st.transaction_control; });
-            begin_write_exchange(status_before == 'I' && !block);
-        } else {
-            begin_write_exchange(false);
-        }
+        // A name written for the first time counts as reaching anything; what it reaches is learnt
+        // after the exchange (one more await here would make this frame too large for Asio to
+        // recycle: a malloc per statement, cache hits included).
+        start_writes(*parsed, verdict, status_before);
         // forward
         flushed_since_start_ = false;
         batch_failed_ = false;

@@ -1,6 +1,8 @@
 // Stage "writes", on read-write upstreams, between acquire and forward: what a statement's writes
 // reach is looked up (and learnt from the upstream's catalog on the client's connection the first
 // time a name is written), and joins the client's transaction until it commits (WriteTracker).
+#include <algorithm>
+
 #include "core/relation_generations.hpp"
 #include "proxy/statement_pipeline.hpp"
 #include "proxy/worker.hpp"
@@ -55,6 +57,17 @@ asio::awaitable<void> StatementPipeline::learn_write_reach(const ConnectionPtr& 
     // A failure (the client's transaction already failed, say) leaves the names unknown: their
     // writes then count as reaching anything.
     co_await upstream().relations().resolve(*conn, names, search_path_of(settings_), schema);
+}
+
+void StatementPipeline::start_writes(const ParsedQuery& parsed, const Verdict& verdict, char status_before) {
+    if (!verdict.writes) {
+        begin_write_exchange(false);
+        return;
+    }
+    note_writes(verdict);
+    bool block = std::any_of(parsed.statements.begin(), parsed.statements.end(),
+                             [](const StatementFacts& st) { return st.transaction_control; });
+    begin_write_exchange(status_before == 'I' && !block);
 }
 
 void StatementPipeline::note_writes(const Verdict& verdict) {

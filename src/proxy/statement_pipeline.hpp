@@ -118,6 +118,8 @@ private:
     // After an exchange: what the writes whose reach was unknown reach, if conn is between transactions.
     boost::asio::awaitable<void> learn_unknown_reach(const ConnectionPtr& conn);
     void note_writes(const Verdict& verdict);
+    // Simple protocol: the statement's writes join the transaction's, and the exchange begins.
+    void start_writes(const ParsedQuery& parsed, const Verdict& verdict, char status_before);
     WriteTracker& writes();
     // Before an exchange with the upstream; confirms_at_complete: see WriteTracker::begin_exchange.
     void begin_write_exchange(bool confirms_at_complete) {
