@@ -101,6 +101,13 @@ void record_written(StmtInfo* st, RangeVar* rv) {
     st->written = lappend(st->written, relation_name(rv->schemaname, rv->relname));
 }
 
+// A relation a statement creates: written (results of a same-named one go), and a temporary one
+// is session state.
+void record_created(StmtInfo* st, RangeVar* rv) {
+    record_written(st, rv);
+    if (is_temporary(rv)) keeps_state(st, "temporary table");
+}
+
 // DROP's object names: a list of String, schema-qualified or not.
 void record_written_names(StmtInfo* st, List* name) {
     int n = list_length(name);
@@ -386,30 +393,18 @@ void walk_write(Node* stmt, StmtInfo* st) {
         case T_RefreshMatViewStmt:
             record_written(st, reinterpret_cast<RefreshMatViewStmt*>(stmt)->relation);
             break;
-        case T_CreateStmt: {
-            auto* c = reinterpret_cast<CreateStmt*>(stmt);
-            record_written(st, c->relation);
-            if (is_temporary(c->relation)) keeps_state(st, "temporary table");
+        case T_CreateStmt:
+            record_created(st, reinterpret_cast<CreateStmt*>(stmt)->relation);
             break;
-        }
-        case T_CreateTableAsStmt: {
-            auto* c = reinterpret_cast<CreateTableAsStmt*>(stmt);
-            record_written(st, c->into->rel);
-            if (is_temporary(c->into->rel)) keeps_state(st, "temporary table");
+        case T_CreateTableAsStmt:
+            record_created(st, reinterpret_cast<CreateTableAsStmt*>(stmt)->into->rel);
             break;
-        }
-        case T_ViewStmt: {
-            auto* v = reinterpret_cast<ViewStmt*>(stmt);
-            record_written(st, v->view);
-            if (is_temporary(v->view)) keeps_state(st, "temporary table");
+        case T_ViewStmt:
+            record_created(st, reinterpret_cast<ViewStmt*>(stmt)->view);
             break;
-        }
-        case T_CreateSeqStmt: {
-            auto* c = reinterpret_cast<CreateSeqStmt*>(stmt);
-            record_written(st, c->sequence);
-            if (is_temporary(c->sequence)) keeps_state(st, "temporary table");
+        case T_CreateSeqStmt:
+            record_created(st, reinterpret_cast<CreateSeqStmt*>(stmt)->sequence);
             break;
-        }
         case T_AlterSeqStmt:
             record_written(st, reinterpret_cast<AlterSeqStmt*>(stmt)->sequence);
             break;

@@ -399,10 +399,10 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
             co_return error("0A000", "PREPARE, EXECUTE and DEALLOCATE are supported in simple queries only");
     std::optional<ErrorFields> failure;
     st->verdict = judge_known(*st->parsed);
-    bool mid_batch = ext().batch_conn_ || !expected_.empty();
+    bool batch_under_way = ext().batch_conn_ || !expected_.empty();
     if (st->verdict.pending_functions.empty()) {
         st->verdict = finish_judgement(std::move(st->verdict), *st->parsed, failure);
-    } else if (mid_batch && upstream().access() == Access::ReadWrite) {
+    } else if (batch_under_way && upstream().access() == Access::ReadWrite) {
         // Asking the upstream now would end the batch's implicit transaction (the lookup's own
         // Sync) and commit what the batch did so far. On a read-write upstream every function
         // passes anyway: one not known yet counts as volatile (never cached, may write anything).

@@ -1,6 +1,7 @@
 // Stage "writes", on read-write upstreams, between acquire and forward: what a statement's writes
-// reach is looked up (and learnt from the upstream's catalog on the client's connection the first
-// time a name is written), and joins the client's transaction until it commits (WriteTracker).
+// reach is looked up and joins the client's transaction until it commits (WriteTracker). A name
+// not known yet counts as reaching everything, and is learnt from the upstream's catalog on the
+// client's connection after the exchange, once it is between transactions.
 #include <algorithm>
 
 #include "core/relation_generations.hpp"
@@ -32,15 +33,6 @@ std::vector<uint32_t> StatementPipeline::read_generation_buckets(const ParsedQue
     return read_buckets(upstream().data_identity(), parsed.relations);
 }
 
-bool StatementPipeline::write_reach_known(const Verdict& verdict) {
-    if (verdict.written.empty()) return true;
-    const std::string& data = upstream().data_identity();
-    uint64_t schema = worker_.cache().generation_sum({schema_bucket(data)});
-    for (const auto& name : verdict.written)
-        if (!upstream().relations().lookup(name, search_path_of(settings_), schema)) return false;
-    return true;
-}
-
 asio::awaitable<void> StatementPipeline::learn_unknown_reach(const ConnectionPtr& conn) {
     if (!writes_ || writes_->unknown_reach.empty()) co_return;
     std::vector<std::string> names = std::move(writes_->unknown_reach);
@@ -48,14 +40,8 @@ asio::awaitable<void> StatementPipeline::learn_unknown_reach(const ConnectionPtr
     // Only between transactions: inside one the catalog would be read with the client's snapshot
     // (under REPEATABLE READ, without what was created since), and an error would abort it.
     if (tx_status_ != 'I' || conn->broken() || conn->transaction_status() != 'I') co_return;
-    co_await learn_write_reach(conn, names);
-}
-
-asio::awaitable<void> StatementPipeline::learn_write_reach(const ConnectionPtr& conn, const std::vector<std::string>& names) {
-    const std::string& data = upstream().data_identity();
-    uint64_t schema = worker_.cache().generation_sum({schema_bucket(data)});
-    // A failure (the client's transaction already failed, say) leaves the names unknown: their
-    // writes then count as reaching anything.
+    // A failure leaves the names unknown: their next writes count as reaching anything again.
+    uint64_t schema = worker_.cache().generation_sum({schema_bucket(upstream().data_identity())});
     co_await upstream().relations().resolve(*conn, names, search_path_of(settings_), schema);
 }
 

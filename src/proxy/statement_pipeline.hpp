@@ -111,11 +111,9 @@ private:
 
     // writes (stage_writes.cpp), on read-write upstreams: what a statement's writes reach, learnt
     // from the upstream once per relation name, and the transaction's writes until they commit.
-    bool write_reach_known(const Verdict& verdict);
-    // Asks on conn, which must be between exchanges (never inside an extended batch: the catalog
-    // query's own Sync would end the batch's implicit transaction).
-    boost::asio::awaitable<void> learn_write_reach(const ConnectionPtr& conn, const std::vector<std::string>& names);
-    // After an exchange: what the writes whose reach was unknown reach, if conn is between transactions.
+    // After an exchange (never inside an extended batch: the catalog query's own Sync would end
+    // the batch's implicit transaction): what the writes whose reach was unknown reach, learnt when
+    // conn is between transactions.
     boost::asio::awaitable<void> learn_unknown_reach(const ConnectionPtr& conn);
     void note_writes(const Verdict& verdict);
     // Simple protocol: the statement's writes join the transaction's, and the exchange begins.

@@ -15,6 +15,7 @@ import psycopg
 
 from harness import GATEWAY_PASSWORD, check, test
 from pgwire import Wire, errors, rows
+from test_routing import wait_for
 
 DB = "rwdb"                  # routed to `rw`: transaction pooling
 DB_SESSION = "rwdb_session"  # routed to `rw_session`: session pooling, the same data
@@ -58,7 +59,6 @@ def extended(sql):
     return parse + bind + execute
 
 
-
 SYNC = b"S" + struct.pack("!I", 4)
 
 
@@ -85,15 +85,6 @@ def on_two_workers():
         if c is not other:
             c.close()
     return conns[0], other
-
-
-def wait_until(cond, what, seconds=15):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 @test
@@ -214,7 +205,7 @@ def rw_session_state_pins_and_is_never_reused():
             check(c.execute("SELECT pg_backend_pid()").fetchone()[0] == pid, "the temporary table's connection")
         check(c.execute("SELECT count(*) FROM rw_tmp").fetchone()[0] == 5, "rows of the temporary table")
     # the pinned connection is closed, not pooled again
-    wait_until(lambda: direct(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}") == "0",
+    wait_for(lambda: direct(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}") == "0",
                "the temporary table's connection is closed")
     with connect() as c:
         c.execute("PREPARE rw_p (int) AS SELECT $1 * 2")
@@ -225,7 +216,7 @@ def rw_session_state_pins_and_is_never_reused():
         c.execute("SELECT pg_advisory_lock(4242)")
         check(pinned_of(c) == "advisory lock", pinned_of(c))
         check(direct("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242") == "1", "held")
-    wait_until(lambda: direct("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242") == "0",
+    wait_for(lambda: direct("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242") == "0",
                "the session lock went with its connection")
     with connect(DB_SESSION) as c:
         c.execute("SELECT 1")
@@ -344,7 +335,7 @@ def rw_client_killed_mid_transaction_and_mid_copy():
     w.query("BEGIN; INSERT INTO rw_killed VALUES ('rw-killed-tx')")
     w.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     w.sock.close()  # a reset, mid-transaction
-    wait_until(lambda: upstream_has_no_session_of("rw-killed-tx"), "the open transaction is gone upstream")
+    wait_for(lambda: upstream_has_no_session_of("rw-killed-tx"), "the open transaction is gone upstream")
     check(direct("SELECT count(*) FROM rw_killed") == "0", "its insert was rolled back")
 
     w = wire()
@@ -356,7 +347,7 @@ def rw_client_killed_mid_transaction_and_mid_copy():
     time.sleep(0.3)
     w.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     w.sock.close()
-    wait_until(lambda: upstream_has_no_session_of("rw-killed-copy"), "the copy is gone upstream")
+    wait_for(lambda: upstream_has_no_session_of("rw-killed-copy"), "the copy is gone upstream")
     check(direct("SELECT count(*) FROM rw_killed") == "0", "no copied row stayed")
     with connect() as c:
         check(c.execute("SELECT count(*) FROM rw_killed").fetchone()[0] == 0, "the proxy serves on")
