@@ -245,4 +245,20 @@ bool quick_scan(std::string_view sql, ScannedQuery& out) {
     return true;
 }
 
+std::string numbered_shape(std::string_view shape) {
+    std::string out;
+    out.reserve(shape.size() + 8);
+    int n = 0;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        if (shape[i] != '\x01') {
+            out += shape[i];
+            continue;
+        }
+        out += '$';
+        out += std::to_string(++n);
+        ++i;  // the placeholder's kind
+    }
+    return out;
+}
+
 }  // namespace rproxy

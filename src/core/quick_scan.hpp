@@ -16,4 +16,7 @@ namespace rproxy {
 // True with out filled (ok, normalized, shape); false when the server's scanner must decide.
 bool quick_scan(std::string_view sql, ScannedQuery& out);
 
+// A ScannedQuery::shape for people: each placeholder becomes $1, $2...
+std::string numbered_shape(std::string_view shape);
+
 }  // namespace rproxy

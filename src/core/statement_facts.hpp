@@ -73,6 +73,9 @@ struct ScannedQuery {
 struct ParsedQuery {
     SharedList<StatementFacts> statements;
     std::string normalized;  // ScannedQuery::normalized
+    // normalized with its literals numbered $1, $2... as pg_rproxy_statements and the audit log show
+    // it (shared by every string of the shape); null when the string has no shape.
+    std::shared_ptr<const std::string> shown_shape;
     SharedList<std::string> relations;  // tables/views named, "schema.name" or "name"
     bool reads_catalog = false;          // names pg_catalog or information_schema relations
     bool temp_relation = false;          // names pg_temp relations

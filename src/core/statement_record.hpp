@@ -29,8 +29,10 @@ struct StatementRecord {
     bool refused = false;
     RejectReason reason = RejectReason::None;  // why it was refused
     std::string_view refusal_sqlstate;          // the refusal's SQLSTATE (25006, 42501, ...)
+    std::string_view refusal_message;
     CacheOutcome cache = CacheOutcome::Uncacheable;
-    Uncacheable uncacheable = Uncacheable::Disabled;  // when cache == Uncacheable
+    // When cache == Uncacheable: uncacheable_name() of the reason, or "not_a_read".
+    std::string_view uncacheable_reason;
     uint64_t rows = 0;
     // The final SQLSTATE: "00000" when it succeeded, else the ErrorResponse's code.
     std::string_view sqlstate = "00000";

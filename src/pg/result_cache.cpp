@@ -191,7 +191,7 @@ Entry* lock_own_fill(const CacheKey& key, uint64 fill_id, LWLock** lock) {
 
 // One probe under the partition lock. `out` gets the payload appended only when its capacity
 // already suffices, so nothing here allocates C++ memory while a lock is held.
-Step probe_locked(const CacheKey& key, std::string& out, uint64* fill_id, bool exclusive, ProbeResult* result,
+Step probe_locked(const CacheKey& key, std::string& out, uint64* fill_id, uint64* rows, bool exclusive, ProbeResult* result,
                   uint32* need) {
     IndexKey k{key.h1, key.h2};
     uint32 hash = get_hash_value(index_table, &k);
@@ -213,6 +213,7 @@ Step probe_locked(const CacheKey& key, std::string& out, uint64* fill_id, bool e
             pg_atomic_fetch_add_u64(&e->hits, 1);
             if (pg_atomic_read_u32(&e->usage) < kMaxUsage) pg_atomic_fetch_add_u32(&e->usage, 1);
             pg_atomic_fetch_add_u64(&shared->hits, 1);
+            *rows = e->rows;
             *result = ProbeResult::Hit;
         }
     } else if (e && e->state == kFilling && e->expires > now && owner_alive(e->owner_pid)) {
@@ -312,7 +313,7 @@ void init_cache_shmem() {
     LWLockRelease(AddinShmemInitLock);
 }
 
-ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id) {
+ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id, uint64_t* rows) {
     if (!shared) return ProbeResult::Bypass;
     ProbeResult result = ProbeResult::Bypass;
     for (int attempt = 0; attempt < 4; ++attempt) {
@@ -322,7 +323,7 @@ ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id
         uint64 id = 0;
         if (!guarded([&] {
                 ensure_area();
-                step = probe_locked(key, out, &id, exclusive, &result, &need);
+                step = probe_locked(key, out, &id, rows, exclusive, &result, &need);
             }))
             return ProbeResult::Bypass;
         *fill_id = id;

@@ -16,7 +16,7 @@ void request_cache_shmem();  // shmem_request_hook
 void init_cache_shmem();     // shmem_startup_hook
 
 // Never throw a PostgreSQL error; on one, every LWLock is released and the cache is bypassed.
-ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id);
+ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id, uint64_t* rows);
 void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta);
 void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds);
 void cache_count_uncacheable(Uncacheable reason);

@@ -37,7 +37,7 @@ void ClientSession::arm_authentication_timeout() {
         auto self = weak.lock();
         if (ec || !self || self->authenticated()) return;
         // A slow or silent client gives its slot back: the connection is cut, whatever it waits on.
-        self->worker_.stats().count_event(ConnEvent::AuthenticationTimeout);
+        self->note_event(ConnEvent::AuthenticationTimeout, "08006");
         self->advance(Phase::Gone);
         boost::system::error_code ignored;
         self->socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
@@ -61,7 +61,8 @@ asio::awaitable<bool> ClientSession::admit() {
 }
 
 asio::awaitable<bool> ClientSession::refuse(ConnEvent event, const ErrorFields& e, bool delay) {
-    worker_.stats().count_event(event);
+    const std::string* code = e.find('C');
+    note_event(event, code ? *code : std::string());
     if (delay && worker_.security().auth_failure_delay.count() > 0) {
         asio::steady_timer pause(socket_.get_executor(), worker_.security().auth_failure_delay);
         boost::system::error_code ec;
@@ -200,6 +201,8 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
     std::string user = *user_param;
     const std::string* db_param = packet.param("database");
     std::string database = db_param && !db_param->empty() ? *db_param : user;
+    starting_->shown.role = user;  // for the audit log's connection events
+    starting_->shown.database = database;
     AuthCatalog& catalog = worker_.auth_catalog();
     AuthSnapshot snap = catalog.auth_snapshot(user);
     std::string where = "host \"" + client_address_ + "\", user \"" + user + "\", database \"" + database + "\", " +
@@ -275,7 +278,7 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
     if (starting_->shown.auth_method.empty()) starting_->shown.auth_method = auth::method_name(rule->method);  // SCRAM set its own
     advance(Phase::Ready);
     starting_->auth_timer.reset();  // destroying it cancels the wait; a logged-in client holds no timer
-    worker_.stats().count_event(ConnEvent::Authenticated);
+    worker_.stats().count_event(ConnEvent::Authenticated);  // audited once the session has its id
     co_return true;
 }
 

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "core/session_info.hpp"
 #include "protocol/frontend_messages.hpp"
 
 namespace rproxy {
@@ -37,6 +38,10 @@ public:
     virtual boost::asio::any_io_executor executor() = 0;
     // Why the client now holds its upstream connection ("" when it does not), for pg_rproxy_sessions.
     virtual void show_pinned(const char* reason) = 0;
+    // Who the client is (role, database, address, server name, upstream), for the observers.
+    // Shared with the worker's other clients of the same identity; backend_pid is the client's own.
+    virtual const SessionInfo& session() const = 0;
+    virtual int32_t backend_pid() const = 0;  // the client's BackendKeyData pid: its session id
 };
 
 }  // namespace rproxy

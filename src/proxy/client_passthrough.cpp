@@ -86,7 +86,7 @@ asio::awaitable<bool> ClientSession::passthrough_login(const std::string& user, 
         if (m->type == 'E') {
             // The upstream's refusal (28P01, 28000, 53300...) as it sent it, after the same
             // delay as the gateway's own.
-            worker_.stats().count_event(ConnEvent::PasswordFailed);
+            note_event(ConnEvent::PasswordFailed, "28P01");
             if (worker_.security().auth_failure_delay.count() > 0) {
                 asio::steady_timer pause(socket_.get_executor(), worker_.security().auth_failure_delay);
                 boost::system::error_code ec;
@@ -187,7 +187,7 @@ asio::awaitable<bool> ClientSession::passthrough_login(const std::string& user, 
             key = be32(m->body.substr(4));
         } else if (m->type == 'E') {
             protocol::append_message(out_, 'E', m->body);
-            worker_.stats().count_event(ConnEvent::CannotLogin);
+            note_event(ConnEvent::CannotLogin, "28000");
             co_await flush();
             advance(Phase::Gone);
             co_return false;
@@ -204,7 +204,7 @@ asio::awaitable<bool> ClientSession::passthrough_login(const std::string& user, 
     pipeline_.adopt(std::move(conn));
     advance(Phase::Ready);
     starting_->auth_timer.reset();
-    worker_.stats().count_event(ConnEvent::Authenticated);
+    worker_.stats().count_event(ConnEvent::Authenticated);  // audited once the session has its id
     co_return true;
 }
 

@@ -36,6 +36,7 @@ ClientSession::ClientSession(Worker& worker, ClientSocket socket)
         auto addr = peer.address();
         if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
         client_address_ = addr.to_string();
+        starting_->shown.client_address = client_address_;
     }
     auto local = socket_.local_endpoint(ec);  // the family to give the socket back to Asio with after parking
     v6_ = !ec && local.address().is_v6();
@@ -520,10 +521,18 @@ asio::awaitable<bool> ClientSession::startup() {
     shown.upstream_user = pipeline_.upstream_role();
     shown.tls = tls_ != nullptr;
     session_handle_ = worker_.stats().session_started(shown);
+    identity_ = worker_.intern_identity(shown);
+    worker_.audit_connection(ConnEvent::Authenticated, *identity_, backend_pid_, "00000");
     starting_.reset();
     protocol::append_ready_for_query(out_, pipeline_.transaction_status());
     park_at_wait_ = !tls_;
     co_return co_await flush();
+}
+
+void ClientSession::note_event(ConnEvent e, std::string_view sqlstate) {
+    static const SessionInfo nobody;
+    const SessionInfo& who = starting_ ? starting_->shown : identity_ ? *identity_ : nobody;
+    worker_.connection_event(e, who, backend_pid_, sqlstate);
 }
 
 void ClientSession::watch_while_busy(const ConnectionPtr& conn) {

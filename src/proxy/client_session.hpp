@@ -122,8 +122,12 @@ private:
     void stop_watching() override;
     boost::asio::any_io_executor executor() override { return socket_.get_executor(); }
     void show_pinned(const char* reason) override;
+    const SessionInfo& session() const override { return *identity_; }
+    int32_t backend_pid() const override { return backend_pid_; }
 
     boost::asio::awaitable<void> fatal(const ErrorFields& e);
+    // A connection attempt's outcome: counted, and written to the audit log.
+    void note_event(ConnEvent e, std::string_view sqlstate);
     void watch_notifications();
 
     Worker& worker_;
@@ -139,6 +143,7 @@ private:
     };
     std::unique_ptr<Starting> starting_ = std::make_unique<Starting>();
     int session_handle_ = -1;
+    std::shared_ptr<const SessionInfo> identity_;  // interned by the worker: an idle client holds a pointer
     bool client_claimed_ = false;
     uint32_t role_claimed_ = 0;   // the role whose connection count this session holds
     std::unique_ptr<protocol::InputBuffer> input_ = std::make_unique<protocol::InputBuffer>();  // none while parked

@@ -25,7 +25,7 @@ asio::awaitable<bool> ClientSession::start_tls(bool direct) {
     boost::system::error_code ec;
     co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-        worker_.stats().count_event(ConnEvent::TlsHandshakeFailed);
+        note_event(ConnEvent::TlsHandshakeFailed, "08P01");
         worker_.host().log(LogLevel::Log, "pg_rproxy: TLS handshake with " + client_address_ + " failed: " + ec.message());
         tls_.reset();
         co_return false;

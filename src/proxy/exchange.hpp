@@ -7,6 +7,7 @@
 #pragma once
 #include "core/pure_layer.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <vector>
 #include <memory>
@@ -15,6 +16,7 @@
 
 #include "core/cache_types.hpp"
 #include "core/statement_facts.hpp"
+#include "core/statement_record.hpp"
 #include "proxy/statement_description.hpp"
 
 namespace rproxy {
@@ -41,6 +43,20 @@ struct Fill {
     // statement was sent.
     std::vector<uint32_t> generation_buckets;
     uint64_t generation_sum = 0;
+};
+
+// One statement on its way through the pipeline, for the observers (stage_observe.cpp): made when
+// it is judged or executed, completed by the relay, handed to Worker::statement_done().
+struct Observed {
+    std::chrono::steady_clock::time_point started;
+    const std::string* sql = nullptr;
+    std::shared_ptr<const void> keeps_sql;  // an extended statement's text outlives its Close
+    std::shared_ptr<const ParsedQuery> parsed;
+    StatementProtocol protocol = StatementProtocol::Simple;
+    CacheOutcome cache = CacheOutcome::Uncacheable;
+    const char* uncacheable = "not_a_read";
+    uint64_t rows = 0;
+    char sqlstate[6] = {'0', '0', '0', '0', '0', '\0'};
 };
 
 struct Expected {
@@ -73,6 +89,8 @@ struct Expected {
     std::unique_ptr<Fill> fill;
     // Execute or Query of a statement the session must look at afterwards (settings, LISTEN...).
     std::shared_ptr<const ParsedQuery> parsed;
+    // Execute: the statement as the observers see it (null when nothing observes).
+    std::unique_ptr<Observed> observed;
 };
 
 // A FIFO that holds no memory until used (a deque allocates at construction: 600 bytes for each

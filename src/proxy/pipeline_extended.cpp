@@ -128,8 +128,12 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             log_for_retry(msg);
             std::optional<ErrorFields> failure;
             check_judgement(st.verdict, *st.parsed, failure);  // rejections are counted each time
-            if (failure) extended_failed(failure);
-            else protocol::append_parse_complete(out_);
+            if (failure) {
+                observe_refusal(st.sql, st.parsed, st.verdict, *failure, StatementProtocol::Extended);
+                extended_failed(failure);
+            } else {
+                protocol::append_parse_complete(out_);
+            }
             return true;
         }
         case 'B': {
@@ -178,6 +182,7 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             if (result != ProbeResult::Hit) return false;
             log_for_retry(msg);
             count_statement();
+            observe_execute(portal.statement, st.sql, st.parsed, true, ProbeResult::Hit);
             ext().held_portal_.reset();
             portal.state = ClientPortal::State::Answered;
             portal.describe = false;
@@ -369,7 +374,10 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
             protocol::parse_repeats(body, std::string(), st.sql, st.types)) {
             std::optional<ErrorFields> failure;
             check_judgement(st.verdict, *st.parsed, failure);  // rejections are counted each time
-            if (failure) co_return failure;
+            if (failure) {
+                observe_refusal(st.sql, st.parsed, st.verdict, *failure, StatementProtocol::Extended);
+                co_return failure;
+            }
             if (ext().batch_conn_ || !description_of(st)) {
                 ConnectionPtr conn = co_await batch_connection(failure);
                 if (!conn) co_return failure;
@@ -419,7 +427,10 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
         if (!conn) co_return failure;
         st->verdict = co_await judge(*st->parsed, conn, failure);
     }
-    if (failure) co_return failure;
+    if (failure) {
+        observe_refusal(st->sql, st->parsed, st->verdict, *failure, StatementProtocol::Extended);
+        co_return failure;
+    }
     st->described_key = make_cache_key(key_prefix(), statement_key(st->types, st->sql)).full;
     // The same statement described before for the same upstream and settings: no round trip.
     if (!pinned_ && !ext().batch_unsafe_) st->description = worker_.description(st->described_key);
@@ -591,6 +602,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         count_statement();
     }
     std::unique_ptr<Fill> fill;
+    bool keyed = false;  // for the observers: the cache was asked
     if (st && it->second.state == ClientPortal::State::Held) {
         ClientPortal& portal = it->second;
         // cache probe, keyed also by what Bind supplied. Row-limited fetches are not cached.
@@ -599,6 +611,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         if (portal.claimed) fill = std::move(portal.claimed);  // extended_now() looked already, and claimed the entry
         else if (m.max_rows == 0 && !portal.no_key)
             key = cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, portal.bind));
+        keyed = key || fill;
         if (key) {
             std::string answer;
             append_held_bind_answer(answer, portal);
@@ -609,6 +622,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
             // own in flight (it may be filling that very entry itself).
             if (result == ProbeResult::Wait && expected_.empty()) result = co_await wait_for_fill(*key, answer, &id);
             if (result == ProbeResult::Hit) {
+                observe_execute(st, st->sql, st->parsed, true, ProbeResult::Hit);
                 ext().held_portal_.reset();
                 portal.state = ClientPortal::State::Answered;
                 portal.describe = false;
@@ -629,6 +643,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         int ttl = 0;
         std::optional<CacheKey> key =
             cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, it->second.bind));
+        keyed = key.has_value();
         std::optional<uint64_t> id;
         std::string ignored;
         if (key && probe_cache_now(*key, ignored, &id) == ProbeResult::Claimed && id) {
@@ -651,6 +666,9 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
     protocol::append_message(conn->output(), 'E', body);
     Expected e = expect(Expected::Kind::Execute);
     e.fill = std::move(fill);
+    if (st && !keyed && worker_.observing())
+        uncacheable_why_ = m.max_rows != 0 ? "row_limited" : uncacheable_reason(st->sql, *st->parsed, st->verdict);
+    if (st) e.observed = observe_execute(st, st->sql, st->parsed, keyed, ProbeResult::Claimed);
     expected_.push_back(std::move(e));
     if (st) {
         ext().batch_executed_.push_back({st->parsed, st->verdict.session_state});

@@ -20,12 +20,15 @@ namespace rproxy {
 asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
     // decode (serve) -> judge
     std::shared_ptr<const ParsedQuery> parsed = parse(sql);
+    observe_query(sql, parsed);
     if (answer_locally(*parsed)) {
+        observe_done();
         if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
     if (deallocate_locally(*parsed, out_)) {
         protocol::append_ready_for_query(out_, tx_status_);
+        observe_done();
         if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
@@ -45,6 +48,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
     const Verdict& verdict = *judged;
     if (failure) {
         if (conn && conn != pinned_) upstream().release(conn);
+        observe_refusal(sql, parsed, verdict, *failure, StatementProtocol::Simple);
         reject(*failure);
         if (!io_.write_now()) co_await io_.flush();
         co_return;
@@ -63,9 +67,11 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         if (probe_result == ProbeResult::Wait) probe_result = co_await wait_for_fill(*key, out_, &id);
         if (id) fill = make_fill(*key, *id, ttl, sql, parsed);
     }
+    observe_cache(key.has_value(), probe_result);
     if (probe_result == ProbeResult::Hit) {
         if (conn && conn != pinned_) upstream().release(conn);
         protocol::append_ready_for_query(out_, tx_status_);
+        observe_done();
         if (!io_.write_now()) co_await io_.flush();
         co_return;
     }
@@ -79,6 +85,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         if (!conn) {
             abandon_expected();
             protocol::append_error(out_, *failure);
+            observe_error(*failure);
             break;
         }
         char status_before = tx_status_;
@@ -126,6 +133,8 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
             conn->mark_broken();
             abandon_expected();
             keep_or_release(conn, false);
+            observe_error(ErrorFields::make("FATAL", "08006", "client gone"));
+            observe_done();
             co_return;
         }
         // Lost: take the fill back for another try.
@@ -145,7 +154,9 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
             out_.resize(out_start);
             continue;
         }
-        protocol::append_error(out_, ErrorFields::make("ERROR", "08006", "upstream connection lost"));
+        ErrorFields lost = ErrorFields::make("ERROR", "08006", "upstream connection lost");
+        protocol::append_error(out_, lost);
+        observe_error(lost);
         break;
     }
     if (fill) {
@@ -153,6 +164,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         finish_fill(*fill);
     }
     protocol::append_ready_for_query(out_, tx_status_);
+    observe_done();
     if (!io_.write_now()) co_await io_.flush();
 }
 

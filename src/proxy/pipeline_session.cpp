@@ -84,6 +84,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::start(const proto
 }
 
 void StatementPipeline::reject(const ErrorFields& e) {
+    observe_error(e);
     protocol::append_error(out_, e);
     protocol::append_ready_for_query(out_, tx_status_);
 }

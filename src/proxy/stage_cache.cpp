@@ -14,29 +14,47 @@ namespace asio = boost::asio;
 
 namespace rproxy {
 
-std::optional<CacheKey> StatementPipeline::cache_key_for(const std::string& sql, const ParsedQuery& parsed,
-                                                     const Verdict& verdict, int* ttl_seconds, const std::string& extra) {
+std::optional<Uncacheable> StatementPipeline::why_uncacheable(const CacheHints& hints, const ParsedQuery& parsed,
+                                                               const Verdict& verdict, std::size_t extra_size) {
     const CacheConfig& cfg = worker_.cache_config();
-    bool reads_only = !parsed.statements.empty();
-    for (const auto& st : parsed.statements) reads_only = reads_only && st.kind == "SELECT";
-    if (!reads_only) return std::nullopt;  // SET, SHOW, BEGIN...: nothing to cache, nothing to count
-    std::optional<Uncacheable> why;
-    CacheHints hints = parse_cache_hints(sql);
-    if (!cfg.enabled) why = Uncacheable::Disabled;
-    else if (hints.no_cache) why = Uncacheable::Hint;
-    else if (pinned_ || tx_status_ != 'I') why = session_dirty_ ? Uncacheable::SessionState : Uncacheable::InTransaction;
-    else if (session_dirty_ || verdict.session_state || parsed.temp_relation) why = Uncacheable::SessionState;
-    else if (!verdict.cacheable) why = Uncacheable::NotDeterministic;
-    else if (parsed.reads_catalog && !cfg.catalog_queries) why = Uncacheable::CatalogQuery;
+    if (!cfg.enabled) return Uncacheable::Disabled;
+    if (hints.no_cache) return Uncacheable::Hint;
+    if (pinned_ || tx_status_ != 'I') return session_dirty_ ? Uncacheable::SessionState : Uncacheable::InTransaction;
+    if (session_dirty_ || verdict.session_state || parsed.temp_relation) return Uncacheable::SessionState;
+    if (!verdict.cacheable) return Uncacheable::NotDeterministic;
+    if (parsed.reads_catalog && !cfg.catalog_queries) return Uncacheable::CatalogQuery;
     // The key is stored with the result: a huge statement or parameter would fill the cache with
     // keys. pg_rproxy.cache_max_entry_size bounds key and result together.
-    else if (key_prefix().size() + parsed.normalized.size() + extra.size() >= cfg.max_entry_size) why = Uncacheable::TooLarge;
+    if (key_prefix().size() + parsed.normalized.size() + extra_size >= cfg.max_entry_size) return Uncacheable::TooLarge;
     // Each relation read has a freshness counter the entry keeps (and its upstream one).
-    else if (parsed.relations.size() >= kMaxGenerationBuckets) why = Uncacheable::TooLarge;
-    if (why) {
+    if (parsed.relations.size() >= kMaxGenerationBuckets) return Uncacheable::TooLarge;
+    return std::nullopt;
+}
+
+const char* StatementPipeline::uncacheable_reason(const std::string& sql, const ParsedQuery& parsed,
+                                                  const Verdict& verdict) {
+    bool reads_only = !parsed.statements.empty();
+    for (const auto& st : parsed.statements) reads_only = reads_only && st.kind == "SELECT";
+    if (!reads_only) return "not_a_read";
+    std::optional<Uncacheable> why = why_uncacheable(parse_cache_hints(sql), parsed, verdict, 0);
+    return why ? uncacheable_name(*why) : "bypassed";
+}
+
+std::optional<CacheKey> StatementPipeline::cache_key_for(const std::string& sql, const ParsedQuery& parsed,
+                                                     const Verdict& verdict, int* ttl_seconds, const std::string& extra) {
+    bool reads_only = !parsed.statements.empty();
+    for (const auto& st : parsed.statements) reads_only = reads_only && st.kind == "SELECT";
+    if (!reads_only) {
+        uncacheable_why_ = "not_a_read";
+        return std::nullopt;  // SET, SHOW, BEGIN...: nothing to cache, nothing to count
+    }
+    CacheHints hints = parse_cache_hints(sql);
+    if (std::optional<Uncacheable> why = why_uncacheable(hints, parsed, verdict, extra.size())) {
         worker_.cache().count_uncacheable(*why);
+        uncacheable_why_ = uncacheable_name(*why);
         return std::nullopt;
     }
+    const CacheConfig& cfg = worker_.cache_config();
     *ttl_seconds = hints.ttl_seconds.value_or(cfg.ttl_seconds) + worker_.ttl_jitter(cfg.ttl_jitter_seconds);
     return make_cache_key(key_prefix(), parsed.normalized, extra);
 }
@@ -60,7 +78,7 @@ std::size_t StatementPipeline::capture_limit(const std::optional<CacheKey>& key)
 
 ProbeResult StatementPipeline::probe_cache_now(const CacheKey& key, std::string& out, std::optional<uint64_t>* fill) {
     uint64_t fill_id = 0;
-    ProbeResult probe = worker_.cache().cache_probe(key, out, &fill_id);
+    ProbeResult probe = worker_.cache().cache_probe(key, out, &fill_id, &hit_rows_);
     if (probe == ProbeResult::Claimed) *fill = fill_id;
     else if (probe == ProbeResult::Hit) upstream_->count_cache_hit();
     return probe;

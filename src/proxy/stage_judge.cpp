@@ -28,7 +28,10 @@ std::shared_ptr<const ParsedQuery> StatementPipeline::parse(const std::string& s
             return same;
         }
     }
-    auto parsed = std::make_shared<const ParsedQuery>(worker_.parser().parse(sql, scanned.ok ? &scanned.normalized : nullptr));
+    std::string shape = scanned.ok ? scanned.shape : std::string();
+    ParsedQuery fresh = worker_.parser().parse(sql, scanned.ok ? &scanned.normalized : nullptr);
+    if (!shape.empty()) fresh.shown_shape = std::make_shared<const std::string>(numbered_shape(shape));
+    auto parsed = std::make_shared<const ParsedQuery>(std::move(fresh));
     memo.remember_shape(scanned.shape, parsed);
     memo.remember(sql, parsed);
     return parsed;

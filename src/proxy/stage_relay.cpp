@@ -174,6 +174,7 @@ asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const Conne
                     break;
                 }
                 relay_message(type, m->body, f.fill.get());
+                observe_answer(f, type, m->body);
                 batch_failed_ = true;
                 if (f.kind == Kind::Query || f.kind == Kind::FunctionCall) break;
                 drop_until_sync(conn);  // the failed message's entry included
@@ -217,6 +218,7 @@ asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const Conne
                     writes_->command_complete(tag);
                 }
                 relay_message(type, m->body, f.fill.get());
+                observe_answer(f, type, m->body);
                 if (f.kind == Kind::Execute) {
                     if (f.fill) {
                         f.fill->complete = type != 's';

@@ -28,6 +28,7 @@
 #include "core/verdict.hpp"
 #include "protocol/extended_messages.hpp"
 #include "protocol/frontend_messages.hpp"
+#include "proxy/cache_key.hpp"
 #include "proxy/client_io.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/session_settings.hpp"
@@ -127,9 +128,38 @@ private:
     std::vector<uint32_t> read_generation_buckets(const ParsedQuery& parsed);
     std::unique_ptr<WriteTracker> writes_;  // made at the first write
 
+    // observe (stage_observe.cpp): what each statement did, handed to Worker::statement_done() (the
+    // audit log, pg_rproxy_statements, the metrics) once its answer is complete. When nothing
+    // observes, one branch per statement. Simple protocol: the statement in observed_.
+    void observe_query(const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed);
+    // The judgement (or what it needed) failed: the statement ends here, in either protocol.
+    void observe_refusal(const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed,
+                         const Verdict& verdict, const ErrorFields& failure, StatementProtocol protocol);
+    void observe_cache(bool keyed, ProbeResult result);
+    void observe_error(const ErrorFields& e);
+    void observe_done();
+    // Extended protocol: an Execute, answered from the cache (emitted at once) or forwarded (the
+    // result goes into its Expected entry, completed by the relay).
+    // keeps_sql: what keeps sql alive until then (its ClientStatement).
+    std::unique_ptr<Observed> observe_execute(std::shared_ptr<const void> keeps_sql, const std::string& sql,
+                                              const std::shared_ptr<const ParsedQuery>& parsed, bool keyed,
+                                              ProbeResult result);
+    // The relay saw a statement's CommandComplete, EmptyQueryResponse, PortalSuspended or error.
+    void observe_answer(Expected& f, char type, std::string_view body);
+    void emit_observed(const Observed& o, bool refused, RejectReason reason, std::string_view refusal_code,
+                       std::string_view refusal_message = {});
+    std::unique_ptr<Observed> observed_;  // made at the first observed statement, given back when parked
+    bool observing_ = false;              // observed_ holds the simple Query under way
+    const char* uncacheable_why_ = "not_a_read";  // cache_key_for()'s last "no"
+    uint64_t hit_rows_ = 0;                       // probe_cache_now()'s last hit
+
     // cache probe. extra: what besides the statement changes the bytes (Bind's parameters, formats)
     std::optional<CacheKey> cache_key_for(const std::string& sql, const ParsedQuery& parsed, const Verdict& verdict,
                                           int* ttl_seconds, const std::string& extra);
+    std::optional<Uncacheable> why_uncacheable(const CacheHints& hints, const ParsedQuery& parsed, const Verdict& verdict,
+                                               std::size_t extra_size);
+    // For the observers: why a statement that was not looked up could not have been.
+    const char* uncacheable_reason(const std::string& sql, const ParsedQuery& parsed, const Verdict& verdict);
     // Hit: the stored bytes are appended to out. Claimed: *fill is set, this client fills the entry.
     ProbeResult probe_cache_now(const CacheKey& key, std::string& out, std::optional<uint64_t>* fill);  // one look
     std::size_t capture_limit(const std::optional<CacheKey>& key) const;

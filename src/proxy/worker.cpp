@@ -22,6 +22,7 @@ Worker::Worker(WorkerHost& host, ListenConfig listen, SessionLimits limits, int 
       rng_(std::random_device{}()) {
     wake_.assign(wake_fd);
     if (postmaster_fd >= 0) postmaster_.assign(postmaster_fd);
+    audit_.start();  // its thread, before signals are unblocked
 }
 
 Worker::~Worker() {
@@ -134,6 +135,7 @@ Worker::Exit Worker::run() {
     load_security();
     firewall_ = host_.firewall_config();
     cache_config_ = host_.cache_config();
+    load_observers();
     for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
     arm_wake();
     arm_postmaster();
@@ -230,6 +232,7 @@ void Worker::on_wake() {
         load_security();
         firewall_ = host_.firewall_config();
         cache_config_ = host_.cache_config();
+        load_observers();
         upstreams_.forget_learned();
         memo_.clear();  // built-in volatilities may have been re-read
         descriptions_.clear();

@@ -18,6 +18,7 @@
 
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
+#include "proxy/audit_log.hpp"
 #include "proxy/blocking_helper.hpp"
 #include "proxy/statement_memo.hpp"
 #include "proxy/sni_certificates.hpp"
@@ -93,6 +94,16 @@ public:
     }
     ParkedClients& parked_clients() { return parked_clients_; }
 
+    // The observers after the pipeline (worker_observe.cpp): pg_rproxy_statements and the audit
+    // log. observing(): is anything interested in statements at all (one branch per statement).
+    bool observing() const { return observing_; }
+    void statement_done(const StatementRecord& r, const SessionInfo& who, int32_t session);
+    // A connection attempt that ended (counted) / one to write to the audit log.
+    void connection_event(ConnEvent e, const SessionInfo& who, int32_t session, std::string_view sqlstate);
+    void audit_connection(ConnEvent e, const SessionInfo& who, int32_t session, std::string_view sqlstate);
+    // The one copy of what the observers need of a client's identity that clients alike share.
+    std::shared_ptr<const SessionInfo> intern_identity(const SessionInfo& s);
+
 private:
     boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acc);
     void arm_wake();
@@ -101,6 +112,8 @@ private:
     void begin_shutdown();
     void arm_park_sweep();
     void publish();
+    void load_observers();
+    void report_log_errors();
 
     WorkerHost& host_;
     ListenConfig listen_;
@@ -145,6 +158,11 @@ private:
     Exit exit_ = Exit::Terminated;
     std::array<char, 64 * 1024> read_buffer_;
     uint64_t reloads_ = 0;
+    ObserveConfig observe_;
+    AuditLog audit_;
+    bool observing_ = false;
+    std::map<std::string, std::weak_ptr<const SessionInfo>> identities_;
+    std::size_t identities_swept_ = 0;  // what was left after the last sweep of expired ones
 };
 
 }  // namespace rproxy

@@ -17,10 +17,12 @@
 #include "core/connection_events.hpp"
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
+#include "core/observe_config.hpp"
 #include "core/routing.hpp"
 #include "core/server_state.hpp"
 #include "core/session_info.hpp"
 #include "core/statement_facts.hpp"
+#include "core/statement_record.hpp"
 #include "core/verdict.hpp"
 
 namespace rproxy {
@@ -58,7 +60,8 @@ public:
 class ResultCacheStore {
 public:
     virtual ~ResultCacheStore() = default;
-    virtual ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id) = 0;
+    // Hit: *rows is the stored result's row count. Claimed: *fill_id is the fill's.
+    virtual ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id, uint64_t* rows) = 0;
     virtual void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire,
                              const CacheEntryMeta& meta) = 0;
     virtual void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds) = 0;
@@ -81,6 +84,8 @@ public:
     virtual int session_started(const SessionInfo& info) = 0;
     virtual void session_ended(int handle) = 0;
     virtual void session_pinned(int handle, const char* reason) = 0;
+    // pg_rproxy_statements (pg/statement_stats): never waits on a lock.
+    virtual void record_statement(const StatementRecord& r, std::string_view upstream, std::string_view role) = 0;
 };
 
 // Who may log in (pg/auth_catalog) and the limits on connections (pg/connection_limits).
@@ -122,6 +127,7 @@ public:
     virtual CacheConfig cache_config() = 0;
     virtual SecurityConfig security_config() = 0;
     virtual RoutingConfig routing_config() = 0;
+    virtual ObserveConfig observe_config() = 0;
     // Called after the wake eventfd fired: handles PostgreSQL-side interrupts (ProcSignal
     // barriers, config reload) and reports what the loop has to act on.
     virtual WakeEvents take_wake_events() = 0;

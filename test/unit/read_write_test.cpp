@@ -38,7 +38,7 @@ FunctionRef fn(std::string name, Volatility v) {
 class Counters : public ResultCacheStore {
 public:
     std::map<uint32_t, int> bumps;
-    ProbeResult cache_probe(const CacheKey&, std::string&, uint64_t*) override { return ProbeResult::Bypass; }
+    ProbeResult cache_probe(const CacheKey&, std::string&, uint64_t*, uint64_t*) override { return ProbeResult::Bypass; }
     void cache_store(const CacheKey&, uint64_t, const std::string&, const CacheEntryMeta&) override {}
     void cache_abandon(const CacheKey&, uint64_t, int) override {}
     uint64_t cache_reset() override { return 0; }
