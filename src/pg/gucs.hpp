@@ -4,11 +4,13 @@
 #include "core/config.hpp"
 #include "core/cache_types.hpp"
 #include "core/firewall_policy.hpp"
+#include "core/observe_config.hpp"
 
 namespace rproxy::pg {
 
 void define_gucs();
 void define_security_gucs();  // security_gucs.cpp: authentication, TLS, limits
+void define_observe_gucs();   // observe_gucs.cpp: statement statistics, the audit log
 
 int guc_workers();
 const char* guc_database();
@@ -21,5 +23,7 @@ RoutingConfig routing_config();
 int guc_cache_max_entries();
 int guc_session_table_size();
 uint64_t guc_cache_size();
+int guc_statements_max();
+ObserveConfig observe_config();
 
 }  // namespace rproxy::pg

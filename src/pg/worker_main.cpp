@@ -20,6 +20,7 @@
 #include "pg/routing_catalog.hpp"
 #include "pg/server_table.hpp"
 #include "pg/session_table.hpp"
+#include "pg/statement_stats.hpp"
 #include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/pg_guard.hpp"
@@ -78,8 +79,8 @@ public:
     void count_rejection(RejectReason reason) override { worker_stats_count_rejection(slot_, reason); }
 
     CacheConfig cache_config() override { return rproxy::pg::cache_config(); }
-    ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id) override {
-        return rproxy::pg::cache_probe(key, out, fill_id);
+    ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id, uint64_t* rows) override {
+        return rproxy::pg::cache_probe(key, out, fill_id, rows);
     }
     void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta) override {
         rproxy::pg::cache_store(key, fill_id, wire, meta);
@@ -124,6 +125,10 @@ public:
 
     void publish(const WorkerCounters& counters) override { worker_stats_publish(slot_, counters); }
 
+    ObserveConfig observe_config() override { return rproxy::pg::observe_config(); }
+    void record_statement(const StatementRecord& r, std::string_view upstream, std::string_view role) override {
+        statement_stats_record(r, upstream, role);
+    }
     SecurityConfig security_config() override { return rproxy::pg::security_config(); }
     AuthSnapshot auth_snapshot(const std::string& role) override {
         uint64_t generation = auth_generation();
@@ -247,6 +252,7 @@ void pg_rproxy_worker_main(Datum main_arg) {
     pgstat_report_appname("pg_rproxy listener");
 
     worker_stats_attach(slot, MyProcPid);
+    statement_stats_attach(slot);
     connection_limits_attach(slot);
     session_table_attach(slot);
     on_shmem_exit(detach_stats, Int32GetDatum(slot));

@@ -1,0 +1,105 @@
+// The observers' pure parts: JSON strings from any bytes, the latency histogram's percentiles,
+// and the audit log's lines.
+#include <gtest/gtest.h>
+
+#include "core/json_text.hpp"
+#include "core/latency_histogram.hpp"
+#include "proxy/audit_log.hpp"
+
+using namespace rproxy;
+
+namespace {
+std::string json(std::string_view s) {
+    std::string out;
+    append_json_string(out, s);
+    return out;
+}
+}  // namespace
+
+TEST(JsonText, EscapesQuotesBackslashesAndControlBytes) {
+    EXPECT_EQ(json("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    EXPECT_EQ(json("x\ny\rz\t"), "\"x\\ny\\rz\\t\"");
+    EXPECT_EQ(json(std::string("\0\x01\x1f\x7f", 4)), "\"\\u0000\\u0001\\u001f\\u007f\"");
+}
+
+TEST(JsonText, KeepsValidUtf8AndReplacesInvalidBytes) {
+    EXPECT_EQ(json("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+    EXPECT_EQ(json("\xff"), "\"\\ufffd\"");
+    EXPECT_EQ(json("\xc3"), "\"\\ufffd\"");                       // truncated sequence
+    EXPECT_EQ(json("\xc0\xaf"), "\"\\ufffd\\ufffd\"");            // overlong
+    EXPECT_EQ(json("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\""); // surrogate
+    EXPECT_EQ(json("\xf4\x90\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");  // past U+10FFFF
+}
+
+TEST(LatencyHistogram, BucketsGrowGeometrically) {
+    EXPECT_EQ(latency_bucket(0), 0);
+    EXPECT_EQ(latency_bucket(-1), 0);
+    EXPECT_EQ(latency_bucket(0.004), 0);
+    EXPECT_EQ(latency_bucket(1e12), kLatencyBuckets - 1);
+    for (double ms : {0.01, 0.3, 1.0, 7.5, 120.0, 4000.0}) {
+        int b = latency_bucket(ms);
+        EXPECT_LT(ms, latency_bucket_upper(b)) << ms;
+        EXPECT_GE(ms, latency_bucket_upper(b - 1)) << ms;
+    }
+}
+
+TEST(LatencyHistogram, PercentilesFallInTheRightBucket) {
+    uint32_t counts[kLatencyBuckets] = {};
+    EXPECT_EQ(latency_percentile(counts, 0.5, 0), 0);
+    for (int i = 0; i < 98; ++i) counts[latency_bucket(1.0)]++;
+    counts[latency_bucket(100.0)]++;
+    counts[latency_bucket(200.0)]++;
+    double p50 = latency_percentile(counts, 0.50, 200.0);
+    EXPECT_GE(p50, latency_bucket_upper(latency_bucket(1.0) - 1));
+    EXPECT_LE(p50, latency_bucket_upper(latency_bucket(1.0)));
+    double p99 = latency_percentile(counts, 0.99, 200.0);
+    EXPECT_GE(p99, 70.0);
+    EXPECT_LE(p99, 200.0);
+    EXPECT_LE(latency_percentile(counts, 1.0, 150.0), 150.0);  // never above the maximum seen
+}
+
+TEST(AuditLog, StatementLineCarriesEveryField) {
+    StatementRecord r;
+    r.statement = "SELECT '\"x\"\n' FROM t WHERE a = 1";
+    r.normalized = "select $1 from t where a = $2";
+    r.duration_ms = 1.5;
+    r.rows = 3;
+    r.cache = CacheOutcome::Uncacheable;
+    r.uncacheable_reason = "in_transaction";
+    SessionInfo who;
+    who.role = "alice";
+    who.database = "db";
+    who.client_address = "10.0.0.1";
+    who.upstream = "up";
+    std::string line = audit_statement_line("2026-12-02T00:00:00.000000Z", r, who, 42, false);
+    EXPECT_EQ(line.back(), '\n');
+    EXPECT_EQ(line.find('\n'), line.size() - 1);  // one line, whatever the statement holds
+    for (const char* part : {"\"event\":\"statement\"", "\"session\":42", "\"role\":\"alice\"", "\"database\":\"db\"",
+                             "\"client_address\":\"10.0.0.1\"", "\"server_name\":\"\"", "\"upstream\":\"up\"",
+                             "\"statement\":\"SELECT '\\\"x\\\"\\n' FROM t WHERE a = 1\"", "\"verdict\":\"allowed\"",
+                             "\"cache\":\"uncacheable:in_transaction\"", "\"duration_ms\":1.500", "\"rows\":3",
+                             "\"sqlstate\":\"00000\""})
+        EXPECT_NE(line.find(part), std::string::npos) << part << " in " << line;
+    std::string normalized = audit_statement_line("t", r, who, 42, true);
+    EXPECT_NE(normalized.find("\"statement\":\"select $1 from t where a = $2\""), std::string::npos);
+
+    r.refused = true;
+    r.reason = RejectReason::StatementKind;
+    r.refusal_sqlstate = "25006";
+    r.refusal_message = "Write operations are not permitted";
+    r.sqlstate = "25006";
+    line = audit_statement_line("t", r, who, 42, false);
+    for (const char* part : {"\"verdict\":\"refused\"", "\"reason\":\"statement_kind\"", "\"refusal_sqlstate\":\"25006\"",
+                             "\"sqlstate\":\"25006\""})
+        EXPECT_NE(line.find(part), std::string::npos) << part;
+}
+
+TEST(AuditLog, ConnectionLineNamesItsOutcome) {
+    SessionInfo who;
+    who.role = "mallory";
+    who.client_address = "::1";
+    std::string line = audit_connection_line("t", ConnEvent::PasswordFailed, who, 0, "28P01");
+    EXPECT_NE(line.find("\"event\":\"connection\""), std::string::npos);
+    EXPECT_NE(line.find("\"outcome\":\"password_failed\""), std::string::npos);
+    EXPECT_NE(line.find("\"sqlstate\":\"28P01\""), std::string::npos);
+}
