@@ -5,6 +5,7 @@
 #include "core/pure_layer.hpp"
 #include "core/shared_list.hpp"
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,6 +77,7 @@ struct ParsedQuery {
     // normalized with its literals numbered $1, $2... as pg_rproxy_statements and the audit log show
     // it (shared by every string of the shape); null when the string has no shape.
     std::shared_ptr<const std::string> shown_shape;
+    uint64_t shape_digest = 0;  // a hash of shown_shape, made with it
     SharedList<std::string> relations;  // tables/views named, "schema.name" or "name"
     bool reads_catalog = false;          // names pg_catalog or information_schema relations
     bool temp_relation = false;          // names pg_temp relations

@@ -26,6 +26,7 @@ struct StatementRecord {
     // form (literals replaced by placeholders; empty when the text did not parse).
     std::string_view statement;
     std::string_view normalized;
+    uint64_t digest = 0;  // a hash of normalized; 0: none made yet
     bool refused = false;
     RejectReason reason = RejectReason::None;  // why it was refused
     std::string_view refusal_sqlstate;          // the refusal's SQLSTATE (25006, 42501, ...)

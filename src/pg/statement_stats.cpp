@@ -247,7 +247,7 @@ void statement_stats_record(const StatementRecord& r, std::string_view upstream,
         forget_all();
         local.epoch = epoch;
     }
-    uint64 digest = fnv1a(r.normalized.empty() ? r.statement : r.normalized);
+    uint64 digest = r.digest ? r.digest : fnv1a(r.normalized.empty() ? r.statement : r.normalized);
     Entry* e = find_or_add(r, digest, upstream, role);
     if (!e) return;
     begin_write(e);

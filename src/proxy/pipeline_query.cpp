@@ -133,7 +133,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
             conn->mark_broken();
             abandon_expected();
             keep_or_release(conn, false);
-            observe_error(ErrorFields::make("FATAL", "08006", "client gone"));
+            observe_lost();
             observe_done();
             co_return;
         }
@@ -154,9 +154,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
             out_.resize(out_start);
             continue;
         }
-        ErrorFields lost = ErrorFields::make("ERROR", "08006", "upstream connection lost");
-        protocol::append_error(out_, lost);
-        observe_error(lost);
+        append_connection_lost();
         break;
     }
     if (fill) {

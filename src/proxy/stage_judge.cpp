@@ -30,7 +30,10 @@ std::shared_ptr<const ParsedQuery> StatementPipeline::parse(const std::string& s
     }
     std::string shape = scanned.ok ? scanned.shape : std::string();
     ParsedQuery fresh = worker_.parser().parse(sql, scanned.ok ? &scanned.normalized : nullptr);
-    if (!shape.empty()) fresh.shown_shape = std::make_shared<const std::string>(numbered_shape(shape));
+    if (!shape.empty()) {
+        fresh.shown_shape = std::make_shared<const std::string>(numbered_shape(shape));
+        fresh.shape_digest = std::hash<std::string>()(*fresh.shown_shape);
+    }
     auto parsed = std::make_shared<const ParsedQuery>(std::move(fresh));
     memo.remember_shape(scanned.shape, parsed);
     memo.remember(sql, parsed);

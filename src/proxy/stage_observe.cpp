@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "protocol/backend_messages.hpp"
 #include "proxy/worker.hpp"
 
 namespace rproxy {
@@ -41,7 +42,7 @@ void copy_sqlstate(std::string_view body, char* out) {
     }
 }
 
-void set_sqlstate(char* out, const std::string& code) {
+void set_sqlstate(char* out, std::string_view code) {
     if (code.size() != 5) return;
     memcpy(out, code.data(), 5);
     out[5] = '\0';
@@ -52,7 +53,7 @@ void set_sqlstate(char* out, const std::string& code) {
 void StatementPipeline::observe_query(const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed) {
     observing_ = worker_.observing();
     if (!observing_) return;
-    if (!observed_) observed_ = std::make_unique<Observed>();
+    if (!observed_) observed_ = worker_.take_observed();
     Observed& o = *observed_;
     o.started = std::chrono::steady_clock::now();
     o.sql = &sql;
@@ -67,14 +68,18 @@ void StatementPipeline::observe_query(const std::string& sql, const std::shared_
 
 void StatementPipeline::observe_refusal(const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed,
                                         const Verdict& verdict, const ErrorFields& failure, StatementProtocol protocol) {
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     if (protocol == StatementProtocol::Simple) {
         if (!observing_) return;
         observing_ = false;  // ends here
+        started = observed_->started;
+        observed_->parsed.reset();
+        worker_.give_observed(std::move(observed_));
     } else if (!worker_.observing()) {
         return;
     }
     Observed o;
-    o.started = protocol == StatementProtocol::Simple ? observed_->started : std::chrono::steady_clock::now();
+    o.started = started;
     o.sql = &sql;
     o.parsed = parsed;
     o.protocol = protocol;
@@ -107,11 +112,21 @@ void StatementPipeline::observe_error(const ErrorFields& e) {
     if (const std::string* code = e.find('C')) set_sqlstate(observed_->sqlstate, *code);
 }
 
+void StatementPipeline::observe_lost() {
+    if (observing_) set_sqlstate(observed_->sqlstate, "08006");
+}
+
+void StatementPipeline::append_connection_lost() {
+    protocol::append_error(out_, ErrorFields::make("ERROR", "08006", "upstream connection lost"));
+    observe_lost();
+}
+
 void StatementPipeline::observe_done() {
     if (!observing_) return;
     observing_ = false;
     emit_observed(*observed_, false, RejectReason::None, {});
     observed_->parsed.reset();
+    worker_.give_observed(std::move(observed_));
 }
 
 std::unique_ptr<Observed> StatementPipeline::observe_execute(std::shared_ptr<const void> keeps_sql,
@@ -163,7 +178,10 @@ void StatementPipeline::emit_observed(const Observed& o, bool refused, RejectRea
     r.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - o.started).count();
     r.protocol = o.protocol;
     if (o.sql) r.statement = *o.sql;
-    if (o.parsed) r.normalized = o.parsed->shown_shape ? *o.parsed->shown_shape : std::string_view(o.parsed->normalized);
+    if (o.parsed) {
+        r.normalized = o.parsed->shown_shape ? *o.parsed->shown_shape : std::string_view(o.parsed->normalized);
+        r.digest = o.parsed->shape_digest;
+    }
     r.refused = refused;
     r.reason = reason;
     r.refusal_sqlstate = refusal_code;

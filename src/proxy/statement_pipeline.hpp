@@ -137,6 +137,8 @@ private:
                          const Verdict& verdict, const ErrorFields& failure, StatementProtocol protocol);
     void observe_cache(bool keyed, ProbeResult result);
     void observe_error(const ErrorFields& e);
+    void observe_lost();           // 08006: the client or the upstream connection went
+    void append_connection_lost();  // the error for a statement whose upstream connection was lost
     void observe_done();
     // Extended protocol: an Execute, answered from the cache (emitted at once) or forwarded (the
     // result goes into its Expected entry, completed by the relay).
@@ -148,7 +150,7 @@ private:
     void observe_answer(Expected& f, char type, std::string_view body);
     void emit_observed(const Observed& o, bool refused, RejectReason reason, std::string_view refusal_code,
                        std::string_view refusal_message = {});
-    std::unique_ptr<Observed> observed_;  // made at the first observed statement, given back when parked
+    std::unique_ptr<Observed> observed_;  // the worker's, while a simple Query is observed
     bool observing_ = false;              // observed_ holds the simple Query under way
     const char* uncacheable_why_ = "not_a_read";  // cache_key_for()'s last "no"
     uint64_t hit_rows_ = 0;                       // probe_cache_now()'s last hit

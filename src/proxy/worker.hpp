@@ -19,6 +19,7 @@
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
 #include "proxy/audit_log.hpp"
+#include "proxy/exchange.hpp"
 #include "proxy/blocking_helper.hpp"
 #include "proxy/statement_memo.hpp"
 #include "proxy/sni_certificates.hpp"
@@ -103,6 +104,17 @@ public:
     void audit_connection(ConnEvent e, const SessionInfo& who, int32_t session, std::string_view sqlstate);
     // The one copy of what the observers need of a client's identity that clients alike share.
     std::shared_ptr<const SessionInfo> intern_identity(const SessionInfo& s);
+    // Observations of simple Queries under way, kept for the next ones: a statement allocates
+    // none, and an idle client holds none.
+    std::unique_ptr<Observed> take_observed() {
+        if (spare_observed_.empty()) return std::make_unique<Observed>();
+        auto o = std::move(spare_observed_.back());
+        spare_observed_.pop_back();
+        return o;
+    }
+    void give_observed(std::unique_ptr<Observed> o) {
+        if (spare_observed_.size() < 64) spare_observed_.push_back(std::move(o));
+    }
 
 private:
     boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acc);
@@ -162,7 +174,8 @@ private:
     AuditLog audit_;
     bool observing_ = false;
     std::map<std::string, std::weak_ptr<const SessionInfo>> identities_;
-    std::size_t identities_swept_ = 0;  // what was left after the last sweep of expired ones
+    std::size_t identities_swept_ = 0;
+    std::vector<std::unique_ptr<Observed>> spare_observed_;  // what was left after the last sweep of expired ones
 };
 
 }  // namespace rproxy
