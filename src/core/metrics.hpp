@@ -18,8 +18,10 @@ namespace rproxy {
 struct MetricsConfig {
     int port = 0;  // 0: no endpoint
     std::string listen_addresses = "localhost";
-    std::string user;      // basic authentication when not empty
-    std::string password;
+    std::string user;           // basic authentication when not empty
+    // Holds the password (its first line): a file, because the postmaster logs a setting's new
+    // value when a reload changes it.
+    std::string password_file;
     std::vector<std::string> allowed_addresses;  // CIDR blocks; empty: any address
 };
 

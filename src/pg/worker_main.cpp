@@ -20,6 +20,8 @@
 #include "pg/routing_catalog.hpp"
 #include "pg/server_table.hpp"
 #include "pg/session_table.hpp"
+#include "pg/metrics_snapshot.hpp"
+#include "pg/statement_metrics.hpp"
 #include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/pg_guard.hpp"
@@ -122,7 +124,15 @@ public:
         pg_call([&] { ereport(elevel, (errmsg_internal("%s", msg))); });
     }
 
-    void publish(const WorkerCounters& counters) override { worker_stats_publish(slot_, counters); }
+    void publish(const WorkerCounters& counters) override {
+        worker_stats_publish(slot_, counters);
+        statement_metrics_publish_bytes(slot_, counters);
+    }
+    void count_statement_metrics(const StatementRecord& r, const std::string& upstream) override {
+        statement_metrics_count(slot_, r, upstream);
+    }
+    MetricsConfig metrics_config() override { return rproxy::pg::metrics_config(); }
+    MetricsSnapshot metrics_snapshot() override { return read_metrics_snapshot(); }
 
     SecurityConfig security_config() override { return rproxy::pg::security_config(); }
     AuthSnapshot auth_snapshot(const std::string& role) override {
@@ -249,6 +259,7 @@ void pg_rproxy_worker_main(Datum main_arg) {
     worker_stats_attach(slot, MyProcPid);
     connection_limits_attach(slot);
     session_table_attach(slot);
+    statement_metrics_attach(slot);
     on_shmem_exit(detach_stats, Int32GetDatum(slot));
     ereport(LOG, (errmsg("pg_rproxy worker %d starting", slot)));
 

@@ -18,6 +18,7 @@
 
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
+#include "core/statement_record.hpp"
 #include "proxy/blocking_helper.hpp"
 #include "proxy/statement_memo.hpp"
 #include "proxy/sni_certificates.hpp"
@@ -34,6 +35,7 @@
 namespace rproxy {
 
 class ClientSession;
+class MetricsServer;
 
 class Worker {
 public:
@@ -81,6 +83,9 @@ public:
     std::pair<int32_t, int32_t> new_backend_key();
     void cancel(int32_t pid, int32_t key);
     void count_statement();
+    // A statement's answer is complete: the observers' turn (metrics). r's views are valid only
+    // during the call; upstream: the pg_rproxy_upstreams name ("" for pg_rproxy.upstream).
+    void statement_done(const StatementRecord& r, const std::string& upstream);
     // The one copy of these settings that clients who started with them share.
     SessionSettings intern_settings(const SessionSettings& s);
     // Advanced by the park sweep; a client's wait that began two epochs ago has lasted at least
@@ -111,6 +116,8 @@ private:
     BlockSlab session_slab_;  // before io_: outlives the handlers that io_ destroys, which may hold sessions
     boost::asio::io_context io_{static_cast<int>(BOOST_ASIO_CONCURRENCY_HINT_ID | BOOST_ASIO_CONCURRENCY_HINT_LOCKING_SCHEDULER)};
     BlockingHelper helper_;  // after io_: destroyed (joined) first
+    std::unique_ptr<MetricsServer> metrics_;  // slot 0 with pg_rproxy.metrics_port set; after helper_: destroyed first
+    void start_metrics();
     HealthChecker health_{io_.get_executor(), helper_, host_};
     UpstreamRegistry upstreams_;
     RouteResolver routes_{host_, upstreams_};

@@ -17,10 +17,12 @@
 #include "core/connection_events.hpp"
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
+#include "core/metrics.hpp"
 #include "core/routing.hpp"
 #include "core/server_state.hpp"
 #include "core/session_info.hpp"
 #include "core/statement_facts.hpp"
+#include "core/statement_record.hpp"
 #include "core/verdict.hpp"
 
 namespace rproxy {
@@ -37,6 +39,9 @@ struct WorkerCounters {
     uint32_t upstream_idle = 0;
     uint64_t statements = 0;
     uint32_t parked_clients = 0;  // idle clients whose message loop has returned (ClientSession::park)
+    // Since the worker started (proxy/io_counters): the metrics endpoint's bytes in and out.
+    uint64_t client_received_bytes = 0, client_sent_bytes = 0;
+    uint64_t upstream_received_bytes = 0, upstream_sent_bytes = 0;
 };
 
 enum class LogLevel { Debug, Log, Warning };
@@ -81,6 +86,8 @@ public:
     virtual int session_started(const SessionInfo& info) = 0;
     virtual void session_ended(int handle) = 0;
     virtual void session_pinned(int handle, const char* reason) = 0;
+    // A statement's answer is complete (Worker::statement_done): the metrics endpoint's counters.
+    virtual void count_statement_metrics(const StatementRecord& r, const std::string& upstream) = 0;
 };
 
 // Who may log in (pg/auth_catalog) and the limits on connections (pg/connection_limits).
@@ -122,6 +129,9 @@ public:
     virtual CacheConfig cache_config() = 0;
     virtual SecurityConfig security_config() = 0;
     virtual RoutingConfig routing_config() = 0;
+    virtual MetricsConfig metrics_config() = 0;
+    // What GET /metrics shows, read from shared memory (no lock a statement could wait on).
+    virtual MetricsSnapshot metrics_snapshot() = 0;
     // Called after the wake eventfd fired: handles PostgreSQL-side interrupts (ProcSignal
     // barriers, config reload) and reports what the loop has to act on.
     virtual WakeEvents take_wake_events() = 0;
