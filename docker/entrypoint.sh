@@ -180,7 +180,7 @@ container_main() {
         initdb -D "$data" -U postgres -A peer -E UTF8 --locale=C.UTF-8 >/dev/null
         echo "listen_addresses = ''" >>"$data/postgresql.conf"
         # In a container the proxy port is published explicitly; listen on all interfaces.
-        LISTEN_HOST=${LISTEN_HOST:-*} write_config "$data/postgresql.conf"
+        LISTEN_HOST=${LISTEN_HOST:-*} METRICS_LISTEN_HOST=${METRICS_LISTEN_HOST:-*} write_config "$data/postgresql.conf"
         local out
         out=$(postgres --single -D "$data" postgres <<<"CREATE EXTENSION pg_rproxy;
 $(role_sql)" 2>&1) ||

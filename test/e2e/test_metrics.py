@@ -250,3 +250,13 @@ def metrics_allowed_addresses():
     finally:
         env.gw.reload_with(metrics_allowed_addresses=None)
         wait_for(lambda: get()[0] == 200 or "not yet", "open again")
+
+
+@test
+def metrics_dashboard_uses_names_the_endpoint_has():
+    status, _, body = get()
+    families = set(re.findall(r"^# TYPE (\S+) ", body, re.M))
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docker", "grafana-dashboard.json")) as f:
+        used = set(re.findall(r"pg_rproxy_[a-z_]+", f.read()))
+    unknown = [n for n in used if n not in families and re.sub(r"_(bucket|sum|count)$", "", n) not in families]
+    check(used and not unknown, f"dashboard names the endpoint does not have: {unknown}")
