@@ -22,9 +22,7 @@ MetricsSnapshot read_metrics_snapshot() {
     }
     s.clients_parked = parked;
     s.clients_active = clients > parked ? clients - parked : 0;
-    session_table_scan([&](const SessionRow& r) {
-        if (!r.info.pinned.empty()) ++s.clients_pinned;
-    });
+    s.clients_pinned = static_cast<uint32_t>(session_table_count_pinned());
 
     uint64_t events[kConnEventCount];
     read_conn_events(events);

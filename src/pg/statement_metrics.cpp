@@ -48,9 +48,17 @@ SlotMetrics* slot_at(int i) { return shm && i >= 0 && i < shm->nslots ? &shm->sl
 // Only this worker writes its slot: a load and a store, where fetch_add would lock the bus.
 inline void bump(pg_atomic_uint64* c, uint64 by = 1) { pg_atomic_write_u64(c, pg_atomic_read_u64(c) + by); }
 
+int last_place = -1;  // most statements name the upstream the one before did: no hashing then
+std::string last_upstream;
+
 int place_of(SlotMetrics* s, const std::string& upstream) {
+    if (last_place >= 0 && upstream == last_upstream) return last_place;
     auto it = places.find(upstream);
-    if (it != places.end()) return it->second;
+    if (it != places.end()) {
+        last_place = it->second;
+        last_upstream = upstream;
+        return last_place;
+    }
     std::string name = upstream.substr(0, NAMEDATALEN - 1);
     int i;
     if (used_places < kUpstreamNames - 1) {
@@ -97,6 +105,7 @@ void init_statement_metrics_shmem() {
 
 void statement_metrics_attach(int slot) {
     places.clear();
+    last_place = -1;
     used_places = 0;
     SlotMetrics* s = slot_at(slot);
     if (!s) return;
