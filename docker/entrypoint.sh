@@ -17,6 +17,9 @@
 # routes named 'yaml:<external>', re-imported at every start of the image; its listen address and
 # port apply where LISTEN_HOST and LISTEN_PORT are unset; see scripts/lib/sni_config.py). Every
 # start of the image also runs ALTER EXTENSION pg_rproxy UPDATE, for a data volume from an older image.
+# The Prometheus endpoint: METRICS_PORT (0, off), METRICS_LISTEN_HOST (localhost; '*' for all),
+# METRICS_USER and METRICS_PASSWORD_FILE (HTTP basic authentication: a file holding the password),
+# METRICS_ALLOWED_ADDRESSES (CIDR blocks that may scrape; empty: any).
 #   entrypoint.sh role-sql            the SQL that creates/updates PROXY_USER with PROXY_PASSWORD
 set -euo pipefail
 
@@ -131,6 +134,10 @@ write_config() {
     local auth=${AUTH_METHOD:-scram-sha-256} max_clients=${MAX_CLIENT_CONNECTIONS:-10000}
     case "$auth" in scram-sha-256|md5|password|trust|reject|cert) ;; *) die "AUTH_METHOD must be scram-sha-256, md5, password, trust, reject or cert, got '$auth'" ;; esac
     require_int MAX_CLIENT_CONNECTIONS "$max_clients" 0 1000000
+    local metrics_port=${METRICS_PORT:-0} metrics_listen=${METRICS_LISTEN_HOST:-localhost}
+    require_int METRICS_PORT "$metrics_port" 0 65535
+    [ "$metrics_listen" = "0.0.0.0" ] && metrics_listen='*'
+    if [ -n "${METRICS_USER:-}" ] && [ -z "${METRICS_PASSWORD_FILE:-}" ]; then die "METRICS_USER needs METRICS_PASSWORD_FILE"; fi
     if [ -n "${TLS_CERT_FILE:-}${TLS_KEY_FILE:-}" ] && { [ -z "${TLS_CERT_FILE:-}" ] || [ -z "${TLS_KEY_FILE:-}" ]; }; then
         die "TLS_CERT_FILE and TLS_KEY_FILE go together"
     fi
@@ -155,6 +162,13 @@ write_config() {
             echo "pg_rproxy.ssl_key_file = $(conf_string "$TLS_KEY_FILE")"
         fi
         [ -n "${TLS_CA_FILE:-}" ] && echo "pg_rproxy.ssl_ca_file = $(conf_string "$TLS_CA_FILE")"
+        if [ "$metrics_port" != 0 ]; then
+            echo "pg_rproxy.metrics_port = $metrics_port"
+            echo "pg_rproxy.metrics_listen_addresses = $(conf_string "$metrics_listen")"
+            [ -n "${METRICS_USER:-}" ] && echo "pg_rproxy.metrics_user = $(conf_string "$METRICS_USER")"
+            [ -n "${METRICS_PASSWORD_FILE:-}" ] && echo "pg_rproxy.metrics_password_file = $(conf_string "$METRICS_PASSWORD_FILE")"
+            [ -n "${METRICS_ALLOWED_ADDRESSES:-}" ] && echo "pg_rproxy.metrics_allowed_addresses = $(conf_string "$METRICS_ALLOWED_ADDRESSES")"
+        fi
         true
     } >>"$file"
 }
@@ -166,7 +180,7 @@ container_main() {
         initdb -D "$data" -U postgres -A peer -E UTF8 --locale=C.UTF-8 >/dev/null
         echo "listen_addresses = ''" >>"$data/postgresql.conf"
         # In a container the proxy port is published explicitly; listen on all interfaces.
-        LISTEN_HOST=${LISTEN_HOST:-*} write_config "$data/postgresql.conf"
+        LISTEN_HOST=${LISTEN_HOST:-*} METRICS_LISTEN_HOST=${METRICS_LISTEN_HOST:-*} write_config "$data/postgresql.conf"
         local out
         out=$(postgres --single -D "$data" postgres <<<"CREATE EXTENSION pg_rproxy;
 $(role_sql)" 2>&1) ||

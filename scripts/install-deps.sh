@@ -10,7 +10,7 @@ want=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libk
 if [ "${1:-run}" = test ]; then
     want+=(cmake libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3
            python3-psycopg python3-psycopg2 postgresql-contrib libpostgresql-jdbc-java openssl clang valgrind
-           postgresql-plpython3-15)
+           postgresql-plpython3-15 prometheus)
     command -v node >/dev/null 2>&1 || want+=(nodejs npm)
     command -v javac >/dev/null 2>&1 || want+=(openjdk-17-jdk-headless)
 fi

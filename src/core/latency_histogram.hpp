@@ -7,13 +7,13 @@
 
 namespace rproxy {
 
-constexpr int kLatencyBuckets = 48;
+constexpr int kStatementLatencyBuckets = 48;
 constexpr double kLatencyFirstBound = 0.005;  // ms: bucket 0 holds [0, 0.005), bucket 47 everything past ~84 s
 
-int latency_bucket(double ms);
-double latency_bucket_upper(int bucket);
+int statement_latency_bucket(double ms);
+double statement_latency_upper(int bucket);
 // The q-quantile (0 < q <= 1) of the latencies counted in counts, interpolated geometrically
 // inside its bucket and never above max_ms; 0 when nothing was counted.
-double latency_percentile(const uint32_t (&counts)[kLatencyBuckets], double q, double max_ms);
+double statement_latency_percentile(const uint32_t (&counts)[kStatementLatencyBuckets], double q, double max_ms);
 
 }  // namespace rproxy

@@ -141,6 +141,7 @@ void define_gucs() {
                             &session_table_size, 10000, 0, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     define_security_gucs();
     define_observe_gucs();
+    define_metrics_gucs();
     MarkGUCPrefixReserved("pg_rproxy");
 }
 

@@ -5,12 +5,14 @@
 #include "core/cache_types.hpp"
 #include "core/firewall_policy.hpp"
 #include "core/observe_config.hpp"
+#include "core/metrics.hpp"
 
 namespace rproxy::pg {
 
 void define_gucs();
 void define_security_gucs();  // security_gucs.cpp: authentication, TLS, limits
 void define_observe_gucs();   // observe_gucs.cpp: statement statistics, the audit log
+void define_metrics_gucs();   // metrics_gucs.cpp: the Prometheus endpoint
 
 int guc_workers();
 const char* guc_database();
@@ -20,6 +22,7 @@ FirewallConfig firewall_config();
 CacheConfig cache_config();
 SecurityConfig security_config();
 RoutingConfig routing_config();
+MetricsConfig metrics_config();
 int guc_cache_max_entries();
 int guc_session_table_size();
 uint64_t guc_cache_size();

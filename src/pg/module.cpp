@@ -6,6 +6,7 @@
 #include "pg/server_table.hpp"
 #include "pg/session_table.hpp"
 #include "pg/statement_stats.hpp"
+#include "pg/statement_metrics.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/server_headers.hpp"
 
@@ -29,6 +30,7 @@ void request_shmem() {
     rproxy::pg::request_auth_generation_shmem();
     rproxy::pg::request_server_table_shmem();
     rproxy::pg::request_statement_stats_shmem();
+    rproxy::pg::request_statement_metrics_shmem();
 }
 
 void startup_shmem() {
@@ -40,6 +42,7 @@ void startup_shmem() {
     rproxy::pg::init_auth_generation_shmem();
     rproxy::pg::init_server_table_shmem();
     rproxy::pg::init_statement_stats_shmem();
+    rproxy::pg::init_statement_metrics_shmem();
 }
 
 void register_workers() {

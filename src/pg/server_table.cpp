@@ -29,6 +29,7 @@ struct Slot {
     TimestampTz last_check;
     char last_error[256];
     int64 replay_lag_ms;
+    pg_atomic_uint64 errors;  // failed checks and connection attempts, for the metrics endpoint
 };
 
 struct Counts {
@@ -76,6 +77,7 @@ void init_server_table_shmem() {
             pg_atomic_init_u32(&s.healthy, 1);
             pg_atomic_init_u32(&s.role, 0);
             pg_atomic_init_u64(&s.next_check, 0);
+            pg_atomic_init_u64(&s.errors, 0);
         }
         for (int i = 0; i < shm->nworkers * kMaxServers; ++i) {
             pg_atomic_init_u32(&shm->counts[i].busy, 0);
@@ -115,6 +117,7 @@ int server_table_slot(const std::string& upstream, const std::string& host, cons
         pg_atomic_write_u32(&s.healthy, 1);
         pg_atomic_write_u32(&s.role, 0);
         pg_atomic_write_u64(&s.next_check, 0);
+        pg_atomic_write_u64(&s.errors, 0);
         s.in_use = true;
         found = i;
     }
@@ -153,6 +156,7 @@ void server_table_report(int slot, const ServerCheck& check) {
     SpinLockRelease(&s->lock);
     pg_atomic_write_u32(&s->role, static_cast<uint32>(check.role));
     pg_atomic_write_u32(&s->healthy, check.healthy ? 1 : 0);
+    if (!check.healthy) pg_atomic_fetch_add_u64(&s->errors, 1);  // any worker may report: a locked add
 }
 
 void server_table_publish(int worker_slot, const std::vector<ServerCounts>& counts) {
@@ -206,6 +210,7 @@ void server_table_scan(const std::function<void(const ServerRow&)>& visit) {
         row.check.error = error;
         row.check.healthy = pg_atomic_read_u32(&s->healthy) != 0;
         row.check.role = static_cast<ServerRole>(pg_atomic_read_u32(&s->role));
+        row.errors = pg_atomic_read_u64(&s->errors);
         for (int w = 0; w < shm->nworkers; ++w) {
             Counts* c = &shm->counts[w * kMaxServers + i];
             row.busy += pg_atomic_read_u32(&c->busy);

@@ -32,6 +32,7 @@ struct ServerRow {
     int64_t last_check = 0;  // TimestampTz
     uint32_t busy = 0, idle = 0, clients = 0;
     uint64_t statements = 0, cache_hits = 0;
+    uint64_t errors = 0;  // failed checks and connection attempts since the slot was registered
 };
 void server_table_scan(const std::function<void(const ServerRow&)>& visit);
 

@@ -141,6 +141,20 @@ void session_table_set_pinned(int slot, int handle, const char* reason) {
     end_write(&p[handle]);
 }
 
+int session_table_count_pinned() {
+    if (!shm) return 0;
+    int n = 0;
+    for (int slot = 0; slot < shm->nslots; slot++) {
+        Entry* p = partition(slot);
+        for (int i = 0; p && i < shm->per_slot; i++) {
+            // Two bytes without the change counter: a gauge may be off by one write under way.
+            volatile const Entry* e = &p[i];
+            if (e->in_use && e->pinned[0] != '\0') ++n;
+        }
+    }
+    return n;
+}
+
 void session_table_scan(const std::function<void(const SessionRow&)>& visit) {
     if (!shm) return;
     for (int slot = 0; slot < shm->nslots; slot++) {

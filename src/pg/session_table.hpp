@@ -28,5 +28,7 @@ struct SessionRow {
     SessionInfo info;
 };
 void session_table_scan(const std::function<void(const SessionRow&)>& visit);
+// Sessions holding their upstream connection, for the metrics endpoint: no copies, no strings.
+int session_table_count_pinned();
 
 }  // namespace rproxy::pg

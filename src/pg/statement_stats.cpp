@@ -28,7 +28,7 @@ struct Entry {
     uint64 digest;
     uint64 calls, cache_hits, refusals, rows;
     double total_ms, max_ms;
-    uint32 hist[kLatencyBuckets];
+    uint32 hist[kStatementLatencyBuckets];
     char upstream[kNameMax];
     char role[kNameMax];
     uint16 text_len;
@@ -257,7 +257,7 @@ void statement_stats_record(const StatementRecord& r, std::string_view upstream,
     e->rows += r.rows;
     e->total_ms += r.duration_ms;
     e->max_ms = std::max(e->max_ms, r.duration_ms);
-    e->hist[latency_bucket(r.duration_ms)]++;
+    e->hist[statement_latency_bucket(r.duration_ms)]++;
     end_write(e);
 }
 
@@ -269,7 +269,7 @@ struct Summed {
     std::string statement;
     uint64 calls = 0, cache_hits = 0, refusals = 0, rows = 0;
     double total_ms = 0, max_ms = 0;
-    uint32_t hist[rproxy::kLatencyBuckets] = {};
+    uint32_t hist[rproxy::kStatementLatencyBuckets] = {};
 };
 
 using Key = std::tuple<std::string, std::string, uint64>;
@@ -294,7 +294,7 @@ std::map<Key, Summed> sum_partitions() {
             s.rows += copy.rows;
             s.total_ms += copy.total_ms;
             s.max_ms = std::max(s.max_ms, copy.max_ms);
-            for (int b = 0; b < rproxy::kLatencyBuckets; ++b) s.hist[b] += copy.hist[b];
+            for (int b = 0; b < rproxy::kStatementLatencyBuckets; ++b) s.hist[b] += copy.hist[b];
         }
     }
     return out;
@@ -317,8 +317,8 @@ extern "C" Datum pg_rproxy_statement_list(PG_FUNCTION_ARGS) {
         for (const auto& [key, s] : rows) {
             char digest[17];
             snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(std::get<2>(key)));
-            double p50 = rproxy::latency_percentile(s.hist, 0.50, s.max_ms);
-            double p99 = rproxy::latency_percentile(s.hist, 0.99, s.max_ms);
+            double p50 = rproxy::statement_latency_percentile(s.hist, 0.50, s.max_ms);
+            double p99 = rproxy::statement_latency_percentile(s.hist, 0.99, s.max_ms);
             const std::string& upstream = std::get<0>(key);
             const std::string& role = std::get<1>(key);
             pg_call([&] {

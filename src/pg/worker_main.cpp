@@ -21,6 +21,8 @@
 #include "pg/server_table.hpp"
 #include "pg/session_table.hpp"
 #include "pg/statement_stats.hpp"
+#include "pg/metrics_snapshot.hpp"
+#include "pg/statement_metrics.hpp"
 #include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/pg_guard.hpp"
@@ -123,7 +125,15 @@ public:
         pg_call([&] { ereport(elevel, (errmsg_internal("%s", msg))); });
     }
 
-    void publish(const WorkerCounters& counters) override { worker_stats_publish(slot_, counters); }
+    void publish(const WorkerCounters& counters) override {
+        worker_stats_publish(slot_, counters);
+        statement_metrics_publish_bytes(slot_, counters);
+    }
+    void count_statement_metrics(const StatementRecord& r, const std::string& upstream) override {
+        statement_metrics_count(slot_, r, upstream);
+    }
+    MetricsConfig metrics_config() override { return rproxy::pg::metrics_config(); }
+    MetricsSnapshot metrics_snapshot() override { return read_metrics_snapshot(); }
 
     ObserveConfig observe_config() override { return rproxy::pg::observe_config(); }
     void record_statement(const StatementRecord& r, std::string_view upstream, std::string_view role) override {
@@ -255,6 +265,7 @@ void pg_rproxy_worker_main(Datum main_arg) {
     statement_stats_attach(slot);
     connection_limits_attach(slot);
     session_table_attach(slot);
+    statement_metrics_attach(slot);
     on_shmem_exit(detach_stats, Int32GetDatum(slot));
     ereport(LOG, (errmsg("pg_rproxy worker %d starting", slot)));
 

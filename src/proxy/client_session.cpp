@@ -10,6 +10,7 @@
 #include "protocol/backend_messages.hpp"
 #include "protocol/message_writer.hpp"
 #include "proxy/cache_key.hpp"
+#include "proxy/io_counters.hpp"
 #include "proxy/worker.hpp"
 
 namespace asio = boost::asio;
@@ -50,14 +51,19 @@ ClientSession::~ClientSession() {
 std::size_t ClientSession::read_available(boost::system::error_code& ec) {
     asio::mutable_buffer shared = worker_.read_buffer();
     std::size_t n = socket_.read_some(shared, ec);  // never blocks: would_block when nothing is there
-    if (!ec) input_->append(static_cast<const char*>(shared.data()), n);
+    if (!ec) {
+        input_->append(static_cast<const char*>(shared.data()), n);
+        io_counters.client_received += n;
+    }
     socket_drained_ = ec == asio::error::would_block || ec == asio::error::try_again || (!ec && n < shared.size());
     return n;
 }
 
 asio::awaitable<void> ClientSession::write_all(asio::const_buffer buf, boost::system::error_code& ec) {
-    if (tls_) co_await asio::async_write(*tls_, buf, asio::redirect_error(asio::use_awaitable, ec));
-    else co_await asio::async_write(socket_, buf, asio::redirect_error(asio::use_awaitable, ec));
+    std::size_t n;
+    if (tls_) n = co_await asio::async_write(*tls_, buf, asio::redirect_error(asio::use_awaitable, ec));
+    else n = co_await asio::async_write(socket_, buf, asio::redirect_error(asio::use_awaitable, ec));
+    io_counters.client_sent += n;
 }
 
 void ClientSession::request_shutdown() {
@@ -121,6 +127,7 @@ asio::awaitable<std::size_t> ClientSession::read_delivering_notifications(bool d
             n = co_await tls_->async_read_some(asio::buffer(room, kReadChunk),
                                                asio::redirect_error(asio::use_awaitable, ec));
             input_->commit(n);
+            io_counters.client_received += n;
         } else {
             // Plain sockets are read only once readable, into the worker's one buffer: an idle
             // client holds no read buffer of its own.
@@ -243,6 +250,7 @@ bool ClientSession::write_now() {
         }
         done += n;
     }
+    io_counters.client_sent += done;
     if (done == out_.size()) {
         if (out_.capacity() > kKeepBuffer) std::string().swap(out_);
         else out_.clear();

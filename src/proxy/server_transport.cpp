@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "pg/libpq_unread.h"
+#include "proxy/io_counters.hpp"
 
 namespace asio = boost::asio;
 
@@ -72,6 +73,7 @@ ServerTransport::Io ServerTransport::read_some(protocol::InputBuffer& in, std::s
         if (n > 0) {
             in.append(room, static_cast<std::size_t>(n));
             got = static_cast<std::size_t>(n);
+            io_counters.upstream_received += got;
             return Io::Done;
         }
         switch (SSL_get_error(ssl_, n)) {
@@ -84,6 +86,7 @@ ServerTransport::Io ServerTransport::read_some(protocol::InputBuffer& in, std::s
     if (n > 0) {
         in.append(room, static_cast<std::size_t>(n));
         got = static_cast<std::size_t>(n);
+        io_counters.upstream_received += got;
         return Io::Done;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return Io::WantRead;
@@ -100,6 +103,7 @@ ServerTransport::Io ServerTransport::write_some(std::string_view bytes, std::siz
         int n = SSL_write(ssl_, bytes.data(), static_cast<int>(std::min<std::size_t>(bytes.size(), 1 << 30)));
         if (n > 0) {
             done = static_cast<std::size_t>(n);
+            io_counters.upstream_sent += done;
             return Io::Done;
         }
         switch (SSL_get_error(ssl_, n)) {
@@ -111,6 +115,7 @@ ServerTransport::Io ServerTransport::write_some(std::string_view bytes, std::siz
     ssize_t n = ::send(sock_.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0) {
         done = static_cast<std::size_t>(n);
+        io_counters.upstream_sent += done;
         return Io::Done;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Io::WantWrite;
@@ -139,6 +144,7 @@ asio::awaitable<bool> ServerTransport::read(protocol::InputBuffer& in) {
                                                        asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return false;  // end of stream included: the server closed it
         in.append(wake_.get(), n);  // kept even when cancelled meanwhile: the stream stays whole
+        io_counters.upstream_received += n;
         if (cancelled_) co_return false;
         // A full buffer: a large result is arriving; one more read takes a larger piece of it at
         // once (one only: the caller decides when to read more, a slow client holds it back).

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include "proxy/client_session.hpp"
+#include "proxy/io_counters.hpp"
 #include "proxy/listener.hpp"
+#include "proxy/metrics_server.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -82,6 +84,23 @@ void Worker::count_statement() {
     publish();
 }
 
+void Worker::start_metrics() {
+    if (host_.slot() != 0) return;
+    MetricsConfig cfg = host_.metrics_config();
+    if (cfg.port <= 0) return;
+    auto server = std::make_unique<MetricsServer>(io_, helper_, host_);
+    try {
+        server->start(cfg);
+    } catch (const std::exception& e) {
+        // The proxy serves on without it; a restart after the port is free brings it back.
+        host_.log(LogLevel::Warning, std::string("pg_rproxy: no metrics endpoint: ") + e.what());
+        return;
+    }
+    metrics_ = std::move(server);
+    host_.log(LogLevel::Log, "pg_rproxy metrics on " + cfg.listen_addresses + " port " + std::to_string(cfg.port) +
+                                 (cfg.user.empty() ? "" : " (basic authentication)"));
+}
+
 void Worker::load_security() {
     security_ = host_.security_config();
     limits_.max_message_size = security_.max_message_size;
@@ -117,6 +136,10 @@ void Worker::publish() {
     counters_.clients = static_cast<uint32_t>(sessions_.size());
     counters_.upstream_busy = static_cast<uint32_t>(upstreams_.busy());
     counters_.upstream_idle = static_cast<uint32_t>(upstreams_.idle());
+    counters_.client_received_bytes = io_counters.client_received;
+    counters_.client_sent_bytes = io_counters.client_sent;
+    counters_.upstream_received_bytes = io_counters.upstream_received;
+    counters_.upstream_sent_bytes = io_counters.upstream_sent;
     host_.publish(counters_);
 }
 
@@ -137,6 +160,7 @@ Worker::Exit Worker::run() {
     cache_config_ = host_.cache_config();
     load_observers();
     for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
+    start_metrics();
     arm_wake();
     arm_postmaster();
     arm_park_sweep();
@@ -233,6 +257,7 @@ void Worker::on_wake() {
         firewall_ = host_.firewall_config();
         cache_config_ = host_.cache_config();
         load_observers();
+        if (metrics_) metrics_->configure(host_.metrics_config());
         upstreams_.forget_learned();
         memo_.clear();  // built-in volatilities may have been re-read
         descriptions_.clear();
@@ -246,6 +271,7 @@ void Worker::begin_shutdown() {
     shutting_down_ = true;
     boost::system::error_code ignored;
     for (auto& acc : acceptors_) acc.close(ignored);
+    if (metrics_) metrics_->stop();
     health_.stop();
     upstreams_.close_idle();
     if (sessions_.empty()) {

@@ -20,6 +20,7 @@
 #include "core/firewall_policy.hpp"
 #include "proxy/audit_log.hpp"
 #include "proxy/exchange.hpp"
+#include "core/statement_record.hpp"
 #include "proxy/blocking_helper.hpp"
 #include "proxy/statement_memo.hpp"
 #include "proxy/sni_certificates.hpp"
@@ -36,6 +37,7 @@
 namespace rproxy {
 
 class ClientSession;
+class MetricsServer;
 
 class Worker {
 public:
@@ -95,8 +97,9 @@ public:
     }
     ParkedClients& parked_clients() { return parked_clients_; }
 
-    // The observers after the pipeline (worker_observe.cpp): pg_rproxy_statements and the audit
-    // log. observing(): is anything interested in statements at all (one branch per statement).
+    // The observers after the pipeline (worker_observe.cpp): pg_rproxy_statements, the audit log
+    // and the metrics endpoint's counters. observing(): is anything interested in statements at all
+    // (one branch per statement). r's views are valid only during the call.
     bool observing() const { return observing_; }
     void statement_done(const StatementRecord& r, const SessionInfo& who, int32_t session);
     // A connection attempt that ended (counted) / one to write to the audit log.
@@ -136,6 +139,8 @@ private:
     BlockSlab session_slab_;  // before io_: outlives the handlers that io_ destroys, which may hold sessions
     boost::asio::io_context io_{static_cast<int>(BOOST_ASIO_CONCURRENCY_HINT_ID | BOOST_ASIO_CONCURRENCY_HINT_LOCKING_SCHEDULER)};
     BlockingHelper helper_;  // after io_: destroyed (joined) first
+    std::unique_ptr<MetricsServer> metrics_;  // slot 0 with pg_rproxy.metrics_port set; after helper_: destroyed first
+    void start_metrics();
     HealthChecker health_{io_.get_executor(), helper_, host_};
     UpstreamRegistry upstreams_;
     RouteResolver routes_{host_, upstreams_};
@@ -173,6 +178,7 @@ private:
     ObserveConfig observe_;
     AuditLog audit_;
     bool observing_ = false;
+    bool counting_metrics_ = false;  // pg_rproxy.metrics_port is set: every worker counts for it
     std::map<std::string, std::weak_ptr<const SessionInfo>> identities_;
     std::size_t identities_swept_ = 0;
     std::vector<std::unique_ptr<Observed>> spare_observed_;  // what was left after the last sweep of expired ones

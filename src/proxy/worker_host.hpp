@@ -18,6 +18,7 @@
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
 #include "core/observe_config.hpp"
+#include "core/metrics.hpp"
 #include "core/routing.hpp"
 #include "core/server_state.hpp"
 #include "core/session_info.hpp"
@@ -39,6 +40,9 @@ struct WorkerCounters {
     uint32_t upstream_idle = 0;
     uint64_t statements = 0;
     uint32_t parked_clients = 0;  // idle clients whose message loop has returned (ClientSession::park)
+    // Since the worker started (proxy/io_counters): the metrics endpoint's bytes in and out.
+    uint64_t client_received_bytes = 0, client_sent_bytes = 0;
+    uint64_t upstream_received_bytes = 0, upstream_sent_bytes = 0;
 };
 
 enum class LogLevel { Debug, Log, Warning };
@@ -86,6 +90,8 @@ public:
     virtual void session_pinned(int handle, const char* reason) = 0;
     // pg_rproxy_statements (pg/statement_stats): never waits on a lock.
     virtual void record_statement(const StatementRecord& r, std::string_view upstream, std::string_view role) = 0;
+    // A statement's answer is complete (Worker::statement_done): the metrics endpoint's counters.
+    virtual void count_statement_metrics(const StatementRecord& r, const std::string& upstream) = 0;
 };
 
 // Who may log in (pg/auth_catalog) and the limits on connections (pg/connection_limits).
@@ -128,6 +134,9 @@ public:
     virtual SecurityConfig security_config() = 0;
     virtual RoutingConfig routing_config() = 0;
     virtual ObserveConfig observe_config() = 0;
+    virtual MetricsConfig metrics_config() = 0;
+    // What GET /metrics shows, read from shared memory (no lock a statement could wait on).
+    virtual MetricsSnapshot metrics_snapshot() = 0;
     // Called after the wake eventfd fired: handles PostgreSQL-side interrupts (ProcSignal
     // barriers, config reload) and reports what the loop has to act on.
     virtual WakeEvents take_wake_events() = 0;

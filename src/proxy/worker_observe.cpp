@@ -7,7 +7,8 @@ namespace rproxy {
 void Worker::load_observers() {
     observe_ = host_.observe_config();
     audit_.configure(observe_);
-    observing_ = observe_.track_statements || audit_.enabled();
+    counting_metrics_ = host_.metrics_config().port > 0;
+    observing_ = observe_.track_statements || audit_.enabled() || counting_metrics_;
 }
 
 void Worker::report_log_errors() {
@@ -16,6 +17,7 @@ void Worker::report_log_errors() {
 
 void Worker::statement_done(const StatementRecord& r, const SessionInfo& who, int32_t session) {
     if (observe_.track_statements) host_.record_statement(r, who.upstream, who.role);
+    if (counting_metrics_) host_.count_statement_metrics(r, who.upstream);
     if (audit_.enabled()) {
         audit_.statement(r, who, session);
         report_log_errors();

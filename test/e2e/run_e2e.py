@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from cluster import BINDIR, ROOT, Cluster, free_port  # noqa: E402
 
-MODULES = ["test_queries", "test_robustness", "test_firewall", "test_cache", "test_extended", "test_wire_fidelity", "test_large_messages", "test_tools", "test_bi_tools", "test_streaming", "test_auth", "test_tls_limits", "test_routing", "test_yaml_import", "test_read_write", "test_passthrough", "test_observability", "test_lifecycle"]
+MODULES = ["test_queries", "test_robustness", "test_firewall", "test_cache", "test_extended", "test_wire_fidelity", "test_large_messages", "test_tools", "test_bi_tools", "test_streaming", "test_auth", "test_tls_limits", "test_routing", "test_yaml_import", "test_read_write", "test_passthrough", "test_observability", "test_metrics", "test_lifecycle"]
 
 
 def setup(base, valgrind=False):
@@ -39,7 +39,7 @@ def setup(base, valgrind=False):
         # workers among them): PostgreSQL's own binary is not instrumented, so ASan cannot be
         # preloaded into it (see test/e2e/README.md); valgrind needs no rebuild.
         gw.postgres_wrapper = valgrind_wrapper(base)
-    proxy_port, extra_port = free_port(), free_port()
+    proxy_port, extra_port, metrics_port = free_port(), free_port(), free_port()
     proxy_env = {
         # a host name, so the upstream address is resolved off the event loop
         "UPSTREAM_HOST": "localhost",
@@ -50,9 +50,11 @@ def setup(base, valgrind=False):
         "LISTEN_HOST": "127.0.0.1",
         "LISTEN_PORT": f"{proxy_port},{extra_port}",  # every worker listens on both
         "POOL_SIZE": "2",
+        "METRICS_PORT": str(metrics_port),  # test_metrics: a postmaster setting, so set from the start
     }
     env = harness.Env(base, up, gw, proxy_port, proxy_env)
     env.extra_port = extra_port
+    env.metrics_port = metrics_port
     r = env.entrypoint("write-config", os.path.join(gw.data, "postgresql.conf"), env=proxy_env)
     assert r.returncode == 0, r.stderr
     gw.start()

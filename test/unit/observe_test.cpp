@@ -32,30 +32,30 @@ TEST(JsonText, KeepsValidUtf8AndReplacesInvalidBytes) {
 }
 
 TEST(LatencyHistogram, BucketsGrowGeometrically) {
-    EXPECT_EQ(latency_bucket(0), 0);
-    EXPECT_EQ(latency_bucket(-1), 0);
-    EXPECT_EQ(latency_bucket(0.004), 0);
-    EXPECT_EQ(latency_bucket(1e12), kLatencyBuckets - 1);
+    EXPECT_EQ(statement_latency_bucket(0), 0);
+    EXPECT_EQ(statement_latency_bucket(-1), 0);
+    EXPECT_EQ(statement_latency_bucket(0.004), 0);
+    EXPECT_EQ(statement_latency_bucket(1e12), kStatementLatencyBuckets - 1);
     for (double ms : {0.01, 0.3, 1.0, 7.5, 120.0, 4000.0}) {
-        int b = latency_bucket(ms);
-        EXPECT_LT(ms, latency_bucket_upper(b)) << ms;
-        EXPECT_GE(ms, latency_bucket_upper(b - 1)) << ms;
+        int b = statement_latency_bucket(ms);
+        EXPECT_LT(ms, statement_latency_upper(b)) << ms;
+        EXPECT_GE(ms, statement_latency_upper(b - 1)) << ms;
     }
 }
 
 TEST(LatencyHistogram, PercentilesFallInTheRightBucket) {
-    uint32_t counts[kLatencyBuckets] = {};
-    EXPECT_EQ(latency_percentile(counts, 0.5, 0), 0);
-    for (int i = 0; i < 98; ++i) counts[latency_bucket(1.0)]++;
-    counts[latency_bucket(100.0)]++;
-    counts[latency_bucket(200.0)]++;
-    double p50 = latency_percentile(counts, 0.50, 200.0);
-    EXPECT_GE(p50, latency_bucket_upper(latency_bucket(1.0) - 1));
-    EXPECT_LE(p50, latency_bucket_upper(latency_bucket(1.0)));
-    double p99 = latency_percentile(counts, 0.99, 200.0);
+    uint32_t counts[kStatementLatencyBuckets] = {};
+    EXPECT_EQ(statement_latency_percentile(counts, 0.5, 0), 0);
+    for (int i = 0; i < 98; ++i) counts[statement_latency_bucket(1.0)]++;
+    counts[statement_latency_bucket(100.0)]++;
+    counts[statement_latency_bucket(200.0)]++;
+    double p50 = statement_latency_percentile(counts, 0.50, 200.0);
+    EXPECT_GE(p50, statement_latency_upper(statement_latency_bucket(1.0) - 1));
+    EXPECT_LE(p50, statement_latency_upper(statement_latency_bucket(1.0)));
+    double p99 = statement_latency_percentile(counts, 0.99, 200.0);
     EXPECT_GE(p99, 70.0);
     EXPECT_LE(p99, 200.0);
-    EXPECT_LE(latency_percentile(counts, 1.0, 150.0), 150.0);  // never above the maximum seen
+    EXPECT_LE(statement_latency_percentile(counts, 1.0, 150.0), 150.0);  // never above the maximum seen
 }
 
 TEST(AuditLog, StatementLineCarriesEveryField) {
