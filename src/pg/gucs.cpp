@@ -140,6 +140,7 @@ void define_gucs() {
                             "Split evenly between the workers; clients beyond it are served but not shown.",
                             &session_table_size, 10000, 0, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     define_security_gucs();
+    define_message_log_gucs();
     MarkGUCPrefixReserved("pg_rproxy");
 }
 

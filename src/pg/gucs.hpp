@@ -4,11 +4,14 @@
 #include "core/config.hpp"
 #include "core/cache_types.hpp"
 #include "core/firewall_policy.hpp"
+#include "core/message_log_config.hpp"
 
 namespace rproxy::pg {
 
 void define_gucs();
 void define_security_gucs();  // security_gucs.cpp: authentication, TLS, limits
+void define_message_log_gucs();  // message_log_gucs.cpp
+MessageLogConfig message_log_config();
 
 int guc_workers();
 const char* guc_database();

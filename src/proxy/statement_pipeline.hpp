@@ -30,6 +30,7 @@
 #include "protocol/frontend_messages.hpp"
 #include "proxy/client_io.hpp"
 #include "proxy/exchange.hpp"
+#include "proxy/message_log.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/statement_description.hpp"
 #include "proxy/told_parameters.hpp"
@@ -92,6 +93,9 @@ public:
     const std::string& upstream_role() { return upstream().role(); }
     // A statement of this client: the worker's count and its upstream's.
     void count_statement();
+    // The message log's tap for this session's upstream connections (null: not logged); the
+    // connections it holds now follow at once, those it takes later when taken.
+    void set_tap(MessageLog* log, int32_t session);
 
 private:
 
@@ -301,6 +305,8 @@ private:
     std::set<std::string> prepared_;  // statements this client PREPAREd (allowed by the firewall)
     char tx_status_ = 'I';
     bool listening_ = false;
+    MessageLog* tap_ = nullptr;
+    int32_t tap_session_ = 0;
 };
 
 }  // namespace rproxy

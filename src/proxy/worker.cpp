@@ -22,6 +22,7 @@ Worker::Worker(WorkerHost& host, ListenConfig listen, SessionLimits limits, int 
       rng_(std::random_device{}()) {
     wake_.assign(wake_fd);
     if (postmaster_fd >= 0) postmaster_.assign(postmaster_fd);
+    message_log_.start();  // a thread: before the caller unblocks signals
 }
 
 Worker::~Worker() {
@@ -134,6 +135,7 @@ Worker::Exit Worker::run() {
     load_security();
     firewall_ = host_.firewall_config();
     cache_config_ = host_.cache_config();
+    configure_message_log();
     for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
     arm_wake();
     arm_postmaster();
@@ -206,6 +208,7 @@ void Worker::arm_park_sweep() {
         if (ec || shutting_down_) return;
         ++park_epoch_;
         for (const auto& s : sessions_) s->park_if_waiting_since_before(park_epoch_ - 1);
+        report_log_errors();
         arm_park_sweep();
     });
 }
@@ -234,9 +237,26 @@ void Worker::on_wake() {
         memo_.clear();  // built-in volatilities may have been re-read
         descriptions_.clear();
         description_bytes_ = 0;
+        configure_message_log();
+        for (const auto& s : sessions_) s->retap();
     }
     for (const auto& [pid, key] : ev.cancels) cancel(pid, key);
     if (ev.terminate && !shutting_down_) begin_shutdown();
+}
+
+void Worker::configure_message_log() {
+    MessageLogConfig c = host_.message_log_config();
+    std::string before = message_log_.file().path();
+    message_log_.configure(c);
+    if (c.path != before)
+        host_.log(LogLevel::Log, c.path.empty() ? "pg_rproxy: message log off" : "pg_rproxy: message log to \"" + c.path + "\"");
+}
+
+// The log files' thread never calls PostgreSQL: what failed is reported from here, once per
+// failure (the thread counts every one).
+void Worker::report_log_errors() {
+    if (message_log_.file().error_pending())
+        host_.log(LogLevel::Warning, "pg_rproxy: " + message_log_.file().take_error() + " (lines are lost until it works again)");
 }
 
 void Worker::begin_shutdown() {

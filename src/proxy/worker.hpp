@@ -27,6 +27,7 @@
 #include "proxy/parked_clients.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/health_checker.hpp"
+#include "proxy/message_log.hpp"
 #include "proxy/route_resolver.hpp"
 #include "proxy/upstream_registry.hpp"
 #include "proxy/worker_host.hpp"
@@ -92,6 +93,8 @@ public:
         publish();
     }
     ParkedClients& parked_clients() { return parked_clients_; }
+    // pg_rproxy.message_log: sessions and connections hold a pointer to it while they log.
+    MessageLog& message_log() { return message_log_; }
 
 private:
     boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acc);
@@ -101,6 +104,8 @@ private:
     void begin_shutdown();
     void arm_park_sweep();
     void publish();
+    void configure_message_log();
+    void report_log_errors();
 
     WorkerHost& host_;
     ListenConfig listen_;
@@ -109,6 +114,7 @@ private:
     // and registration is used on the loop's thread alone, so the reactor's per-descriptor and
     // registration mutexes would only cost a lock and an unlock per operation.
     BlockSlab session_slab_;  // before io_: outlives the handlers that io_ destroys, which may hold sessions
+    MessageLog message_log_;  // before io_ and the upstreams: outlives the sessions and connections that tap it
     boost::asio::io_context io_{static_cast<int>(BOOST_ASIO_CONCURRENCY_HINT_ID | BOOST_ASIO_CONCURRENCY_HINT_LOCKING_SCHEDULER)};
     BlockingHelper helper_;  // after io_: destroyed (joined) first
     HealthChecker health_{io_.get_executor(), helper_, host_};

@@ -17,6 +17,7 @@
 #include "core/connection_events.hpp"
 #include "core/config.hpp"
 #include "core/firewall_policy.hpp"
+#include "core/message_log_config.hpp"
 #include "core/routing.hpp"
 #include "core/server_state.hpp"
 #include "core/session_info.hpp"
@@ -122,6 +123,7 @@ public:
     virtual CacheConfig cache_config() = 0;
     virtual SecurityConfig security_config() = 0;
     virtual RoutingConfig routing_config() = 0;
+    virtual MessageLogConfig message_log_config() = 0;
     // Called after the wake eventfd fired: handles PostgreSQL-side interrupts (ProcSignal
     // barriers, config reload) and reports what the loop has to act on.
     virtual WakeEvents take_wake_events() = 0;
