@@ -23,6 +23,9 @@ const char* direction_name(Direction d) {
 
 bool frontend(Direction d) { return d == Direction::ClientToProxy || d == Direction::ProxyToUpstream; }
 
+// The type byte as written: never one that would break the line.
+char shown_type(char type) { return type > ' ' && type < 0x7f ? type : '?'; }
+
 // Messages that come in long runs, logged as one line per run.
 bool bulk(bool from_frontend, char type) { return type == 'd' || (!from_frontend && type == 'D'); }
 
@@ -78,7 +81,7 @@ void MessageLog::end(std::string* hold) {
 void MessageLog::message(int32_t session, Direction d, char type, std::string_view body, std::string* hold) {
     const bool fe = frontend(d);
     begin(session, d);
-    line_ += type;
+    line_ += shown_type(type);
     line_ += ' ';
     line_ += protocol::message_name(fe, type);
     line_ += " len=";
@@ -102,7 +105,7 @@ void MessageLog::message(int32_t session, Direction d, char type, std::string_vi
 
 void MessageLog::run(int32_t session, Direction d, char type, std::string_view bytes, std::size_t count, std::string* hold) {
     begin(session, d);
-    line_ += type;
+    line_ += shown_type(type);
     line_ += ' ';
     line_ += protocol::message_name(frontend(d), type);
     line_ += " x ";

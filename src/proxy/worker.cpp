@@ -255,8 +255,14 @@ void Worker::configure_message_log() {
 // The log files' thread never calls PostgreSQL: what failed is reported from here, once per
 // failure (the thread counts every one).
 void Worker::report_log_errors() {
-    if (message_log_.file().error_pending())
-        host_.log(LogLevel::Warning, "pg_rproxy: " + message_log_.file().take_error() + " (lines are lost until it works again)");
+    LogFile& f = message_log_.file();
+    if (f.error_pending())
+        host_.log(LogLevel::Warning, "pg_rproxy: " + f.take_error() + " (lines are lost until it works again)");
+    if (f.dropped() != message_log_drops_reported_) {
+        host_.log(LogLevel::Warning, "pg_rproxy: message log: " + std::to_string(f.dropped() - message_log_drops_reported_) +
+                                         " lines dropped, the disk not keeping up");
+        message_log_drops_reported_ = f.dropped();
+    }
 }
 
 void Worker::begin_shutdown() {

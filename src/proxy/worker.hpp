@@ -115,6 +115,7 @@ private:
     // registration mutexes would only cost a lock and an unlock per operation.
     BlockSlab session_slab_;  // before io_: outlives the handlers that io_ destroys, which may hold sessions
     MessageLog message_log_;  // before io_ and the upstreams: outlives the sessions and connections that tap it
+    uint64_t message_log_drops_reported_ = 0;
     boost::asio::io_context io_{static_cast<int>(BOOST_ASIO_CONCURRENCY_HINT_ID | BOOST_ASIO_CONCURRENCY_HINT_LOCKING_SCHEDULER)};
     BlockingHelper helper_;  // after io_: destroyed (joined) first
     HealthChecker health_{io_.get_executor(), helper_, host_};

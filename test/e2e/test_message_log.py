@@ -279,6 +279,13 @@ def message_log_rotates_by_size_and_stops_when_turned_off():
         w.query("SELECT 'msglog-after-off'")
         time.sleep(1)
         check(read_all(path) == before, "lines written after the log was turned off")
+        # a file that cannot be opened is reported in the server log, and the proxy keeps serving
+        env.gw.reload_with(message_log=os.path.join(log_dir(), "no-such-dir", "x.log"))
+        check(rows(w.query("SELECT 'msglog-unwritable'")) == [["msglog-unwritable"]], "served all the same")
+        deadline = time.time() + 10
+        while "message log: could not open" not in env.gw.log_text() and time.time() < deadline:
+            time.sleep(0.2)
+        check("message log: could not open" in env.gw.log_text(), "the failure is in the server log")
         w.close()
     finally:
         log_off()
