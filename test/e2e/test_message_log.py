@@ -188,15 +188,15 @@ def message_log_shows_every_direction_and_no_password():
         # a cleartext password from the client (auth rule 'password', over TLS)
         import test_routing
         test_routing.tls_on()
-        env.gw.sql("INSERT INTO pg_rproxy_auth_rules (position, roles, method) VALUES (1, 'ml_user', 'password'), "
-                   "(2, 'all', 'scram-sha-256') ON CONFLICT (position) DO NOTHING")
+        env.gw.sql("INSERT INTO pg_rproxy_auth_rules (position, roles, method) VALUES (9301, 'ml_user', 'password'), "
+                   "(9302, 'all', 'scram-sha-256') ON CONFLICT (position) DO NOTHING")
         try:
             r = psql_as("ml_user", GATEWAY_PASSWORD, "e2e", "SELECT 'msglog-cleartext-login'", "sslmode=require")
             check(r.returncode == 0, f"cleartext login over TLS: {r.stderr}")
             wait_for(path, "msglog-cleartext-login")
             check("request=CleartextPassword" in read_all(path), "the cleartext request is logged")
         finally:
-            env.gw.sql("DELETE FROM pg_rproxy_auth_rules WHERE position IN (1, 2)")
+            env.gw.sql("DELETE FROM pg_rproxy_auth_rules WHERE position IN (9301, 9302)")
             test_routing.tls_off()
 
         # auth passthrough: the client's answers relayed upstream are redacted too
