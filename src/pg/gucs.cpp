@@ -142,6 +142,7 @@ void define_gucs() {
     define_security_gucs();
     define_observe_gucs();
     define_metrics_gucs();
+    define_message_log_gucs();
     MarkGUCPrefixReserved("pg_rproxy");
 }
 

@@ -6,6 +6,7 @@
 #include "core/firewall_policy.hpp"
 #include "core/observe_config.hpp"
 #include "core/metrics.hpp"
+#include "core/message_log_config.hpp"
 
 namespace rproxy::pg {
 
@@ -13,6 +14,8 @@ void define_gucs();
 void define_security_gucs();  // security_gucs.cpp: authentication, TLS, limits
 void define_observe_gucs();   // observe_gucs.cpp: statement statistics, the audit log
 void define_metrics_gucs();   // metrics_gucs.cpp: the Prometheus endpoint
+void define_message_log_gucs();  // message_log_gucs.cpp
+MessageLogConfig message_log_config();
 
 int guc_workers();
 const char* guc_database();

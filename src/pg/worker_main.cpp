@@ -97,6 +97,7 @@ public:
     void bump_generations(const std::vector<uint32_t>& buckets) override { cache_bump_generations(buckets); }
 
     UpstreamConfig upstream_config() override { return rproxy::pg::upstream_config(); }
+    MessageLogConfig message_log_config() override { return rproxy::pg::message_log_config(); }
 
     WakeEvents take_wake_events() override {
         WakeEvents ev;

@@ -77,6 +77,7 @@ asio::awaitable<std::optional<std::string>> ClientSession::read_password_message
     if (!sent) co_return std::nullopt;
     for (;;) {
         if (auto msg = protocol::take_message(*input_, kMaxAuthMessage)) {
+            if (tap_) tap_input(*msg);  // password messages are logged as "[redacted]", without bytes
             if (msg->type != 'p')
                 throw protocol::ProtocolError("08P01", "expected password response, got message type " +
                                                            std::to_string(static_cast<int>(msg->type)));
@@ -273,6 +274,7 @@ asio::awaitable<bool> ClientSession::authenticate(const protocol::StartupPacket&
     starting_->shown.server = upstream->servers_text();
     starting_->shown.listen_port = facts.listen_port;
     pipeline_.set_upstream(std::move(upstream));
+    tap_routed(pipeline_.upstream().name());
     starting_->shown.role = user;
     starting_->shown.database = database;
     if (starting_->shown.auth_method.empty()) starting_->shown.auth_method = auth::method_name(rule->method);  // SCRAM set its own

@@ -70,6 +70,9 @@ asio::awaitable<bool> ClientSession::passthrough_login(const std::string& user, 
         ErrorFields e = ErrorFields::make("FATAL", "08001", "could not connect to the upstream server: " + error);
         co_return co_await refuse(ConnEvent::NoRoute, e, false);
     }
+    // Routed: the relayed login is logged (its password messages redacted) if this upstream is.
+    tap_routed(upstream->name());
+    if (tap_) conn->tap(tap_, backend_pid_);
     // The user name libpq sent: the client's, unless the conninfo or a role mapping renames it.
     const bool renamed = upstream->role() != user;
     std::string shown_method;

@@ -77,6 +77,7 @@ void ClientSession::force_close() {
     if (!socket_.is_open()) return;
     std::string msg;
     protocol::append_error(msg, terminating());
+    if (tap_ && !tls_) tap_->messages(backend_pid_, Direction::ProxyToClient, msg, tap_hold());
     if (!tls_) ::send(socket_.native_handle(), msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (auto c = pipeline_.running()) c->cancel_wait();
     boost::system::error_code ignored;
@@ -238,6 +239,7 @@ asio::awaitable<bool> ClientSession::read_more(bool idle_timeouts) {
 bool ClientSession::write_now() {
     if (out_.empty() || gone()) return true;
     if (tls_) return false;
+    if (tap_) tap_output();
     std::size_t done = 0;
     while (done < out_.size()) {
         boost::system::error_code ec;
@@ -246,6 +248,7 @@ bool ClientSession::write_now() {
         if (ec) {
             advance(Phase::Gone);
             out_.clear();
+            out_tapped_ = 0;
             return true;
         }
         done += n;
@@ -254,9 +257,11 @@ bool ClientSession::write_now() {
     if (done == out_.size()) {
         if (out_.capacity() > kKeepBuffer) std::string().swap(out_);
         else out_.clear();
+        out_tapped_ = 0;
         return true;
     }
     out_.erase(0, done);
+    out_tapped_ = out_.size();  // the rest was logged, and flush() writes it next
     return false;
 }
 
@@ -265,7 +270,9 @@ bool ClientSession::write_now() {
 asio::awaitable<bool> ClientSession::flush() {
     std::string sending;
     while (!out_.empty() && !gone()) {
+        if (tap_) tap_output();
         sending.swap(out_);
+        out_tapped_ = 0;
         boost::system::error_code ec;
         co_await write_all(asio::buffer(sending), ec);
         if (ec) advance(Phase::Gone);
@@ -273,7 +280,10 @@ asio::awaitable<bool> ClientSession::flush() {
         // keep the buffer's capacity for the next statement, unless a big result made it large
         if (out_.empty() && sending.capacity() <= kKeepBuffer) out_.swap(sending);
     }
-    if (gone()) out_.clear();
+    if (gone()) {
+        out_.clear();
+        out_tapped_ = 0;
+    }
     co_return !gone();
 }
 
@@ -288,7 +298,10 @@ asio::awaitable<void> ClientSession::fatal(const ErrorFields& e) {
 asio::awaitable<std::optional<protocol::FrontendMessage>> ClientSession::next_message() {
     input_->release();  // the previous message is handled; a large one is not kept while idle
     for (;;) {
-        if (auto msg = protocol::take_message(*input_, worker_.limits().max_message_size)) co_return msg;
+        if (auto msg = protocol::take_message(*input_, worker_.limits().max_message_size)) {
+            if (tap_) tap_input(*msg);
+            co_return msg;
+        }
         if (draining() || !co_await read_more(true)) co_return std::nullopt;
     }
 }
@@ -369,6 +382,7 @@ void ClientSession::park_if_waiting_since_before(uint64_t epoch) {
 }
 
 void ClientSession::finish() {
+    if (tap_) tap_finish();
     pipeline_.release_pinned();
     disarm_idle_timer();
     if (starting_ && starting_->auth_timer) starting_->auth_timer->cancel();
@@ -408,6 +422,7 @@ asio::awaitable<void> ClientSession::serve(bool first) {
             std::size_t used = 0;
             auto msg = protocol::decode_message(input_->unread(), worker_.limits().max_message_size, used);
             bool in_place = msg.has_value();  // a view into input_, until skipped or taken
+            if (tap_ && in_place) tap_input(*msg);
             if (!in_place) {
                 between_statements_ = true;  // only this wait may park, not one inside a statement (COPY FROM STDIN)
                 msg = co_await next_message();
@@ -473,6 +488,9 @@ asio::awaitable<void> ClientSession::serve(bool first) {
 }
 
 asio::awaitable<bool> ClientSession::startup() {
+    // The key first: its pid names the session in the message log from the first message on.
+    std::tie(backend_pid_, backend_key_) = worker_.new_backend_key();
+    tap_start();
     if (!co_await admit()) co_return false;
     arm_authentication_timeout();
     bool tls_offered = worker_.tls_context() != nullptr;
@@ -491,6 +509,7 @@ asio::awaitable<bool> ClientSession::startup() {
             continue;
         }
         input_->take(used);  // the packet was decoded into owned strings
+        if (tap_) tap_->startup(backend_pid_, *p, tap_hold());
         if (p->kind == protocol::StartupPacket::Kind::SslRequest ||
             p->kind == protocol::StartupPacket::Kind::GssEncRequest) {
             if (!input_->empty())
@@ -498,6 +517,10 @@ asio::awaitable<bool> ClientSession::startup() {
             if (tls_) throw protocol::ProtocolError("08P01", "SSL request on an encrypted connection");
             bool tls = p->kind == protocol::StartupPacket::Kind::SslRequest && tls_offered;
             out_.push_back(tls ? 'S' : 'N');
+            if (tap_) {
+                tap_->negotiation_answer(backend_pid_, out_.back(), tap_hold());
+                out_tapped_ = out_.size();  // not a framed message: the output tap skips it
+            }
             if (!co_await flush()) co_return false;
             if (tls) {
                 bool started = co_await start_tls(false);
@@ -521,7 +544,6 @@ asio::awaitable<bool> ClientSession::startup() {
     }
     protocol::append_authentication_ok(out_);
     pipeline_.announce_parameters();
-    std::tie(backend_pid_, backend_key_) = worker_.new_backend_key();
     protocol::append_backend_key_data(out_, backend_pid_, backend_key_);
     SessionInfo& shown = starting_->shown;
     shown.backend_pid = backend_pid_;

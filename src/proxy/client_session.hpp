@@ -28,6 +28,7 @@
 #include "protocol/frontend_messages.hpp"
 #include "protocol/input_buffer.hpp"
 #include "proxy/client_io.hpp"
+#include "proxy/message_log.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/statement_pipeline.hpp"
 #include "proxy/tls_context.hpp"
@@ -62,6 +63,9 @@ public:
     void force_close();
     // A CancelRequest with this client's BackendKeyData: cancel its running upstream statement.
     void cancel_statement(int32_t pid, int32_t key);
+    // After a reload: whether this session's messages are logged (pg_rproxy.message_log) is
+    // decided again.
+    void retap();
 
 private:
     // first: startup, then the message loop; otherwise the message loop of a parked session.
@@ -130,6 +134,15 @@ private:
     void note_event(ConnEvent e, std::string_view sqlstate);
     void watch_notifications();
 
+    // client_tap.cpp: the message log's taps. Until the session is routed its lines are held
+    // (the upstream decides whether it is logged); then written, or dropped.
+    void tap_start();
+    void tap_routed(const std::string& upstream);
+    void tap_finish();
+    void tap_input(const protocol::FrontendMessage& msg);
+    void tap_output();  // what out_ holds beyond out_tapped_, before it is written
+    std::string* tap_hold() { return starting_ && !starting_->tap_routed ? &starting_->tap_held : nullptr; }
+
     Worker& worker_;
     ClientSocket socket_;
     TlsContextPtr tls_context_;  // kept while the session uses it, across reloads
@@ -140,6 +153,9 @@ private:
         SessionInfo shown;          // for the sessions view, completed as startup goes on (SNI, TLS version)
         std::string tls_end_point;  // for SCRAM-SHA-256-PLUS
         std::shared_ptr<boost::asio::steady_timer> auth_timer;  // authentication_timeout
+        std::string tap_held;     // message log lines of the session before it was routed
+        bool tap_routed = false;
+        std::string tap_upstream;  // the upstream it was routed to
     };
     std::unique_ptr<Starting> starting_ = std::make_unique<Starting>();
     int session_handle_ = -1;
@@ -168,6 +184,8 @@ private:
     bool notifications_ready_ = false;  // relayed into out_ while idle, for read_more to flush
     int32_t backend_pid_ = 0;
     int32_t backend_key_ = 0;
+    MessageLog* tap_ = nullptr;    // not null: this session's messages are logged
+    std::size_t out_tapped_ = 0;   // the front of out_ that was logged (written in part)
     enum class IdleEnd : uint8_t { None, Session, Transaction };  // which idle timeout ended the session
     IdleEnd idle_end_ = IdleEnd::None;
     // idle_client_timeout / idle_in_transaction_timeout, made once and kept: it runs on while the

@@ -42,6 +42,15 @@ void StatementPipeline::adopt(ConnectionPtr conn) {
     // Never pooled (it has no pool: Upstream::release closes it); its results are cached as
     // any client's of that upstream role.
     pinned_ = std::move(conn);
+    pinned_->tap(tap_, tap_session_);
+}
+
+void StatementPipeline::set_tap(MessageLog* log, int32_t session) {
+    tap_ = log;
+    tap_session_ = session;
+    if (pinned_) pinned_->tap(log, session);
+    if (ext_ && ext_->batch_conn_) ext_->batch_conn_->tap(log, session);
+    if (ConnectionPtr running = current_conn_.lock()) running->tap(log, session);
 }
 
 asio::awaitable<std::optional<ErrorFields>> StatementPipeline::start(const protocol::StartupPacket& packet) {

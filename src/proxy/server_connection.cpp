@@ -208,6 +208,7 @@ std::optional<protocol::BackendMessage> ServerConnection::next_buffered() {
     if (!m) return std::nullopt;
     in_.skip(used);
     observe(*m);
+    if (tap_) tap_->message(tap_session_, Direction::UpstreamToProxy, m->type, m->body);
     return m;
 }
 
@@ -221,7 +222,15 @@ std::string_view ServerConnection::data_rows(uint64_t& rows) {
         ++rows;
     }
     in_.skip(end);
+    if (tap_ && end > 0) tap_->messages(tap_session_, Direction::UpstreamToProxy, buf.substr(0, end));
     return buf.substr(0, end);
+}
+
+void ServerConnection::tap_output() {
+    if (out_tapped_ > out_.size()) out_tapped_ = out_.size();
+    if (out_tapped_ < out_.size())
+        tap_->messages(tap_session_, Direction::ProxyToUpstream, std::string_view(out_).substr(out_tapped_));
+    out_tapped_ = out_.size();
 }
 
 asio::awaitable<std::optional<protocol::BackendMessage>> ServerConnection::next() {
@@ -244,6 +253,7 @@ asio::awaitable<std::optional<protocol::BackendMessage>> ServerConnection::next(
 bool ServerConnection::send_now() {
     if (out_.empty()) return true;
     if (broken_) return false;
+    if (tap_) tap_output();
     long done = transport_.write_now(out_);
     if (done < 0) {
         broken_ = true;
@@ -251,10 +261,12 @@ bool ServerConnection::send_now() {
     }
     if (static_cast<std::size_t>(done) < out_.size()) {
         out_.erase(0, static_cast<std::size_t>(done));  // send() writes the rest
+        out_tapped_ = out_.size();
         return false;
     }
     if (out_.capacity() > 64 * 1024) std::string().swap(out_);
     else out_.clear();
+    out_tapped_ = 0;
     return true;
 }
 
@@ -263,18 +275,21 @@ bool ServerConnection::send_now() {
 asio::awaitable<bool> ServerConnection::send() {
     if (out_.empty()) co_return true;
     if (broken_) co_return false;
+    if (tap_) tap_output();
     long done = transport_.write_now(out_);
     if (done < 0) {
         broken_ = true;
         co_return false;
     }
     out_.erase(0, static_cast<std::size_t>(done));
+    out_tapped_ = out_.size();
     if (!out_.empty() && !co_await transport_.write(out_, &in_)) {
         broken_ = true;
         co_return false;
     }
     if (out_.capacity() > 64 * 1024) std::string().swap(out_);
     else out_.clear();
+    out_tapped_ = 0;
     co_return true;
 }
 

@@ -29,6 +29,7 @@
 #include "protocol/backend_decode.hpp"
 #include "protocol/input_buffer.hpp"
 #include "proxy/connect_spec.hpp"
+#include "proxy/message_log.hpp"
 #include "proxy/server_transport.hpp"
 #include "proxy/session_settings.hpp"
 
@@ -124,9 +125,16 @@ public:
     uint64_t pool_id() const { return pool_id_; }
     void set_pool_id(uint64_t id) { pool_id_ = id; }
     SessionSettings& applied_settings() { return applied_; }
+    // The message log of the session it serves now (null: not logged).
+    void tap(MessageLog* log, int32_t session) {
+        if (log && !tap_) out_tapped_ = out_.size();  // what was queued before is not announced late
+        tap_ = log;
+        tap_session_ = session;
+    }
 
 private:
     void take_over();
+    void tap_output();  // what out_ holds beyond out_tapped_, before it is written
     void observe(const protocol::BackendMessage& m);
     boost::asio::awaitable<bool> wait_connect(PostgresPollingStatusType st);
 
@@ -150,6 +158,9 @@ private:
     std::unordered_map<std::string_view, std::list<std::pair<std::string, std::string>>::iterator> prepared_index_;
     std::size_t prepared_bytes_ = 0;  // key text in prepared_
     uint64_t prepared_seq_ = 0;
+    MessageLog* tap_ = nullptr;
+    int32_t tap_session_ = 0;
+    std::size_t out_tapped_ = 0;
 };
 
 }  // namespace rproxy

@@ -19,7 +19,9 @@ asio::awaitable<ConnectionPtr> StatementPipeline::ensure_connection(ConnectionPt
         co_return nullptr;
     }
     try {
-        co_return co_await upstream().acquire();
+        ConnectionPtr taken = co_await upstream().acquire();
+        if (tap_) taken->tap(tap_, tap_session_);
+        co_return taken;
     } catch (const UpstreamUnavailable& e) {
         failure = e.fields;
     }
@@ -31,8 +33,11 @@ asio::awaitable<ConnectionPtr> StatementPipeline::ensure_connection(ConnectionPt
 // the pool is left in held for acquire() to bring up to date.
 ConnectionPtr StatementPipeline::acquire_now(ConnectionPtr& held) {
     ConnectionPtr conn = held ? held : pinned_;
-    if (!conn) conn = upstream().try_acquire_now();
-    if (!conn) return nullptr;
+    if (!conn) {
+        conn = upstream().try_acquire_now();
+        if (!conn) return nullptr;
+        if (tap_) conn->tap(tap_, tap_session_);  // untapped when it goes back (Upstream::release)
+    }
     if (conn->applied_settings() == settings_ && upstream().reported_parameters(settings_)) {
         held.reset();
         return conn;

@@ -31,6 +31,7 @@
 #include "proxy/cache_key.hpp"
 #include "proxy/client_io.hpp"
 #include "proxy/exchange.hpp"
+#include "proxy/message_log.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/statement_description.hpp"
 #include "proxy/told_parameters.hpp"
@@ -93,6 +94,9 @@ public:
     const std::string& upstream_role() { return upstream().role(); }
     // A statement of this client: the worker's count and its upstream's.
     void count_statement();
+    // The message log's tap for this session's upstream connections (null: not logged); the
+    // connections it holds now follow at once, those it takes later when taken.
+    void set_tap(MessageLog* log, int32_t session);
 
 private:
 
@@ -333,6 +337,8 @@ private:
     std::set<std::string> prepared_;  // statements this client PREPAREd (allowed by the firewall)
     char tx_status_ = 'I';
     bool listening_ = false;
+    MessageLog* tap_ = nullptr;
+    int32_t tap_session_ = 0;
 };
 
 }  // namespace rproxy

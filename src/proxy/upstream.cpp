@@ -206,6 +206,7 @@ asio::awaitable<std::pair<ConnectionPtr, std::string>> Upstream::open_for_login(
 }
 
 void Upstream::release(ConnectionPtr conn) {
+    conn->tap(nullptr, 0);  // the next client's session decides
     if (Server* s = owner(*conn)) {
         s->pool->release(std::move(conn));
         return;

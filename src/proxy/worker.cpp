@@ -25,6 +25,7 @@ Worker::Worker(WorkerHost& host, ListenConfig listen, SessionLimits limits, int 
     wake_.assign(wake_fd);
     if (postmaster_fd >= 0) postmaster_.assign(postmaster_fd);
     audit_.start();  // its thread, before signals are unblocked
+    message_log_.start();  // a thread: before the caller unblocks signals
 }
 
 Worker::~Worker() {
@@ -159,6 +160,7 @@ Worker::Exit Worker::run() {
     firewall_ = host_.firewall_config();
     cache_config_ = host_.cache_config();
     load_observers();
+    configure_message_log();
     for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
     start_metrics();
     arm_wake();
@@ -232,6 +234,7 @@ void Worker::arm_park_sweep() {
         if (ec || shutting_down_) return;
         ++park_epoch_;
         for (const auto& s : sessions_) s->park_if_waiting_since_before(park_epoch_ - 1);
+        report_log_errors();
         arm_park_sweep();
     });
 }
@@ -262,9 +265,32 @@ void Worker::on_wake() {
         memo_.clear();  // built-in volatilities may have been re-read
         descriptions_.clear();
         description_bytes_ = 0;
+        configure_message_log();
+        for (const auto& s : sessions_) s->retap();
     }
     for (const auto& [pid, key] : ev.cancels) cancel(pid, key);
     if (ev.terminate && !shutting_down_) begin_shutdown();
+}
+
+void Worker::configure_message_log() {
+    MessageLogConfig c = host_.message_log_config();
+    std::string before = message_log_.file().path();
+    message_log_.configure(c);
+    if (c.path != before)
+        host_.log(LogLevel::Log, c.path.empty() ? "pg_rproxy: message log off" : "pg_rproxy: message log to \"" + c.path + "\"");
+}
+
+// The log files' thread never calls PostgreSQL: what failed is reported from here, once per
+// failure (the thread counts every one).
+void Worker::report_log_errors() {
+    LogFile& f = message_log_.file();
+    if (f.error_pending())
+        host_.log(LogLevel::Warning, "pg_rproxy: " + f.take_error() + " (lines are lost until it works again)");
+    if (f.dropped() != message_log_drops_reported_) {
+        host_.log(LogLevel::Warning, "pg_rproxy: message log: " + std::to_string(f.dropped() - message_log_drops_reported_) +
+                                         " lines dropped, the disk not keeping up");
+        message_log_drops_reported_ = f.dropped();
+    }
 }
 
 void Worker::begin_shutdown() {

@@ -30,6 +30,7 @@
 #include "proxy/parked_clients.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/health_checker.hpp"
+#include "proxy/message_log.hpp"
 #include "proxy/route_resolver.hpp"
 #include "proxy/upstream_registry.hpp"
 #include "proxy/worker_host.hpp"
@@ -96,6 +97,8 @@ public:
         publish();
     }
     ParkedClients& parked_clients() { return parked_clients_; }
+    // pg_rproxy.message_log: sessions and connections hold a pointer to it while they log.
+    MessageLog& message_log() { return message_log_; }
 
     // The observers after the pipeline (worker_observe.cpp): pg_rproxy_statements, the audit log
     // and the metrics endpoint's counters. observing(): is anything interested in statements at all
@@ -128,6 +131,7 @@ private:
     void arm_park_sweep();
     void publish();
     void load_observers();
+    void configure_message_log();
     void report_log_errors();
 
     WorkerHost& host_;
@@ -137,6 +141,8 @@ private:
     // and registration is used on the loop's thread alone, so the reactor's per-descriptor and
     // registration mutexes would only cost a lock and an unlock per operation.
     BlockSlab session_slab_;  // before io_: outlives the handlers that io_ destroys, which may hold sessions
+    MessageLog message_log_;  // before io_ and the upstreams: outlives the sessions and connections that tap it
+    uint64_t message_log_drops_reported_ = 0;
     boost::asio::io_context io_{static_cast<int>(BOOST_ASIO_CONCURRENCY_HINT_ID | BOOST_ASIO_CONCURRENCY_HINT_LOCKING_SCHEDULER)};
     BlockingHelper helper_;  // after io_: destroyed (joined) first
     std::unique_ptr<MetricsServer> metrics_;  // slot 0 with pg_rproxy.metrics_port set; after helper_: destroyed first

@@ -19,6 +19,7 @@
 #include "core/firewall_policy.hpp"
 #include "core/observe_config.hpp"
 #include "core/metrics.hpp"
+#include "core/message_log_config.hpp"
 #include "core/routing.hpp"
 #include "core/server_state.hpp"
 #include "core/session_info.hpp"
@@ -137,6 +138,7 @@ public:
     virtual MetricsConfig metrics_config() = 0;
     // What GET /metrics shows, read from shared memory (no lock a statement could wait on).
     virtual MetricsSnapshot metrics_snapshot() = 0;
+    virtual MessageLogConfig message_log_config() = 0;
     // Called after the wake eventfd fired: handles PostgreSQL-side interrupts (ProcSignal
     // barriers, config reload) and reports what the loop has to act on.
     virtual WakeEvents take_wake_events() = 0;
