@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "core/session_info.hpp"
 #include "protocol/frontend_messages.hpp"
 
 namespace rproxy {
@@ -37,6 +38,8 @@ public:
     virtual boost::asio::any_io_executor executor() = 0;
     // Why the client now holds its upstream connection ("" when it does not), for pg_rproxy_sessions.
     virtual void show_pinned(const char* reason) = 0;
+    // Who the client is (role, database, address, TLS server name, upstream); null before login.
+    virtual const SessionInfo* session_info() const = 0;
 };
 
 }  // namespace rproxy

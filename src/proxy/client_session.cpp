@@ -520,6 +520,7 @@ asio::awaitable<bool> ClientSession::startup() {
     shown.upstream_user = pipeline_.upstream_role();
     shown.tls = tls_ != nullptr;
     session_handle_ = worker_.stats().session_started(shown);
+    info_ = std::make_unique<const SessionInfo>(std::move(shown));
     starting_.reset();
     protocol::append_ready_for_query(out_, pipeline_.transaction_status());
     park_at_wait_ = !tls_;
