@@ -10,13 +10,21 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
-#include "core/session_info.hpp"
 #include "protocol/frontend_messages.hpp"
 
 namespace rproxy {
 
 class ServerConnection;
+
+// Who a logged-in client is, as the statement hook's context tells it; empty before login.
+struct ClientIdentity {
+    std::string_view role;
+    std::string_view database;
+    std::string_view server_name;  // TLS SNI; empty when none
+    std::string_view client_address;
+};
 
 class ClientIo {
 public:
@@ -38,8 +46,7 @@ public:
     virtual boost::asio::any_io_executor executor() = 0;
     // Why the client now holds its upstream connection ("" when it does not), for pg_rproxy_sessions.
     virtual void show_pinned(const char* reason) = 0;
-    // Who the client is (role, database, address, TLS server name, upstream); null before login.
-    virtual const SessionInfo* session_info() const = 0;
+    virtual ClientIdentity identity() const = 0;
 };
 
 }  // namespace rproxy

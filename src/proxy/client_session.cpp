@@ -520,7 +520,7 @@ asio::awaitable<bool> ClientSession::startup() {
     shown.upstream_user = pipeline_.upstream_role();
     shown.tls = tls_ != nullptr;
     session_handle_ = worker_.stats().session_started(shown);
-    info_ = std::make_unique<const SessionInfo>(std::move(shown));
+    identity_ = shown.role + '\0' + shown.database + '\0' + shown.server_name + '\0';
     starting_.reset();
     protocol::append_ready_for_query(out_, pipeline_.transaction_status());
     park_at_wait_ = !tls_;
@@ -555,6 +555,20 @@ void ClientSession::stop_watching() {
     watching_ = false;
     boost::system::error_code ignored;
     socket_.cancel(ignored);
+}
+
+ClientIdentity ClientSession::identity() const {
+    ClientIdentity who;
+    std::string_view rest = identity_;
+    std::string_view* parts[] = {&who.role, &who.database, &who.server_name};
+    for (std::string_view* part : parts) {
+        std::size_t end = rest.find('\0');
+        if (end == std::string_view::npos) break;
+        *part = rest.substr(0, end);
+        rest.remove_prefix(end + 1);
+    }
+    who.client_address = client_address_;
+    return who;
 }
 
 void ClientSession::show_pinned(const char* reason) {

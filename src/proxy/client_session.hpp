@@ -122,7 +122,7 @@ private:
     void stop_watching() override;
     boost::asio::any_io_executor executor() override { return socket_.get_executor(); }
     void show_pinned(const char* reason) override;
-    const SessionInfo* session_info() const override { return info_.get(); }
+    ClientIdentity identity() const override;
 
     boost::asio::awaitable<void> fatal(const ErrorFields& e);
     void watch_notifications();
@@ -139,7 +139,9 @@ private:
         std::shared_ptr<boost::asio::steady_timer> auth_timer;  // authentication_timeout
     };
     std::unique_ptr<Starting> starting_ = std::make_unique<Starting>();
-    std::unique_ptr<const SessionInfo> info_;  // what Starting::shown ended as, kept for the statement hook
+    // role, database and TLS server name, each ended by a NUL, for identity(): one string that
+    // usually fits its inline buffer, so that an idle client stays small.
+    std::string identity_;
     int session_handle_ = -1;
     bool client_claimed_ = false;
     uint32_t role_claimed_ = 0;   // the role whose connection count this session holds

@@ -13,11 +13,9 @@ std::optional<ErrorFields> StatementPipeline::intercept(std::string& text, const
     std::optional<ErrorFields> failure;
     host.rewrite(upstream().name(), text, failure);
     if (failure || !host.hook_set()) return failure;
-    const SessionInfo* info = io_.session_info();
-    static const SessionInfo none;
-    if (!info) info = &none;
+    ClientIdentity who = io_.identity();
     const std::string* app = settings_.get("application_name");
-    HookContext context{info->role, info->database, info->server_name, upstream().name(), info->client_address,
+    HookContext context{who.role, who.database, who.server_name, upstream().name(), who.client_address,
                         app ? std::string_view(*app) : std::string_view(), protocol};
     HookAnswer answer = host.call_statement_hook(text, hook_context_json(context));
     if (answer.error) return answer.error;
