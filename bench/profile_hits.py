@@ -80,8 +80,9 @@ def parse_callgrind(path):
 
 
 class ProfiledGateway:
-    def __init__(self, work, mode, misses=False, keep=None):
+    def __init__(self, work, mode, misses=False, keep=None, hook=False):
         self.work = work
+        self.hook = hook
         self.keep = keep
         self.mode = mode
         self.misses = misses
@@ -126,6 +127,11 @@ exec valgrind --quiet --tool=callgrind --trace-children=yes \\
             self.gw.sql("ALTER SYSTEM RESET pg_rproxy.cache_enabled")
             self.gw.sql("SELECT pg_reload_conf()")
             self.gw.sql("CREATE EXTENSION IF NOT EXISTS pg_rproxy")
+            if self.hook:  # the cheapest statement hook there is: every statement as it came
+                self.gw.sql("CREATE OR REPLACE FUNCTION public.bench_hook(statement text, context jsonb) RETURNS text "
+                            "LANGUAGE plpgsql AS 'BEGIN RETURN statement; END'")
+                self.gw.sql("ALTER SYSTEM SET pg_rproxy.statement_hook = 'public.bench_hook'")
+                self.gw.sql("SELECT pg_reload_conf()")
             wait_sql(self.proxy_port, what="pg_rproxy", seconds=180)
             (worker,) = [int(p) for p in self.gw.sql("SELECT pid FROM pg_rproxy_workers").split()]
             for statement in STATEMENTS.values():  # every key of both statements, then hits
@@ -164,13 +170,15 @@ def main():
     ap.add_argument("--misses", action="store_true",
                     help="profile statements over 100,000 keys with the cache off (per statement, not per hit)")
     ap.add_argument("--keep", metavar="DIR", help="keep the callgrind output files in DIR")
+    ap.add_argument("--hook", action="store_true",
+                    help="with pg_rproxy.statement_hook set to a plpgsql function that returns its input")
     args = ap.parse_args()
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
     work = tempfile.mkdtemp(prefix="pg_rproxy_profile.")
     os.chmod(work, 0o755)
     chown_pg(work)
-    g = ProfiledGateway(work, args.mode, args.misses, args.keep)
+    g = ProfiledGateway(work, args.mode, args.misses, args.keep, args.hook)
     try:
         base_hits, base_ir, base_calls, base_excl = g.run(None, 0)
         rows = []
@@ -182,7 +190,8 @@ def main():
             per = {name: sum(c - base_calls.get(f, 0) for f, c in calls.items() if rx.search(f)) / max(n, 1)
                    for name, rx in WATCHED.items()}
             rows.append((label, n, (ir - base_ir) / max(n, 1), per))
-        print(f"callgrind, one pg_rproxy worker, pgbench -M {args.mode} -c 4, hot set of {HOT_KEYS} keys; per hit = "
+        print(f"callgrind, one pg_rproxy worker, pgbench -M {args.mode} -c 4, hot set of {HOT_KEYS} keys"
+              f"{', statement hook on' if args.hook else ''}; per hit = "
               f"(run with {args.seconds} s of hits - run without) / extra hits\n")
         print(f"{'statement':<10} {'hits':>7} {'instr/hit':>10} " + " ".join(f"{n:>14}" for n in WATCHED))
         for label, n, ir, per in rows:

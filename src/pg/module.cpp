@@ -7,6 +7,7 @@
 #include "pg/session_table.hpp"
 #include "pg/statement_stats.hpp"
 #include "pg/statement_metrics.hpp"
+#include "pg/statement_hook.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/server_headers.hpp"
 
@@ -71,6 +72,7 @@ void _PG_init(void) {
     if (!process_shared_preload_libraries_in_progress) return;
     loaded_via_preload = true;
     rproxy::pg::define_gucs();
+    rproxy::pg::define_statement_hook_guc();
     prev_shmem_request_hook = shmem_request_hook;
     shmem_request_hook = request_shmem;
     prev_shmem_startup_hook = shmem_startup_hook;

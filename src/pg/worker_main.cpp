@@ -17,12 +17,14 @@
 #include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
 #include "pg/result_cache.hpp"
+#include "pg/rewrite_rules.hpp"
 #include "pg/routing_catalog.hpp"
 #include "pg/server_table.hpp"
 #include "pg/session_table.hpp"
 #include "pg/statement_stats.hpp"
 #include "pg/metrics_snapshot.hpp"
 #include "pg/statement_metrics.hpp"
+#include "pg/statement_hook.hpp"
 #include "pg/statement_parser.hpp"
 #include "pg/worker_stats.hpp"
 #include "pg/pg_guard.hpp"
@@ -108,6 +110,7 @@ public:
             got_sighup = 0;
             pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
             forget_builtin_functions();
+            hook_.forget();
             ev.reload = true;
         }
         if (got_sigterm) ev.terminate = true;
@@ -197,6 +200,20 @@ public:
         return rproxy::pg::rate_allow(address.c_str(), per_second, burst);
     }
 
+    bool intercepting() override { return rules_.any() || hook_.set(); }
+    bool rewrite(const std::string& upstream, std::string& sql, std::optional<ErrorFields>& failure) override {
+        try {
+            return rules_.apply(upstream, sql);
+        } catch (const std::exception& e) {
+            failure = ErrorFields::make("ERROR", "2201B", std::string("pg_rproxy: ") + e.what());
+            return false;
+        }
+    }
+    bool hook_set() override { return hook_.set(); }
+    HookAnswer call_statement_hook(const std::string& sql, const std::string& context) override {
+        return hook_.call(sql, context);
+    }
+
     int slot() override { return slot_; }
     bool forward_cancel(int slot, int32_t pid, int32_t key) override { return worker_post_cancel(slot, pid, key); }
 
@@ -208,6 +225,8 @@ private:
     std::chrono::steady_clock::time_point routing_read_at_;
     std::shared_ptr<const RoutingSnapshot> routing_error_;
     std::chrono::steady_clock::time_point routing_error_at_;
+    RewriteRules rules_;
+    StatementHook hook_;
 };
 
 void detach_stats(int, Datum arg) { worker_stats_detach(DatumGetInt32(arg)); }

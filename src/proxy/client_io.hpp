@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/session_info.hpp"
 #include "protocol/frontend_messages.hpp"
@@ -17,6 +18,14 @@
 namespace rproxy {
 
 class ServerConnection;
+
+// Who a logged-in client is, as the statement hook's context tells it; empty before login.
+struct ClientIdentity {
+    std::string_view role;
+    std::string_view database;
+    std::string_view server_name;  // TLS SNI; empty when none
+    std::string_view client_address;
+};
 
 class ClientIo {
 public:
@@ -42,6 +51,7 @@ public:
     // Shared with the worker's other clients of the same identity; backend_pid is the client's own.
     virtual const SessionInfo& session() const = 0;
     virtual int32_t backend_pid() const = 0;  // the client's BackendKeyData pid: its session id
+    virtual ClientIdentity identity() const = 0;
 };
 
 }  // namespace rproxy

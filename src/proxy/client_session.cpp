@@ -595,6 +595,10 @@ void ClientSession::stop_watching() {
     socket_.cancel(ignored);
 }
 
+ClientIdentity ClientSession::identity() const {
+    return ClientIdentity{identity_->role, identity_->database, identity_->server_name, identity_->client_address};
+}
+
 void ClientSession::show_pinned(const char* reason) {
     if (session_handle_ >= 0) worker_.stats().session_pinned(session_handle_, reason);
 }

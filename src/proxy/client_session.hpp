@@ -128,6 +128,7 @@ private:
     void show_pinned(const char* reason) override;
     const SessionInfo& session() const override { return *identity_; }
     int32_t backend_pid() const override { return backend_pid_; }
+    ClientIdentity identity() const override;
 
     boost::asio::awaitable<void> fatal(const ErrorFields& e);
     // A connection attempt's outcome: counted, and written to the audit log.

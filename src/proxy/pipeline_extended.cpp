@@ -123,6 +123,7 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             if (again == ext().statements_.end()) return false;
             ClientStatement& st = *again->second;
             if (st.reloads != worker_.reloads() || st.settings_version != settings_.version() || !description_of(st) ||
+                st.intercepted || worker_.host().intercepting() ||
                 !protocol::parse_repeats(msg.body, std::string(), st.sql, st.types))
                 return false;
             log_for_retry(msg);
@@ -370,8 +371,10 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
     auto again = ext().statements_.find(std::string());
     if (again != ext().statements_.end()) {
         ClientStatement& st = *again->second;
-        if (st.reloads == worker_.reloads() && st.settings_version == settings_.version() &&
-            protocol::parse_repeats(body, std::string(), st.sql, st.types)) {
+        // (Not when rules or a hook may change it: the text received is not the one judged, and
+        // the hook is asked about every Parse.)
+        if (st.reloads == worker_.reloads() && st.settings_version == settings_.version() && !st.intercepted &&
+            !worker_.host().intercepting() && protocol::parse_repeats(body, std::string(), st.sql, st.types)) {
             std::optional<ErrorFields> failure;
             check_judgement(st.verdict, *st.parsed, failure);  // rejections are counted each time
             if (failure) {
@@ -396,9 +399,13 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
     auto st = std::make_shared<ClientStatement>();
     st->reloads = worker_.reloads();
     st->settings_version = settings_.version();
-    st->sql = m.query;
+    st->sql = std::move(m.query);
+    if (worker_.host().intercepting()) {
+        st->intercepted = true;
+        if (std::optional<ErrorFields> refused = intercept(st->sql, "extended")) co_return refused;
+    }
     st->types = m.param_types;
-    st->parsed = parse(m.query);
+    st->parsed = parse(st->sql);
     if (st->parsed->statements.size() > 1)
         co_return error("42601", "cannot insert multiple commands into a prepared statement");
     // Refused before judging: judging records the names a client PREPAREs, and these never run.

@@ -17,11 +17,12 @@ namespace asio = boost::asio;
 
 namespace rproxy {
 
-asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
-    // decode (serve) -> judge
-    std::shared_ptr<const ParsedQuery> parsed = parse(sql);
-    observe_query(sql, parsed);
-    if (answer_locally(*parsed)) {
+asio::awaitable<void> StatementPipeline::handle_query(const std::string& received) {
+    // intercept -> decode (serve) -> judge. From here on the statement is what intercept made of it.
+    const std::string* sql = intercept_query(received);
+    std::shared_ptr<const ParsedQuery> parsed = sql ? parse(*sql) : nullptr;
+    if (parsed) observe_query(*sql, parsed);
+    if (!parsed || answer_locally(*parsed)) {
         observe_done();
         if (!io_.write_now()) co_await io_.flush();
         co_return;
@@ -48,7 +49,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
     const Verdict& verdict = *judged;
     if (failure) {
         if (conn && conn != pinned_) upstream().release(conn);
-        observe_refusal(sql, parsed, verdict, *failure, StatementProtocol::Simple);
+        observe_refusal(*sql, parsed, verdict, *failure, StatementProtocol::Simple);
         reject(*failure);
         if (!io_.write_now()) co_await io_.flush();
         co_return;
@@ -57,7 +58,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
 
     // cache probe: a hit is a hash lookup and a copy into the output buffer.
     int ttl = 0;
-    std::optional<CacheKey> key = cache_key_for(sql, *parsed, verdict, &ttl, "");
+    std::optional<CacheKey> key = cache_key_for(*sql, *parsed, verdict, &ttl, "");
     std::unique_ptr<Fill> fill;
     ProbeResult probe_result = ProbeResult::Bypass;
     if (key) {
@@ -65,7 +66,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         std::optional<uint64_t> id;
         probe_result = probe_cache_now(*key, out_, &id);
         if (probe_result == ProbeResult::Wait) probe_result = co_await wait_for_fill(*key, out_, &id);
-        if (id) fill = make_fill(*key, *id, ttl, sql, parsed);
+        if (id) fill = make_fill(*key, *id, ttl, *sql, parsed);
     }
     observe_cache(key.has_value(), probe_result);
     if (probe_result == ProbeResult::Hit) {
@@ -97,7 +98,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& sql) {
         // forward
         flushed_since_start_ = false;
         batch_failed_ = false;
-        protocol::append_query(conn->output(), sql);
+        protocol::append_query(conn->output(), *sql);
         Expected e;
         e.kind = Expected::Kind::Query;
         if (fill) {

@@ -172,6 +172,7 @@ void StatementPipeline::shed_idle_memory() {
     if (ext_ && ext_->batch_log_.empty()) std::string().swap(ext_->batch_log_);  // kept between batches, not while idle
     expected_.shrink_if_empty();
     if (fills_.empty()) std::vector<std::unique_ptr<Fill>>().swap(fills_);
+    if (!intercepted_.empty()) std::string().swap(intercepted_);
 }
 
 }  // namespace rproxy

@@ -69,14 +69,13 @@ void StatementPipeline::observe_query(const std::string& sql, const std::shared_
 void StatementPipeline::observe_refusal(const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed,
                                         const Verdict& verdict, const ErrorFields& failure, StatementProtocol protocol) {
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-    if (protocol == StatementProtocol::Simple) {
-        if (!observing_) return;
+    if (protocol == StatementProtocol::Simple && observing_) {
         observing_ = false;  // ends here
         started = observed_->started;
         observed_->parsed.reset();
         worker_.give_observed(std::move(observed_));
     } else if (!worker_.observing()) {
-        return;
+        return;  // (a simple Query refused before it was parsed is observed from here)
     }
     Observed o;
     o.started = started;

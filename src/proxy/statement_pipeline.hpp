@@ -52,7 +52,7 @@ public:
     boost::asio::awaitable<std::optional<ErrorFields>> start(const protocol::StartupPacket& packet);
     void announce_parameters();
 
-    boost::asio::awaitable<void> handle_query(const std::string& sql);
+    boost::asio::awaitable<void> handle_query(const std::string& received);
     // pipeline_extended.cpp: Parse, Bind, Describe, Execute, Close, Sync, Flush.
     boost::asio::awaitable<void> handle_extended(const protocol::FrontendMessage& msg);
     // The same, when it can be done without waiting; false: handle_extended() must do it.
@@ -99,6 +99,18 @@ public:
     void set_tap(MessageLog* log, int32_t session);
 
 private:
+
+    // intercept (stage_intercept.cpp): the rewrite rules, then the statement hook, before the
+    // statement is parsed and judged. The firewall judges, the cache keys and the upstream runs
+    // what they made of the text.
+    // Simple protocol: the text to run (received itself when nothing intercepts), or null when it
+    // was refused (the error and ReadyForQuery are in the output). Plain, so that handle_query's
+    // frame holds one pointer more and no co_await.
+    const std::string* intercept_query(const std::string& received);
+    // text rewritten in place; the error the client gets when it is refused.
+    std::optional<ErrorFields> intercept(std::string& text, const char* protocol);
+    std::optional<ErrorFields> intercept_now(std::string& text, const char* protocol);  // intercept() unobserved
+    std::string intercepted_;  // the simple protocol's statement as intercept_query() made it
 
     // judge
     boost::asio::awaitable<Verdict> judge(const ParsedQuery& parsed, ConnectionPtr& conn,
@@ -215,7 +227,8 @@ private:
     // Extended query protocol (client_session_extended.cpp): messages are forwarded as they come,
     // statement names mapped to the connection's own, until Sync (or Flush) sends them.
     struct ClientStatement {
-        std::string sql;
+        std::string sql;  // as judged and prepared upstream: after the rewrite rules and the hook
+        bool intercepted = false;  // rules or the hook saw it: a repeated Parse is not taken as the same
         std::vector<uint32_t> types;
         std::shared_ptr<const ParsedQuery> parsed;
         Verdict verdict;

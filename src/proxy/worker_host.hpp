@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,6 +26,7 @@
 #include "core/session_info.hpp"
 #include "core/statement_facts.hpp"
 #include "core/statement_record.hpp"
+#include "core/statement_hook.hpp"
 #include "core/verdict.hpp"
 
 namespace rproxy {
@@ -125,8 +127,26 @@ public:
     virtual void publish_server_counts(const std::vector<ServerCounts>& counts) = 0;
 };
 
+// pg_rproxy_rewrite_rules and pg_rproxy.statement_hook (pg/rewrite_rules, pg/statement_hook): what
+// a statement's text becomes before the firewall judges it.
+class StatementInterceptor {
+public:
+    virtual ~StatementInterceptor() = default;
+    // Whether anything may change a statement: an enabled rule or a hook. A counter read and a
+    // comparison, so that a gateway without either pays nothing more; the rules are loaded (and
+    // compiled) again here after the table changed.
+    virtual bool intercepting() = 0;
+    // The enabled rules for clients of this upstream (its pg_rproxy_upstreams name; "" for
+    // pg_rproxy.upstream) applied in position order; true when sql changed. failure: a rule's
+    // regular expression failed on this text (the statement is refused, not sent unrewritten).
+    virtual bool rewrite(const std::string& upstream, std::string& sql, std::optional<ErrorFields>& failure) = 0;
+    virtual bool hook_set() = 0;
+    // Asks the hook, in a transaction of its own; context is the jsonb argument's text.
+    virtual HookAnswer call_statement_hook(const std::string& sql, const std::string& context) = 0;
+};
+
 class WorkerHost : public StatementParser, public ResultCacheStore, public WorkerStatistics, public AuthCatalog,
-                   public ServerDirectory {
+                   public ServerDirectory, public StatementInterceptor {
 public:
     // Settings, read again after every reload.
     virtual FirewallConfig firewall_config() = 0;
