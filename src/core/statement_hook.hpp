@@ -25,8 +25,6 @@ struct HookContext {
 };
 
 std::string hook_context_json(const HookContext& c);
-// s as a JSON string literal, quotes included; control characters escaped, other bytes as they are.
-void append_json_string(std::string& out, std::string_view s);
 
 struct HookAnswer {
     std::optional<std::string> statement;  // the text that runs; none (and no error): refused

@@ -132,7 +132,8 @@ private:
     void publish();
     void load_observers();
     void configure_message_log();
-    void report_log_errors();
+    void report_log_errors();  // the message log's
+    void report_audit_log_errors();
 
     WorkerHost& host_;
     ListenConfig listen_;
@@ -184,6 +185,7 @@ private:
     ObserveConfig observe_;
     AuditLog audit_;
     bool observing_ = false;
+    uint64_t audit_drops_reported_ = 0;
     bool counting_metrics_ = false;  // pg_rproxy.metrics_port is set: every worker counts for it
     std::map<std::string, std::weak_ptr<const SessionInfo>> identities_;
     std::size_t identities_swept_ = 0;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/regex_rewrite.hpp"
+#include "core/json_text.hpp"
 #include "core/statement_hook.hpp"
 
 namespace rproxy {
