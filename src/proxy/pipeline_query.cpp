@@ -19,9 +19,10 @@ namespace rproxy {
 
 asio::awaitable<void> StatementPipeline::handle_query(const std::string& received) {
     // intercept -> decode (serve) -> judge. From here on the statement is what intercept made of it.
-    const std::string* sql = intercept_query(received);
-    std::shared_ptr<const ParsedQuery> parsed = sql ? parse(*sql) : nullptr;
-    if (parsed) observe_query(*sql, parsed);
+    // The text lives in a member, not in this frame: Asio recycles frames of at most 1,020 bytes.
+    query_text_ = intercept_query(received);
+    std::shared_ptr<const ParsedQuery> parsed = query_text_ ? parse(*query_text_) : nullptr;
+    if (parsed) observe_query(*query_text_, parsed);
     if (!parsed || answer_locally(*parsed)) {
         observe_done();
         if (!io_.write_now()) co_await io_.flush();
@@ -49,7 +50,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& receive
     const Verdict& verdict = *judged;
     if (failure) {
         if (conn && conn != pinned_) upstream().release(conn);
-        observe_refusal(*sql, parsed, verdict, *failure, StatementProtocol::Simple);
+        observe_refusal(*query_text_, parsed, verdict, *failure, StatementProtocol::Simple);
         reject(*failure);
         if (!io_.write_now()) co_await io_.flush();
         co_return;
@@ -58,7 +59,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& receive
 
     // cache probe: a hit is a hash lookup and a copy into the output buffer.
     int ttl = 0;
-    std::optional<CacheKey> key = cache_key_for(*sql, *parsed, verdict, &ttl, "");
+    std::optional<CacheKey> key = cache_key_for(*query_text_, *parsed, verdict, &ttl, "");
     std::unique_ptr<Fill> fill;
     ProbeResult probe_result = ProbeResult::Bypass;
     if (key) {
@@ -66,7 +67,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& receive
         std::optional<uint64_t> id;
         probe_result = probe_cache_now(*key, out_, &id);
         if (probe_result == ProbeResult::Wait) probe_result = co_await wait_for_fill(*key, out_, &id);
-        if (id) fill = make_fill(*key, *id, ttl, *sql, parsed);
+        if (id) fill = make_fill(*key, *id, ttl, *query_text_, parsed);
     }
     observe_cache(key.has_value(), probe_result);
     if (probe_result == ProbeResult::Hit) {
@@ -98,7 +99,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& receive
         // forward
         flushed_since_start_ = false;
         batch_failed_ = false;
-        protocol::append_query(conn->output(), *sql);
+        protocol::append_query(conn->output(), *query_text_);
         Expected e;
         e.kind = Expected::Kind::Query;
         if (fill) {

@@ -111,6 +111,7 @@ private:
     std::optional<ErrorFields> intercept(std::string& text, const char* protocol);
     std::optional<ErrorFields> intercept_now(std::string& text, const char* protocol);  // intercept() unobserved
     std::string intercepted_;  // the simple protocol's statement as intercept_query() made it
+    const std::string* query_text_ = nullptr;  // handle_query()'s statement: intercepted_ or what was received
 
     // judge
     boost::asio::awaitable<Verdict> judge(const ParsedQuery& parsed, ConnectionPtr& conn,
