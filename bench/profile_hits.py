@@ -80,9 +80,10 @@ def parse_callgrind(path):
 
 
 class ProfiledGateway:
-    def __init__(self, work, mode, misses=False, keep=None, hook=False):
+    def __init__(self, work, mode, misses=False, keep=None, hook=False, settings=()):
         self.work = work
         self.hook = hook
+        self.settings = settings
         self.keep = keep
         self.mode = mode
         self.misses = misses
@@ -132,6 +133,11 @@ exec valgrind --quiet --tool=callgrind --trace-children=yes \\
                             "LANGUAGE plpgsql AS 'BEGIN RETURN statement; END'")
                 self.gw.sql("ALTER SYSTEM SET pg_rproxy.statement_hook = 'public.bench_hook'")
                 self.gw.sql("SELECT pg_reload_conf()")
+            for setting in self.settings:  # name=value: pg_rproxy.name
+                name, _, value = setting.partition("=")
+                self.gw.sql(f"ALTER SYSTEM SET pg_rproxy.{name} = '{value}'")
+            if self.settings:
+                self.gw.sql("SELECT pg_reload_conf()")
             wait_sql(self.proxy_port, what="pg_rproxy", seconds=180)
             (worker,) = [int(p) for p in self.gw.sql("SELECT pid FROM pg_rproxy_workers").split()]
             for statement in STATEMENTS.values():  # every key of both statements, then hits
@@ -172,13 +178,15 @@ def main():
     ap.add_argument("--keep", metavar="DIR", help="keep the callgrind output files in DIR")
     ap.add_argument("--hook", action="store_true",
                     help="with pg_rproxy.statement_hook set to a plpgsql function that returns its input")
+    ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                    help="a pg_rproxy.NAME setting of the gateway (sighup ones), e.g. audit_log=audit.jsonl")
     args = ap.parse_args()
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
     work = tempfile.mkdtemp(prefix="pg_rproxy_profile.")
     os.chmod(work, 0o755)
     chown_pg(work)
-    g = ProfiledGateway(work, args.mode, args.misses, args.keep, args.hook)
+    g = ProfiledGateway(work, args.mode, args.misses, args.keep, args.hook, args.setting)
     try:
         base_hits, base_ir, base_calls, base_excl = g.run(None, 0)
         rows = []
@@ -191,7 +199,7 @@ def main():
                    for name, rx in WATCHED.items()}
             rows.append((label, n, (ir - base_ir) / max(n, 1), per))
         print(f"callgrind, one pg_rproxy worker, pgbench -M {args.mode} -c 4, hot set of {HOT_KEYS} keys"
-              f"{', statement hook on' if args.hook else ''}; per hit = "
+              f"{', statement hook on' if args.hook else ''}{''.join(', ' + x for x in args.setting)}; per hit = "
               f"(run with {args.seconds} s of hits - run without) / extra hits\n")
         print(f"{'statement':<10} {'hits':>7} {'instr/hit':>10} " + " ".join(f"{n:>14}" for n in WATCHED))
         for label, n, ir, per in rows:
