@@ -85,7 +85,7 @@ void call_guarded(RawHookCall* c, MemoryContext ctx) {
             fcinfo->args[1].isnull = false;
             enable_timeout_after(STATEMENT_TIMEOUT, kHookTimeoutMs);
             Datum result = FunctionCallInvoke(fcinfo);
-            disable_timeout(STATEMENT_TIMEOUT, false);
+            disable_timeout(STATEMENT_TIMEOUT, true);  // keeps the indicator for the check below
             if (get_timeout_indicator(STATEMENT_TIMEOUT, true)) QueryCancelPending = false;  // fired just after it returned
             c->isnull = fcinfo->isnull;
             if (!c->isnull) {

@@ -183,7 +183,7 @@ Entry* find_or_add(const StatementRecord& r, uint64 digest, std::string_view ups
     memset(e->hist, 0, sizeof e->hist);
     copy_name(e->upstream, upstream);
     copy_name(e->role, role);
-    std::string_view text = r.normalized.empty() ? r.statement : r.normalized;
+    std::string_view text = r.normalized;
     std::size_t n = std::min(text.size(), static_cast<std::size_t>(kTextMax));
     // Cut at a character boundary: the view returns it as text.
     while (n > 0 && n < text.size() && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
@@ -247,7 +247,7 @@ void statement_stats_record(const StatementRecord& r, std::string_view upstream,
         forget_all();
         local.epoch = epoch;
     }
-    uint64 digest = r.digest ? r.digest : fnv1a(r.normalized.empty() ? r.statement : r.normalized);
+    uint64 digest = r.digest ? r.digest : fnv1a(r.normalized);
     Entry* e = find_or_add(r, digest, upstream, role);
     if (!e) return;
     begin_write(e);

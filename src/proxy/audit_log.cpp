@@ -52,7 +52,7 @@ std::string utc_timestamp() {
     std::time_t secs = static_cast<std::time_t>(us / 1000000);
     std::tm tm;
     gmtime_r(&secs, &tm);
-    char buf[40];
+    char buf[96];
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                   tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(us % 1000000));
     return buf;
@@ -67,7 +67,7 @@ std::string audit_statement_line(const std::string& time, const StatementRecord&
     field(out, "event", "statement");
     who_fields(out, who, session);
     field(out, "protocol", r.protocol == StatementProtocol::Simple ? "simple" : "extended");
-    field(out, "statement", normalized && !r.normalized.empty() ? r.normalized : r.statement);
+    field(out, "statement", normalized ? r.normalized : r.statement);
     field(out, "verdict", r.refused ? "refused" : "allowed");
     if (r.refused) {
         field(out, "reason", reject_reason_name(r.reason));

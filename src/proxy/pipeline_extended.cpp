@@ -260,6 +260,9 @@ asio::awaitable<void> StatementPipeline::handle_extended(const protocol::Fronten
 
 // The batch is over: what was kept to run it again goes.
 void StatementPipeline::forget_batch_log() {
+    emit_lost_observed();
+    batch_emitted_ = 0;
+    skip_emits_ = 0;
     // A small log keeps its buffer for the next batch (parking frees it); a large one goes.
     if (ext().batch_log_.capacity() > 4096) std::string().swap(ext().batch_log_);
     else ext().batch_log_.clear();
@@ -365,6 +368,14 @@ void StatementPipeline::prepare_on(const ConnectionPtr& conn, const std::shared_
     if (upstream_name) *upstream_name = std::move(name);
 }
 
+ErrorFields StatementPipeline::refused(const ClientStatement& st, ErrorFields e) {
+    Verdict v;
+    v.allowed = false;
+    v.reason = RejectReason::StatementKind;
+    observe_refusal(st.sql, st.parsed, v, e, StatementProtocol::Extended);
+    return e;
+}
+
 asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::string_view body) {
     // The unnamed statement parsed again with the same text and types (what most drivers send
     // before every execution): the statement already judged and described is used again.
@@ -407,11 +418,11 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
     st->types = m.param_types;
     st->parsed = parse(st->sql);
     if (st->parsed->statements.size() > 1)
-        co_return error("42601", "cannot insert multiple commands into a prepared statement");
+        co_return refused(*st, error("42601", "cannot insert multiple commands into a prepared statement"));
     // Refused before judging: judging records the names a client PREPAREs, and these never run.
     for (const auto& f : st->parsed->statements)
         if (!f.prepare_name.empty() || !f.execute_name.empty())
-            co_return error("0A000", "PREPARE, EXECUTE and DEALLOCATE are supported in simple queries only");
+            co_return refused(*st, error("0A000", "PREPARE, EXECUTE and DEALLOCATE are supported in simple queries only"));
     std::optional<ErrorFields> failure;
     st->verdict = judge_known(*st->parsed);
     bool batch_under_way = ext().batch_conn_ || !expected_.empty();
@@ -588,8 +599,8 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
     }
     std::shared_ptr<ClientStatement> st = it == ext().portals_.end() ? nullptr : it->second.statement;
     if (st && st->verdict.writes && upstream().writes_revoked())
-        co_return error("25006", "Write operations are not permitted: upstream \"" + upstream().name() +
-                                     "\" is no longer read_write; reconnect");
+        co_return refused(*st, error("25006", "Write operations are not permitted: upstream \"" + upstream().name() +
+                                                  "\" is no longer read_write; reconnect"));
     if (st) {
         std::string answered;
         if (deallocate_locally(*st->parsed, answered)) {
@@ -605,7 +616,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         }
         for (const auto& f : st->parsed->statements)
             if (!f.execute_name.empty() || !f.prepare_name.empty() || !f.deallocate_name.empty())
-                co_return error("0A000", "PREPARE, EXECUTE and DEALLOCATE are supported in simple queries only");
+                co_return refused(*st, error("0A000", "PREPARE, EXECUTE and DEALLOCATE are supported in simple queries only"));
         count_statement();
     }
     std::unique_ptr<Fill> fill;
@@ -770,7 +781,10 @@ asio::awaitable<void> StatementPipeline::on_sync() {
             }
             finish_batch(outcome == Outcome::Ready);
             discard_until_sync_ = false;  // an error relayed just now was the server's, before this Sync
-            if (outcome == Outcome::ClientGone) co_return;
+            if (outcome == Outcome::ClientGone) {
+                emit_lost_observed();
+                co_return;
+            }
             if (outcome == Outcome::Ready) break;
         }
         if (attempt == 0 && retryable && !flushed_since_start_ && co_await run_batch_again()) continue;
@@ -788,6 +802,8 @@ asio::awaitable<void> StatementPipeline::on_sync() {
 // client's state is undone and its messages handled again, on a fresh connection.
 asio::awaitable<bool> StatementPipeline::run_batch_again() {
     out_.resize(ext().batch_out_start_);
+    lost_observed_.clear();          // they run again, and are observed then
+    skip_emits_ = batch_emitted_;    // what was observed before the loss is not observed twice
     for (const auto& name : ext().batch_statements_) ext().statements_.erase(name);
     ext().batch_statements_.clear();
     // Statements the batch closed or replaced are back (latest first, so the oldest wins).

@@ -154,6 +154,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& receive
         // A write is never sent twice: it may have committed before the connection went.
         if (attempt == 0 && !was_pinned && !flushed_since_start_ && !verdict.writes) {
             out_.resize(out_start);
+            observe_retry();
             continue;
         }
         append_connection_lost();

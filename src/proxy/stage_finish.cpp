@@ -156,8 +156,10 @@ void StatementPipeline::finish_fills(bool complete) {
 }
 
 void StatementPipeline::abandon_expected() {
-    for (auto& e : expected_)
+    for (auto& e : expected_) {
         if (e.fill) fills_.push_back(std::move(e.fill));
+        if (e.observed) lost_observed_.push_back(std::move(e.observed));  // emitted unless the batch runs again
+    }
     expected_.clear();
     finish_fills(false);
 }

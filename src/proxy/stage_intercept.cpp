@@ -13,7 +13,7 @@ std::optional<ErrorFields> StatementPipeline::intercept(std::string& text, const
     if (failure) {
         Verdict refused;
         refused.allowed = false;
-        observe_refusal(text, nullptr, refused, *failure,
+        observe_refusal(text, parse(text), refused, *failure,
                         protocol[0] == 's' ? StatementProtocol::Simple : StatementProtocol::Extended);
     }
     return failure;

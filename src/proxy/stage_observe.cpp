@@ -144,7 +144,7 @@ std::unique_ptr<Observed> StatementPipeline::observe_execute(std::shared_ptr<con
     } else if (result == ProbeResult::Hit) {
         o->cache = CacheOutcome::Hit;
         o->rows = hit_rows_;
-        emit_observed(*o, false, RejectReason::None, {});
+        emit_extended(*o);
         return nullptr;
     } else {
         o->cache = CacheOutcome::Miss;
@@ -165,9 +165,33 @@ void StatementPipeline::observe_answer(Expected& f, char type, std::string_view 
     // An Execute ends with its CommandComplete, EmptyQueryResponse, PortalSuspended or error; a
     // Query at ReadyForQuery (observe_done).
     if (f.kind == Expected::Kind::Execute) {
-        emit_observed(*o, false, RejectReason::None, {});
+        emit_extended(*o);
         f.observed.reset();
     }
+}
+
+bool StatementPipeline::emit_extended(const Observed& o) {
+    if (skip_emits_ > 0) {
+        --skip_emits_;
+        return false;
+    }
+    ++batch_emitted_;
+    emit_observed(o, false, RejectReason::None, {});
+    return true;
+}
+
+void StatementPipeline::emit_lost_observed() {
+    for (auto& o : lost_observed_) {
+        set_sqlstate(o->sqlstate, "08006");
+        emit_extended(*o);
+    }
+    lost_observed_.clear();
+}
+
+void StatementPipeline::observe_retry() {
+    if (!observing_) return;
+    observed_->rows = 0;
+    memcpy(observed_->sqlstate, "00000", 6);
 }
 
 void StatementPipeline::emit_observed(const Observed& o, bool refused, RejectReason reason,
@@ -177,10 +201,11 @@ void StatementPipeline::emit_observed(const Observed& o, bool refused, RejectRea
     r.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - o.started).count();
     r.protocol = o.protocol;
     if (o.sql) r.statement = *o.sql;
-    if (o.parsed) {
-        r.normalized = o.parsed->shown_shape ? *o.parsed->shown_shape : std::string_view(o.parsed->normalized);
-        r.digest = o.parsed->shape_digest;
-    }
+    // Literals never reach the statistics or a normalized audit line: text without a shape (which
+    // did not scan) is shown as such.
+    static const std::string unparsed = "<unparsed>";
+    r.normalized = o.parsed && o.parsed->shown_shape ? std::string_view(*o.parsed->shown_shape) : std::string_view(unparsed);
+    r.digest = o.parsed && o.parsed->shown_shape ? o.parsed->shape_digest : 0;
     r.refused = refused;
     r.reason = reason;
     r.refusal_sqlstate = refusal_code;

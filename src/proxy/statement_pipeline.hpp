@@ -157,6 +157,7 @@ private:
     void observe_lost();           // 08006: the client or the upstream connection went
     void append_connection_lost();  // the error for a statement whose upstream connection was lost
     void observe_done();
+    void observe_retry();  // a simple Query runs again on a fresh connection: its first answers are forgotten
     // Extended protocol: an Execute, answered from the cache (emitted at once) or forwarded (the
     // result goes into its Expected entry, completed by the relay).
     // keeps_sql: what keeps sql alive until then (its ClientStatement).
@@ -168,6 +169,14 @@ private:
     void emit_observed(const Observed& o, bool refused, RejectReason reason, std::string_view refusal_code,
                        std::string_view refusal_message = {});
     std::unique_ptr<Observed> observed_;  // the worker's, while a simple Query is observed
+    // Extended: Executes whose connection was lost, emitted with 08006 once the batch is not run
+    // again; and, when it is, how many of its records were emitted already (its second run skips
+    // them, so that no statement is counted twice).
+    std::vector<std::unique_ptr<Observed>> lost_observed_;
+    uint32_t batch_emitted_ = 0;
+    uint32_t skip_emits_ = 0;
+    void emit_lost_observed();
+    bool emit_extended(const Observed& o);  // false: skipped, a retried batch's second record
     bool observing_ = false;              // observed_ holds the simple Query under way
     const char* uncacheable_why_ = "not_a_read";  // cache_key_for()'s last "no"
     uint64_t hit_rows_ = 0;                       // probe_cache_now()'s last hit
@@ -259,6 +268,8 @@ private:
     // What a held Bind (and the Describe of its portal) answer when the cache answers the Execute.
     static void append_held_bind_answer(std::string& out, const ClientPortal& portal);
     void extended_failed(const std::optional<ErrorFields>& failure);
+    // e, for a statement refused outside the firewall's judgement (observed as refused).
+    ErrorFields refused(const ClientStatement& st, ErrorFields e);
     boost::asio::awaitable<std::optional<ErrorFields>> on_parse(std::string_view body);
     boost::asio::awaitable<std::optional<ErrorFields>> on_bind(std::string_view body);
     boost::asio::awaitable<std::optional<ErrorFields>> on_describe(std::string_view body);
