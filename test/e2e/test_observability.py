@@ -51,6 +51,16 @@ with psycopg.connect(dsn, autocommit=True) as conn:
 '''
 
 
+MULTI_PARSE = r'''
+import sys, psycopg
+with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} user=rproxy_up dbname=e2e", autocommit=True) as conn:
+    try:
+        conn.execute(f"SELECT 1 AS {sys.argv[2]}; SELECT %s::int", (2,))
+    except psycopg.Error as e:
+        print(e.sqlstate)
+'''
+
+
 @test
 def audit_log_has_one_json_line_per_statement_and_login():
     path = audit_path()
@@ -117,6 +127,26 @@ def audit_log_has_one_json_line_per_statement_and_login():
         with open(path, "rb") as f:
             check(GATEWAY_PASSWORD.encode() not in f.read(), "no password in the audit log")
 
+        # a statement the hook refuses is audited as refused, and a Parse the proxy refuses too
+        env.gw.sql("CREATE OR REPLACE FUNCTION public.obs_hook(statement text, context jsonb) RETURNS text "
+                   "LANGUAGE plpgsql AS $$BEGIN IF statement LIKE '%obs_refuse_me%' THEN RETURN NULL; END IF; "
+                   "RETURN statement; END$$")
+        env.gw.reload_with(statement_hook="public.obs_hook")
+        hooked = marker("obs_refuse_me")
+        r = env.psql(f"SELECT '{hooked}'")
+        check(r.returncode != 0 and b"statement refused by pg_rproxy.statement_hook" in r.stderr, r.stderr)
+        env.gw.reload_with(statement_hook=None)
+        multi = marker("audit_multi")
+        r = subprocess.run(["/usr/bin/python3", "-c", MULTI_PARSE, str(env.proxy_port), multi], capture_output=True,
+                           text=True)
+        check(r.returncode == 0 and "42601" in r.stdout, r.stdout + r.stderr[-500:])
+        records = audit_records(path, lambda rs: of_statement(rs, hooked) and of_statement(rs, multi))
+        h = of_statement(records, hooked)
+        check(len(h) == 1 and h[0]["verdict"] == "refused" and h[0]["sqlstate"] == "42501", f"hook refusal: {h}")
+        mp = of_statement(records, multi)
+        check(len(mp) == 1 and mp[0]["verdict"] == "refused" and mp[0]["protocol"] == "extended"
+              and mp[0]["sqlstate"] == "42601", f"refused Parse: {mp}")
+
         # normalized: literals do not reach the log
         env.gw.reload_with(audit_log_statement="normalized")
         secret = marker("audit_secret_literal")
@@ -132,7 +162,8 @@ def audit_log_has_one_json_line_per_statement_and_login():
         time.sleep(1)
         check(os.path.getsize(path) == size, "nothing written once off")
     finally:
-        env.gw.reload_with(audit_log=None, audit_log_statement=None, audit_log_size=None, audit_log_files=None)
+        env.gw.reload_with(audit_log=None, audit_log_statement=None, audit_log_size=None, audit_log_files=None,
+                           statement_hook=None)
 
 
 @test
