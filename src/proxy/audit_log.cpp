@@ -47,15 +47,25 @@ const char* cache_name(const StatementRecord& r, std::string& buf) {
 }  // namespace
 
 std::string utc_timestamp() {
+    // The date and time to the second are formatted once per second (a line per statement).
+    static thread_local std::time_t cached_second = -1;
+    static thread_local char cached[32];
     auto now = std::chrono::system_clock::now();
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
     std::time_t secs = static_cast<std::time_t>(us / 1000000);
-    std::tm tm;
-    gmtime_r(&secs, &tm);
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(us % 1000000));
-    return buf;
+    if (secs != cached_second) {
+        std::tm tm;
+        gmtime_r(&secs, &tm);
+        std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", (tm.tm_year + 1900) % 10000,
+                      (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100);
+        cached_second = secs;
+    }
+    char frac[9] = {'.', '0', '0', '0', '0', '0', '0', 'Z', '\0'};
+    int micro = static_cast<int>(us % 1000000);
+    for (int k = 6; k >= 1; --k, micro /= 10) frac[k] = static_cast<char>('0' + micro % 10);
+    std::string out(cached);
+    out += frac;
+    return out;
 }
 
 std::string audit_statement_line(const std::string& time, const StatementRecord& r, const SessionInfo& who,
