@@ -234,7 +234,7 @@ void Worker::arm_park_sweep() {
         if (ec || shutting_down_) return;
         ++park_epoch_;
         for (const auto& s : sessions_) s->park_if_waiting_since_before(park_epoch_ - 1);
-        report_log_errors();
+        report_log_errors(message_log_.file(), "message log", message_log_drops_reported_);
         arm_park_sweep();
     });
 }
@@ -282,14 +282,13 @@ void Worker::configure_message_log() {
 
 // The log files' thread never calls PostgreSQL: what failed is reported from here, once per
 // failure (the thread counts every one).
-void Worker::report_log_errors() {
-    LogFile& f = message_log_.file();
+void Worker::report_log_errors(LogFile& f, const char* name, uint64_t& drops_reported) {
     if (f.error_pending())
         host_.log(LogLevel::Warning, "pg_rproxy: " + f.take_error() + " (lines are lost until it works again)");
-    if (f.dropped() != message_log_drops_reported_) {
-        host_.log(LogLevel::Warning, "pg_rproxy: message log: " + std::to_string(f.dropped() - message_log_drops_reported_) +
+    if (f.dropped() != drops_reported) {
+        host_.log(LogLevel::Warning, std::string("pg_rproxy: ") + name + ": " + std::to_string(f.dropped() - drops_reported) +
                                          " lines dropped, the disk not keeping up");
-        message_log_drops_reported_ = f.dropped();
+        drops_reported = f.dropped();
     }
 }
 

@@ -132,8 +132,9 @@ private:
     void publish();
     void load_observers();
     void configure_message_log();
-    void report_log_errors();  // the message log's
-    void report_audit_log_errors();
+    // The log files' thread never calls PostgreSQL: what failed is reported from the loop, once per
+    // failure (the thread counts every one).
+    void report_log_errors(LogFile& f, const char* name, uint64_t& drops_reported);
 
     WorkerHost& host_;
     ListenConfig listen_;

@@ -11,22 +11,12 @@ void Worker::load_observers() {
     observing_ = observe_.track_statements || audit_.enabled() || counting_metrics_;
 }
 
-void Worker::report_audit_log_errors() {
-    LogFile& f = audit_.file();
-    if (f.error_pending()) host_.log(LogLevel::Warning, "pg_rproxy: " + f.take_error() + " (lines are lost until it works again)");
-    if (f.dropped() != audit_drops_reported_) {
-        host_.log(LogLevel::Warning, "pg_rproxy: audit log: " + std::to_string(f.dropped() - audit_drops_reported_) +
-                                         " lines dropped, the disk not keeping up");
-        audit_drops_reported_ = f.dropped();
-    }
-}
-
 void Worker::statement_done(const StatementRecord& r, const SessionInfo& who, int32_t session) {
     if (observe_.track_statements) host_.record_statement(r, who.upstream, who.role);
     if (counting_metrics_) host_.count_statement_metrics(r, who.upstream);
     if (audit_.enabled()) {
         audit_.statement(r, who, session);
-        report_audit_log_errors();
+        report_log_errors(audit_.file(), "audit log", audit_drops_reported_);
     }
 }
 
@@ -38,7 +28,7 @@ void Worker::connection_event(ConnEvent e, const SessionInfo& who, int32_t sessi
 void Worker::audit_connection(ConnEvent e, const SessionInfo& who, int32_t session, std::string_view sqlstate) {
     if (audit_.enabled()) {
         audit_.connection(e, who, session, sqlstate);
-        report_audit_log_errors();
+        report_log_errors(audit_.file(), "audit log", audit_drops_reported_);
     }
 }
 
