@@ -15,6 +15,8 @@ namespace rproxy::pg {
 namespace {
 
 constexpr int kMaxServers = 256;
+// Every worker publishes its servers at least every second (HealthChecker::tick).
+constexpr TimestampTz kShownUnpublished = 3 * USECS_PER_SEC;
 
 struct Slot {
     slock_t lock;  // the texts and the check result
@@ -30,9 +32,11 @@ struct Slot {
     char last_error[256];
     int64 replay_lag_ms;
     pg_atomic_uint64 errors;  // failed checks and connection attempts, for the metrics endpoint
+    TimestampTz registered;   // until its worker's next tick publishes it, a new server is shown
 };
 
 struct Counts {
+    pg_atomic_uint32 present;  // the worker's configuration has this server (as of its last tick)
     pg_atomic_uint32 busy, idle, clients;
     pg_atomic_uint64 statements, cache_hits;  // cumulative, as the worker sums them
 };
@@ -85,6 +89,7 @@ void init_server_table_shmem() {
             pg_atomic_init_u32(&shm->counts[i].clients, 0);
             pg_atomic_init_u64(&shm->counts[i].statements, 0);
             pg_atomic_init_u64(&shm->counts[i].cache_hits, 0);
+            pg_atomic_init_u32(&shm->counts[i].present, 0);
         }
     }
     LWLockRelease(AddinShmemInitLock);
@@ -98,12 +103,15 @@ int server_table_slot(const std::string& upstream, const std::string& host, cons
     copy_text(want_host, sizeof want_host, host);
     copy_text(want_port, sizeof want_port, port);
     int found = -1;
+    TimestampTz now = GetCurrentTimestamp();
     SpinLockAcquire(&shm->lock);
     for (int i = 0; i < kMaxServers && found < 0; ++i) {
         Slot& s = shm->slots[i];
         if (s.in_use && strcmp(s.upstream, want_upstream) == 0 && strcmp(s.host, want_host) == 0 &&
-            strcmp(s.port, want_port) == 0)
+            strcmp(s.port, want_port) == 0) {
+            s.registered = now;  // in use again: shown until a tick says otherwise
             found = i;
+        }
     }
     for (int i = 0; i < kMaxServers && found < 0; ++i) {
         Slot& s = shm->slots[i];
@@ -118,6 +126,7 @@ int server_table_slot(const std::string& upstream, const std::string& host, cons
         pg_atomic_write_u32(&s.role, 0);
         pg_atomic_write_u64(&s.next_check, 0);
         pg_atomic_write_u64(&s.errors, 0);
+        s.registered = now;
         s.in_use = true;
         found = i;
     }
@@ -176,10 +185,12 @@ void server_table_publish(int worker_slot, const std::vector<ServerCounts>& coun
         uint64 hits = seen[c.slot] ? pg_atomic_read_u64(&row[c.slot].cache_hits) : 0;
         pg_atomic_write_u64(&row[c.slot].statements, statements + c.statements);
         pg_atomic_write_u64(&row[c.slot].cache_hits, hits + c.cache_hits);
+        pg_atomic_write_u32(&row[c.slot].present, 1);
         seen[c.slot] = true;
     }
     for (int i = 0; i < kMaxServers; ++i)
         if (!seen[i]) {
+            pg_atomic_write_u32(&row[i].present, 0);
             pg_atomic_write_u32(&row[i].busy, 0);
             pg_atomic_write_u32(&row[i].idle, 0);
             pg_atomic_write_u32(&row[i].clients, 0);
@@ -203,6 +214,7 @@ void server_table_scan(const std::function<void(const ServerRow&)>& visit) {
         row.checked = s->checked;
         row.last_check = s->last_check;
         row.check.replay_lag_ms = s->replay_lag_ms;
+        TimestampTz registered = s->registered;
         SpinLockRelease(&s->lock);
         row.upstream = upstream;
         row.host = host;
@@ -211,14 +223,22 @@ void server_table_scan(const std::function<void(const ServerRow&)>& visit) {
         row.check.healthy = pg_atomic_read_u32(&s->healthy) != 0;
         row.check.role = static_cast<ServerRole>(pg_atomic_read_u32(&s->role));
         row.errors = pg_atomic_read_u64(&s->errors);
+        bool present = false;
         for (int w = 0; w < shm->nworkers; ++w) {
             Counts* c = &shm->counts[w * kMaxServers + i];
+            present = present || pg_atomic_read_u32(&c->present) != 0;
             row.busy += pg_atomic_read_u32(&c->busy);
             row.idle += pg_atomic_read_u32(&c->idle);
             row.clients += pg_atomic_read_u32(&c->clients);
             row.statements += pg_atomic_read_u64(&c->statements);
             row.cache_hits += pg_atomic_read_u64(&c->cache_hits);
         }
+        // A server no worker's configuration names any more (its upstream row was changed or
+        // dropped) is not shown: its last health would be stale forever. An upstream's own row
+        // (host "") keeps its cumulative statistics.
+        if (!present && host[0] != '\0' &&
+            GetCurrentTimestamp() - registered > kShownUnpublished)
+            continue;
         visit(row);
     }
 }

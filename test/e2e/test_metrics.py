@@ -81,8 +81,8 @@ def metrics_endpoint_passes_promtool():
         check(name in m, f"{name} missing")
     check(m["pg_rproxy_workers"] == 2, f"workers: {m['pg_rproxy_workers']}")
     servers = [k for k in m if k.startswith("pg_rproxy_server_healthy{")]
-    # Servers of rows other modules made and dropped stay listed (their slots are kept): only the
-    # default upstream's own server is known to be up.
+    # Other modules' upstream rows may still name servers that are down: only the default
+    # upstream's own server is known to be up.
     own = [k for k in servers if 'upstream=""' in k and f'port="{env.up.port}"' in k]
     check(own and all(m[k] == 1 for k in own), f"the upstream's server healthy: {own} of {servers}")
 

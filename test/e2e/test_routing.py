@@ -292,7 +292,8 @@ def round_robin_spreads_statements_over_the_servers_and_the_view_shows_them():
         check(set(ports) == {a.port, b.port}, f"one client's statements alternate: {ports}")
         wait_for(lambda: all(s["role"] == "primary" and s["healthy"] for s in servers().values())
                  and len(servers()) == 2, f"both checked: {servers()}")
-        check(servers()[a.port]["clients"] >= 1, f"clients shown: {servers()}")
+        # Each worker publishes its counts on its next tick (at least every second).
+        wait_for(lambda: servers()[a.port]["clients"] >= 1, f"clients shown: {servers()}")
         for _ in range(3):
             w.query("SELECT 40 + 2 AS cached_answer")
         w.close()
@@ -304,6 +305,13 @@ def round_robin_spreads_statements_over_the_servers_and_the_view_shows_them():
         # 8 psql sessions' statements, 8 + 3 of the raw client's; the repeated one hit the cache.
         wait_for(lambda: stats()[0] >= 19 and stats()[1] >= 2 and stats()[2:] == [2, 2],
                  f"per-upstream statistics: {stats()}")
+        # Once no worker's configuration names them, the dropped upstream's servers leave the view
+        # (their last health would be stale forever); its own statistics stay. A worker reads the
+        # table again at its next login, so logins go on until both workers have had one.
+        reset()
+        wait_for(lambda: answered_by() == env.up.port and servers() == {},
+                 "the dropped upstream's servers are no longer shown")
+        check(stats()[0] >= 19, f"its statistics stay: {stats()}")
     finally:
         env.gw.reload_with(health_check_interval=None)
         reset()
