@@ -255,7 +255,7 @@ def parked_clients():
     return int(env.gw.sql("SELECT sum(parked_clients) FROM pg_rproxy_workers"))
 
 
-def wait_for_parked(at_least, seconds=5):
+def wait_for_parked(at_least, seconds=10):
     deadline = time.time() + seconds
     while time.time() < deadline and parked_clients() < at_least:
         time.sleep(0.1)
@@ -297,22 +297,23 @@ def idle_clients_park_and_keep_everything_a_waiting_session_does():
         w.close()
     # The idle timeouts run on while a client is parked.
     try:
-        env.gw.reload_with(idle_client_timeout="2500ms", idle_in_transaction_timeout="2500ms")
+        # Long enough for both to park and be seen parked by a slow (valgrind) gateway first.
+        env.gw.reload_with(idle_client_timeout="5s", idle_in_transaction_timeout="5s")
         idle = env.wire()
         idle.query("SELECT 1")
         idle_tx = env.wire()
         idle_tx.query("BEGIN")
         idle_tx.query("SELECT 1")
         check(wait_for_parked(before + 2) >= before + 2, f"both parked before their timeouts: {parked_clients()}")
-        idle.sock.settimeout(5)
-        idle_tx.sock.settimeout(5)
+        idle.sock.settimeout(10)
+        idle_tx.sock.settimeout(10)
         e = errors(idle.read_until_closed())
         check(e and e[0]["C"] == "57P05", f"idle-session timeout while parked: {e}")
         e = errors(idle_tx.read_until_closed())
         check(e and e[0]["C"] == "25P03", f"idle-in-transaction timeout while parked: {e}")
     finally:
         env.gw.reload_with(idle_client_timeout=None, idle_in_transaction_timeout=None)
-    deadline = time.time() + 5
+    deadline = time.time() + 10
     while time.time() < deadline and parked_clients() != before:
         time.sleep(0.1)
     check(parked_clients() == before, f"closed clients are no longer counted: {parked_clients()} (before: {before})")
