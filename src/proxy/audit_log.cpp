@@ -1,7 +1,10 @@
 #include "proxy/audit_log.hpp"
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "core/json_text.hpp"
@@ -10,22 +13,35 @@ namespace rproxy {
 
 namespace {
 
-void field(std::string& out, const char* name, std::string_view value) {
+void key(std::string& out, std::string_view name) {
     out += ",\"";
     out += name;
     out += "\":";
+}
+
+void field(std::string& out, std::string_view name, std::string_view value) {
+    key(out, name);
     append_json_string(out, value);
 }
 
-void number(std::string& out, const char* name, std::string_view digits) {
-    out += ",\"";
-    out += name;
-    out += "\":";
-    out += digits;
+template <typename Int>
+void integer(std::string& out, std::string_view name, Int value) {
+    key(out, name);
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    out.append(digits, end);
+}
+
+// Milliseconds with three decimals, by hand: snprintf("%.3f") costs more than the rest of a line.
+void milliseconds(std::string& out, std::string_view name, double ms) {
+    uint64_t micros = std::isfinite(ms) && ms > 0 ? static_cast<uint64_t>(std::llround(ms * 1000.0)) : 0;
+    integer(out, name, micros / 1000);
+    char frac[4] = {'.', char('0' + micros % 1000 / 100), char('0' + micros % 100 / 10), char('0' + micros % 10)};
+    out.append(frac, sizeof frac);
 }
 
 void who_fields(std::string& out, const SessionInfo& who, int32_t session) {
-    number(out, "session", std::to_string(session));
+    integer(out, "session", session);
     field(out, "role", who.role);
     field(out, "database", who.database);
     field(out, "client_address", who.client_address);
@@ -33,20 +49,31 @@ void who_fields(std::string& out, const SessionInfo& who, int32_t session) {
     field(out, "upstream", who.upstream);
 }
 
-const char* cache_name(const StatementRecord& r, std::string& buf) {
+void cache_field(std::string& out, const StatementRecord& r) {
     switch (r.cache) {
-        case CacheOutcome::Hit: return "hit";
-        case CacheOutcome::Miss: return "miss";
+        case CacheOutcome::Hit: field(out, "cache", "hit"); return;
+        case CacheOutcome::Miss: field(out, "cache", "miss"); return;
         case CacheOutcome::Uncacheable: break;
     }
-    buf = "uncacheable:";
-    buf += r.uncacheable_reason;
-    return buf.c_str();
+    // The reasons are the pipeline's own identifiers ([a-z_]): nothing to escape.
+    key(out, "cache");
+    out += "\"uncacheable:";
+    out += r.uncacheable_reason;
+    out += '"';
+}
+
+// The time is ours (utc_timestamp): it needs no escaping.
+void opening(std::string& out, std::string_view time, std::string_view event) {
+    out += "{\"time\":\"";
+    out += time;
+    out += "\",\"event\":\"";
+    out += event;
+    out += '"';
 }
 
 }  // namespace
 
-std::string utc_timestamp() {
+std::string_view utc_timestamp(char (&buf)[32]) {
     // The date and time to the second are formatted once per second (a line per statement).
     static thread_local std::time_t cached_second = -1;
     static thread_local char cached[32];
@@ -60,21 +87,20 @@ std::string utc_timestamp() {
                       (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100);
         cached_second = secs;
     }
-    char frac[9] = {'.', '0', '0', '0', '0', '0', '0', 'Z', '\0'};
+    constexpr std::size_t kSeconds = 19;  // 2026-12-02T12:00:00
+    std::memcpy(buf, cached, kSeconds);
+    char* p = buf + kSeconds;
+    *p++ = '.';
     int micro = static_cast<int>(us % 1000000);
-    for (int k = 6; k >= 1; --k, micro /= 10) frac[k] = static_cast<char>('0' + micro % 10);
-    std::string out(cached);
-    out += frac;
-    return out;
+    for (int k = 5; k >= 0; --k, micro /= 10) p[k] = static_cast<char>('0' + micro % 10);
+    p += 6;
+    *p++ = 'Z';
+    return std::string_view(buf, static_cast<std::size_t>(p - buf));
 }
 
-std::string audit_statement_line(const std::string& time, const StatementRecord& r, const SessionInfo& who,
-                                 int32_t session, bool normalized) {
-    std::string out;
-    out.reserve(256 + r.statement.size());
-    out += "{\"time\":";
-    append_json_string(out, time);
-    field(out, "event", "statement");
+void append_audit_statement_line(std::string& out, std::string_view time, const StatementRecord& r,
+                                 const SessionInfo& who, int32_t session, bool normalized) {
+    opening(out, time, "statement");
     who_fields(out, who, session);
     field(out, "protocol", r.protocol == StatementProtocol::Simple ? "simple" : "extended");
     field(out, "statement", normalized ? r.normalized : r.statement);
@@ -84,31 +110,23 @@ std::string audit_statement_line(const std::string& time, const StatementRecord&
         field(out, "refusal_sqlstate", r.refusal_sqlstate);
         field(out, "refusal_message", r.refusal_message);
     }
-    std::string buf;
-    field(out, "cache", cache_name(r, buf));
-    char ms[32];
-    std::snprintf(ms, sizeof ms, "%.3f", r.duration_ms);
-    number(out, "duration_ms", ms);
-    number(out, "rows", std::to_string(r.rows));
+    cache_field(out, r);
+    milliseconds(out, "duration_ms", r.duration_ms);
+    integer(out, "rows", r.rows);
     field(out, "sqlstate", r.sqlstate);
     out += "}\n";
-    return out;
 }
 
-std::string audit_connection_line(const std::string& time, ConnEvent e, const SessionInfo& who, int32_t session,
-                                  std::string_view sqlstate) {
-    std::string out;
-    out += "{\"time\":";
-    append_json_string(out, time);
-    field(out, "event", "connection");
+void append_audit_connection_line(std::string& out, std::string_view time, ConnEvent e, const SessionInfo& who,
+                                  int32_t session, std::string_view sqlstate) {
+    opening(out, time, "connection");
     who_fields(out, who, session);
     field(out, "outcome", conn_event_name(e));
     field(out, "auth_method", who.auth_method);
-    out += ",\"tls\":";
+    key(out, "tls");
     out += who.tls ? "true" : "false";
     field(out, "sqlstate", sqlstate);
     out += "}\n";
-    return out;
 }
 
 void AuditLog::configure(const ObserveConfig& c) {
@@ -116,12 +134,26 @@ void AuditLog::configure(const ObserveConfig& c) {
     file_.configure(c.audit_log, c.audit_log_size, c.audit_log_files);
 }
 
+// The line is built in a buffer kept between statements: no allocation per line once it is warm.
 void AuditLog::statement(const StatementRecord& r, const SessionInfo& who, int32_t session) {
-    file_.write(audit_statement_line(utc_timestamp(), r, who, session, normalized_));
+    char time[32];
+    line_.clear();
+    append_audit_statement_line(line_, utc_timestamp(time), r, who, session, normalized_);
+    file_.write(line_);
+    trim();
 }
 
 void AuditLog::connection(ConnEvent e, const SessionInfo& who, int32_t session, std::string_view sqlstate) {
-    file_.write(audit_connection_line(utc_timestamp(), e, who, session, sqlstate));
+    char time[32];
+    line_.clear();
+    append_audit_connection_line(line_, utc_timestamp(time), e, who, session, sqlstate);
+    file_.write(line_);
+    trim();
+}
+
+void AuditLog::trim() {
+    // One huge statement does not keep its buffer for the life of the worker.
+    if (line_.capacity() > kKeepCapacity) std::string().swap(line_);
 }
 
 }  // namespace rproxy

@@ -15,12 +15,14 @@
 
 namespace rproxy {
 
-// The lines themselves, pure (tested without files). time: ISO 8601 UTC with microseconds.
-std::string audit_statement_line(const std::string& time, const StatementRecord& r, const SessionInfo& who,
-                                 int32_t session, bool normalized);
-std::string audit_connection_line(const std::string& time, ConnEvent e, const SessionInfo& who, int32_t session,
-                                  std::string_view sqlstate);
-std::string utc_timestamp();  // now, as the lines carry it
+// The lines themselves, pure (tested without files), appended to out with their '\n'. time: what
+// utc_timestamp() gives (written as it is, unescaped).
+void append_audit_statement_line(std::string& out, std::string_view time, const StatementRecord& r,
+                                 const SessionInfo& who, int32_t session, bool normalized);
+void append_audit_connection_line(std::string& out, std::string_view time, ConnEvent e, const SessionInfo& who,
+                                  int32_t session, std::string_view sqlstate);
+// Now, ISO 8601 UTC with microseconds (2026-12-02T12:00:00.000000Z), written into buf.
+std::string_view utc_timestamp(char (&buf)[32]);
 
 class AuditLog {
 public:
@@ -33,8 +35,12 @@ public:
     LogFile& file() { return file_; }
 
 private:
+    void trim();
+    static constexpr std::size_t kKeepCapacity = 64 * 1024;
+
     LogFile file_;
     bool normalized_ = false;
+    std::string line_;
 };
 
 }  // namespace rproxy

@@ -71,7 +71,8 @@ TEST(AuditLog, StatementLineCarriesEveryField) {
     who.database = "db";
     who.client_address = "10.0.0.1";
     who.upstream = "up";
-    std::string line = audit_statement_line("2026-12-02T00:00:00.000000Z", r, who, 42, false);
+    std::string line;
+    append_audit_statement_line(line, "2026-12-02T00:00:00.000000Z", r, who, 42, false);
     EXPECT_EQ(line.back(), '\n');
     EXPECT_EQ(line.find('\n'), line.size() - 1);  // one line, whatever the statement holds
     for (const char* part : {"\"event\":\"statement\"", "\"session\":42", "\"role\":\"alice\"", "\"database\":\"db\"",
@@ -80,7 +81,8 @@ TEST(AuditLog, StatementLineCarriesEveryField) {
                              "\"cache\":\"uncacheable:in_transaction\"", "\"duration_ms\":1.500", "\"rows\":3",
                              "\"sqlstate\":\"00000\""})
         EXPECT_NE(line.find(part), std::string::npos) << part << " in " << line;
-    std::string normalized = audit_statement_line("t", r, who, 42, true);
+    std::string normalized;
+    append_audit_statement_line(normalized, "t", r, who, 42, true);
     EXPECT_NE(normalized.find("\"statement\":\"select $1 from t where a = $2\""), std::string::npos);
 
     r.refused = true;
@@ -88,7 +90,8 @@ TEST(AuditLog, StatementLineCarriesEveryField) {
     r.refusal_sqlstate = "25006";
     r.refusal_message = "Write operations are not permitted";
     r.sqlstate = "25006";
-    line = audit_statement_line("t", r, who, 42, false);
+    line.clear();
+    append_audit_statement_line(line, "t", r, who, 42, false);
     for (const char* part : {"\"verdict\":\"refused\"", "\"reason\":\"statement_kind\"", "\"refusal_sqlstate\":\"25006\"",
                              "\"sqlstate\":\"25006\""})
         EXPECT_NE(line.find(part), std::string::npos) << part;
@@ -98,8 +101,43 @@ TEST(AuditLog, ConnectionLineNamesItsOutcome) {
     SessionInfo who;
     who.role = "mallory";
     who.client_address = "::1";
-    std::string line = audit_connection_line("t", ConnEvent::PasswordFailed, who, 0, "28P01");
+    std::string line;
+    append_audit_connection_line(line, "t", ConnEvent::PasswordFailed, who, 0, "28P01");
     EXPECT_NE(line.find("\"event\":\"connection\""), std::string::npos);
     EXPECT_NE(line.find("\"outcome\":\"password_failed\""), std::string::npos);
     EXPECT_NE(line.find("\"sqlstate\":\"28P01\""), std::string::npos);
+}
+
+TEST(AuditLog, DurationsHaveThreeDecimalsRounded) {
+    SessionInfo who;
+    for (auto [ms, text] : std::vector<std::pair<double, std::string>>{
+             {0.0004, "0.000"}, {0.0005, "0.001"}, {1234.5678, "1234.568"}, {2.9996, "3.000"}, {-1.0, "0.000"}}) {
+        StatementRecord r;
+        r.duration_ms = ms;
+        std::string line;
+        append_audit_statement_line(line, "t", r, who, 1, false);
+        EXPECT_NE(line.find("\"duration_ms\":" + text + ","), std::string::npos) << ms << " in " << line;
+    }
+}
+
+TEST(AuditLog, TimestampIsUtcWithMicroseconds) {
+    char buf[32];
+    std::time_t before = std::time(nullptr);
+    std::string stamp(utc_timestamp(buf));
+    std::time_t after = std::time(nullptr);
+    ASSERT_EQ(stamp.size(), 27u) << stamp;
+    for (std::size_t i = 0; i < stamp.size(); ++i) {
+        char want = i == 4 || i == 7 ? '-' : i == 10 ? 'T' : i == 13 || i == 16 ? ':' : i == 19 ? '.' : i == 26 ? 'Z' : '0';
+        if (want == '0') EXPECT_TRUE(stamp[i] >= '0' && stamp[i] <= '9') << stamp;
+        else EXPECT_EQ(stamp[i], want) << stamp;
+    }
+    bool matches = false;
+    for (std::time_t s = before; s <= after; ++s) {
+        std::tm tm;
+        gmtime_r(&s, &tm);
+        char seconds[24];
+        std::strftime(seconds, sizeof seconds, "%Y-%m-%dT%H:%M:%S", &tm);
+        matches = matches || stamp.compare(0, 19, seconds) == 0;
+    }
+    EXPECT_TRUE(matches) << stamp;
 }
