@@ -56,20 +56,21 @@ void LogFile::configure(const std::string& path, uint64_t rotate_bytes, int keep
 
 void LogFile::write(std::string_view line) {
     if (!enabled_) return;
-    bool was_empty;
+    bool wake;
     {
         std::lock_guard<std::mutex> lk(mu_);
         if (queued_bytes_ + line.size() > kMaxQueued) {
             dropped_.fetch_add(1, std::memory_order_relaxed);
             return;
         }
-        was_empty = queued_bytes_ == 0;
+        wake = queued_bytes_ == 0 || (queued_bytes_ < kGatherBytes && queued_bytes_ + line.size() >= kGatherBytes);
         queued_.append(line);
         queued_bytes_ += line.size();
         ++enqueued_rounds_;
     }
-    // The thread takes everything queued at once: only the first line after a take wakes it.
-    if (was_empty) wake_.notify_one();
+    // The thread takes everything queued at once: it is woken by the first line after a take, and
+    // again when a batch is full.
+    if (wake) wake_.notify_one();
 }
 
 std::string LogFile::take_error() {
@@ -82,7 +83,10 @@ void LogFile::flush() {
     std::unique_lock<std::mutex> lk(mu_);
     if (!thread_.joinable()) return;
     uint64_t want = enqueued_rounds_;
+    ++flushing_;
+    wake_.notify_one();
     written_.wait(lk, [&] { return done_rounds_ >= want; });
+    --flushing_;
 }
 
 void LogFile::run() {
@@ -99,6 +103,10 @@ void LogFile::run() {
             std::unique_lock<std::mutex> lk(mu_);
             wake_.wait(lk, [&] { return stopping_ || queued_bytes_ > 0; });
             if (queued_bytes_ == 0) break;  // stopping, and everything is written
+            // Lines that come close together are written together: one wakeup and one write()
+            // for a burst of statements, not one each. A flush, a stop or a full batch cuts it short.
+            wake_.wait_for(lk, kGatherDelay,
+                           [&] { return stopping_ || flushing_ > 0 || queued_bytes_ >= kGatherBytes; });
             sealed.swap(sealed_);
             data.swap(queued_);
             target = current_;

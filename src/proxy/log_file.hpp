@@ -7,6 +7,7 @@
 #include "core/pure_layer.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -53,6 +54,9 @@ public:
     void flush();
 
     static constexpr std::size_t kMaxQueued = 64 * 1024 * 1024;
+    // How long the thread lets lines gather after the first, and how many bytes end the wait.
+    static constexpr std::chrono::milliseconds kGatherDelay{2};
+    static constexpr std::size_t kGatherBytes = 64 * 1024;
 
 private:
     struct Target {
@@ -86,6 +90,7 @@ private:
     std::size_t queued_bytes_ = 0;     // in queued_ and sealed_
     uint64_t enqueued_rounds_ = 0;     // bumped by write(); the thread records the last it took
     uint64_t done_rounds_ = 0;
+    int flushing_ = 0;  // flush() calls waiting: no gathering delay
     bool stopping_ = false;
     std::thread thread_;
     std::string error_;
