@@ -30,12 +30,30 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
     return n;
 }
 
+// Printable ASCII other than '"' and '\\' is copied as it is (a table: one load per byte).
+struct PlainBytes {
+    bool is[256] = {};
+    constexpr PlainBytes() {
+        for (int c = 0x20; c < 0x7F; ++c) is[c] = c != '"' && c != '\\';
+    }
+};
+constexpr PlainBytes kPlain;
+inline bool plain(unsigned char c) { return kPlain.is[c]; }
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
     static const char hex[] = "0123456789abcdef";
     out += '"';
     for (std::size_t i = 0; i < s.size();) {
+        // Runs of plain bytes (most of a statement) are appended at once, not byte by byte.
+        std::size_t run = i;
+        while (run < s.size() && plain(static_cast<unsigned char>(s[run]))) ++run;
+        if (run > i) {
+            out.append(s.data() + i, run - i);
+            i = run;
+            if (i == s.size()) break;
+        }
         unsigned char c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
             std::size_t n = utf8_sequence(s, i);

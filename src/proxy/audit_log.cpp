@@ -13,11 +13,8 @@ namespace rproxy {
 
 namespace {
 
-void key(std::string& out, std::string_view name) {
-    out += ",\"";
-    out += name;
-    out += "\":";
-}
+// name comes with its punctuation (",\"role\":"): one append per key.
+void key(std::string& out, std::string_view name) { out += name; }
 
 void field(std::string& out, std::string_view name, std::string_view value) {
     key(out, name);
@@ -41,22 +38,22 @@ void milliseconds(std::string& out, std::string_view name, double ms) {
 }
 
 void who_fields(std::string& out, const SessionInfo& who, int32_t session) {
-    integer(out, "session", session);
-    field(out, "role", who.role);
-    field(out, "database", who.database);
-    field(out, "client_address", who.client_address);
-    field(out, "server_name", who.server_name);
-    field(out, "upstream", who.upstream);
+    integer(out, ",\"session\":", session);
+    field(out, ",\"role\":", who.role);
+    field(out, ",\"database\":", who.database);
+    field(out, ",\"client_address\":", who.client_address);
+    field(out, ",\"server_name\":", who.server_name);
+    field(out, ",\"upstream\":", who.upstream);
 }
 
 void cache_field(std::string& out, const StatementRecord& r) {
     switch (r.cache) {
-        case CacheOutcome::Hit: field(out, "cache", "hit"); return;
-        case CacheOutcome::Miss: field(out, "cache", "miss"); return;
+        case CacheOutcome::Hit: field(out, ",\"cache\":", "hit"); return;
+        case CacheOutcome::Miss: field(out, ",\"cache\":", "miss"); return;
         case CacheOutcome::Uncacheable: break;
     }
     // The reasons are the pipeline's own identifiers ([a-z_]): nothing to escape.
-    key(out, "cache");
+    key(out, ",\"cache\":");
     out += "\"uncacheable:";
     out += r.uncacheable_reason;
     out += '"';
@@ -102,18 +99,18 @@ void append_audit_statement_line(std::string& out, std::string_view time, const 
                                  const SessionInfo& who, int32_t session, bool normalized) {
     opening(out, time, "statement");
     who_fields(out, who, session);
-    field(out, "protocol", r.protocol == StatementProtocol::Simple ? "simple" : "extended");
-    field(out, "statement", normalized ? r.normalized : r.statement);
-    field(out, "verdict", r.refused ? "refused" : "allowed");
+    field(out, ",\"protocol\":", r.protocol == StatementProtocol::Simple ? "simple" : "extended");
+    field(out, ",\"statement\":", normalized ? r.normalized : r.statement);
+    field(out, ",\"verdict\":", r.refused ? "refused" : "allowed");
     if (r.refused) {
-        field(out, "reason", reject_reason_name(r.reason));
-        field(out, "refusal_sqlstate", r.refusal_sqlstate);
-        field(out, "refusal_message", r.refusal_message);
+        field(out, ",\"reason\":", reject_reason_name(r.reason));
+        field(out, ",\"refusal_sqlstate\":", r.refusal_sqlstate);
+        field(out, ",\"refusal_message\":", r.refusal_message);
     }
     cache_field(out, r);
-    milliseconds(out, "duration_ms", r.duration_ms);
-    integer(out, "rows", r.rows);
-    field(out, "sqlstate", r.sqlstate);
+    milliseconds(out, ",\"duration_ms\":", r.duration_ms);
+    integer(out, ",\"rows\":", r.rows);
+    field(out, ",\"sqlstate\":", r.sqlstate);
     out += "}\n";
 }
 
@@ -121,11 +118,11 @@ void append_audit_connection_line(std::string& out, std::string_view time, ConnE
                                   int32_t session, std::string_view sqlstate) {
     opening(out, time, "connection");
     who_fields(out, who, session);
-    field(out, "outcome", conn_event_name(e));
-    field(out, "auth_method", who.auth_method);
-    key(out, "tls");
+    field(out, ",\"outcome\":", conn_event_name(e));
+    field(out, ",\"auth_method\":", who.auth_method);
+    key(out, ",\"tls\":");
     out += who.tls ? "true" : "false";
-    field(out, "sqlstate", sqlstate);
+    field(out, ",\"sqlstate\":", sqlstate);
     out += "}\n";
 }
 
