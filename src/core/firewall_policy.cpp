@@ -18,6 +18,7 @@ const char* reject_reason_name(RejectReason r) {
         case RejectReason::FastPath: return "fast_path_call";
         case RejectReason::UnknownPreparedStatement: return "unknown_prepared_statement";
         case RejectReason::SideEffectFunction: return "side_effect_function";
+        case RejectReason::StatementHook: return "statement_hook";
     }
     return "none";
 }

@@ -10,9 +10,9 @@
 namespace rproxy {
 
 enum class RejectReason { None, StatementKind, Setting, VolatileFunction, DeniedFunction, UnknownFunction,
-                          SyntaxError, FastPath, UnknownPreparedStatement, SideEffectFunction };
+                          SyntaxError, FastPath, UnknownPreparedStatement, SideEffectFunction, StatementHook };
 const char* reject_reason_name(RejectReason r);
-constexpr int kRejectReasonCount = 10;
+constexpr int kRejectReasonCount = 11;
 
 struct StatementVerdict {
     std::string kind;

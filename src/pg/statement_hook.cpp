@@ -9,6 +9,7 @@ extern "C" {
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
+#include "utils/varlena.h"
 }
 
 namespace rproxy::pg {
@@ -119,14 +120,28 @@ ErrorFields client_error(const ErrorData* e) {
     return f;
 }
 
+// A schema-qualified name only: resolved with the worker's search_path, an unqualified name could
+// be taken over by a same-named function in a schema searched first.
+bool check_hook_name(char** newval, void**, GucSource) {
+    if (!*newval || !**newval) return true;
+    char* copy = pstrdup(*newval);
+    List* parts = nullptr;
+    bool ok = SplitIdentifierString(copy, '.', &parts) && list_length(parts) == 2;
+    list_free(parts);
+    pfree(copy);
+    if (!ok) GUC_check_errdetail("pg_rproxy.statement_hook must name a function with its schema, as in public.my_hook.");
+    return ok;
+}
+
 }  // namespace
 
 void define_statement_hook_guc() {
     DefineCustomStringVariable("pg_rproxy.statement_hook",
                                "Function (statement text, context jsonb) returning text, asked about every statement "
                                "before the firewall judges it: its answer is what runs; NULL refuses the statement.",
-                               "Empty: none. Resolved again at each configuration reload.", &statement_hook_name, "",
-                               PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+                               "Empty: none. Schema-qualified. Resolved again at each configuration reload.",
+                               &statement_hook_name, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_hook_name, nullptr,
+                               nullptr);
 }
 
 bool StatementHook::set() const { return statement_hook_name && *statement_hook_name; }

@@ -9,17 +9,24 @@
 namespace rproxy {
 
 std::optional<ErrorFields> StatementPipeline::intercept(std::string& text, const char* protocol) {
-    std::optional<ErrorFields> failure = intercept_now(text, protocol);
+    bool by_hook = false;
+    std::optional<ErrorFields> failure = intercept_now(text, protocol, by_hook);
     if (failure) {
         Verdict refused;
         refused.allowed = false;
+        // The hook's NULL and the errors it raises are its way of refusing: counted with the
+        // firewall's refusals (a rewrite rule that fails to run is not a refusal).
+        if (by_hook) {
+            refused.reason = RejectReason::StatementHook;
+            worker_.stats().count_rejection(RejectReason::StatementHook);
+        }
         observe_refusal(text, parse(text), refused, *failure,
                         protocol[0] == 's' ? StatementProtocol::Simple : StatementProtocol::Extended);
     }
     return failure;
 }
 
-std::optional<ErrorFields> StatementPipeline::intercept_now(std::string& text, const char* protocol) {
+std::optional<ErrorFields> StatementPipeline::intercept_now(std::string& text, const char* protocol, bool& by_hook) {
     StatementInterceptor& host = worker_.host();
     std::optional<ErrorFields> failure;
     host.rewrite(upstream().name(), text, failure);
@@ -29,6 +36,7 @@ std::optional<ErrorFields> StatementPipeline::intercept_now(std::string& text, c
     HookContext context{who.role, who.database, who.server_name, upstream().name(), who.client_address,
                         app ? std::string_view(*app) : std::string_view(), protocol};
     HookAnswer answer = host.call_statement_hook(text, hook_context_json(context));
+    by_hook = true;
     if (answer.error) return answer.error;
     if (!answer.statement) return hook_refusal();
     text = std::move(*answer.statement);

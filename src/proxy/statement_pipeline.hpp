@@ -109,7 +109,8 @@ private:
     const std::string* intercept_query(const std::string& received);
     // text rewritten in place; the error the client gets when it is refused.
     std::optional<ErrorFields> intercept(std::string& text, const char* protocol);
-    std::optional<ErrorFields> intercept_now(std::string& text, const char* protocol);  // intercept() unobserved
+    // intercept() unobserved; by_hook: the failure is the statement hook's.
+    std::optional<ErrorFields> intercept_now(std::string& text, const char* protocol, bool& by_hook);
     std::string intercepted_;  // the simple protocol's statement as intercept_query() made it
     const std::string* query_text_ = nullptr;  // handle_query()'s statement: intercepted_ or what was received
 
@@ -164,6 +165,9 @@ private:
     std::unique_ptr<Observed> observe_execute(std::shared_ptr<const void> keeps_sql, const std::string& sql,
                                               const std::shared_ptr<const ParsedQuery>& parsed, bool keyed,
                                               ProbeResult result);
+    // An allowed Parse or Execute that never reached the upstream: no connection could be had.
+    void observe_unreached(std::shared_ptr<const void> keeps_sql, const std::string& sql,
+                                const std::shared_ptr<const ParsedQuery>& parsed, const ErrorFields& failure);
     // The relay saw a statement's CommandComplete, EmptyQueryResponse, PortalSuspended or error.
     void observe_answer(Expected& f, char type, std::string_view body);
     void emit_observed(const Observed& o, bool refused, RejectReason reason, std::string_view refusal_code,

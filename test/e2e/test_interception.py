@@ -169,6 +169,10 @@ def last_seen():
     return statement, json.loads(context)
 
 
+def hook_refusals():
+    return int(env.gw.sql("SELECT rejections FROM pg_rproxy_rejections WHERE reason = 'statement_hook'"))
+
+
 def seen_count():
     return int(env.gw.sql("SELECT count(*) FROM public.icpt_seen"))
 
@@ -180,11 +184,13 @@ def a_plpgsql_hook_refuses_rewrites_and_raises():
         env.gw.reload_with(statement_hook="public.icpt_hook")
         count = direct_rows("SELECT count(*) FROM kinds")[0][0]
         w = env.wire(application_name="icpt_app")
+        refusals = hook_refusals()
         e = simple_error(w, "SELECT 'refuse me'")
         check(e["C"] == "42501" and e["M"] == "statement refused by pg_rproxy.statement_hook", f"NULL: {e}")
         e = simple_error(w, "SELECT 'raise me'")
         check(e["C"] == "P0042" and e["M"] == f"the hook says no to {env.upstream_user}" and e.get("H") == "ask the hook",
               f"the hook's own error: {e}")
+        check(hook_refusals() == refusals + 2, f"both counted in pg_rproxy_rejections: {hook_refusals() - refusals}")
         check(rows(w.query("SELECT count(*) FROM hooked_kinds")) == [[str(count)]], "the same session goes on, rewritten")
         statement, ctx = last_seen()
         check(statement == "SELECT count(*) FROM hooked_kinds", f"the hook saw the client's text: {statement}")
@@ -236,6 +242,16 @@ def a_plpgsql_hook_refuses_rewrites_and_raises():
         check(r.returncode != 0 and b"is not a function (statement text, context jsonb) returning text" in r.stderr,
               f"unusable hook: {r.stderr}")
         check("pg_rproxy.statement_hook \"public.no_such_hook\" is not a function" in env.gw.log_text(), "logged")
+
+        # A name without its schema is refused when it is set: the worker's search_path must not
+        # decide which function filters statements.
+        for bad in ["icpt_hook", "a.b.c", "public."]:
+            try:
+                env.gw.sql(f"ALTER SYSTEM SET pg_rproxy.statement_hook = '{bad}'")
+                refused = ""
+            except AssertionError as e:
+                refused = str(e)
+            check("must name a function with its schema" in refused, f"{bad!r} refused: {refused}")
     finally:
         clean()
         env.gw.sql("DROP FUNCTION IF EXISTS public.icpt_hook(text, jsonb); DROP TABLE IF EXISTS public.icpt_seen")

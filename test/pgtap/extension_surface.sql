@@ -36,7 +36,8 @@ SELECT is((SELECT reason FROM pg_rproxy_classify('SET default_transaction_read_o
 SELECT has_view('pg_rproxy_rejections', 'the pg_rproxy_rejections view exists');
 SELECT set_eq('SELECT reason FROM pg_rproxy_rejections',
               ARRAY['statement_kind', 'setting', 'volatile_function', 'denied_function', 'unknown_function',
-                    'syntax_error', 'fast_path_call', 'unknown_prepared_statement', 'side_effect_function'],
+                    'syntax_error', 'fast_path_call', 'unknown_prepared_statement', 'side_effect_function',
+                    'statement_hook'],
               'rejections are counted by reason');
 
 SELECT has_view('pg_rproxy_sessions', 'the pg_rproxy_sessions view exists');
