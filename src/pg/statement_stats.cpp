@@ -102,7 +102,9 @@ struct Local {
     int slot = -1;
     Partition* part = nullptr;
     uint64 epoch = 0;
-    std::unordered_map<uint64, int> index;  // key hash (probed linearly on a mismatch) -> entry
+    // key hash -> entries (several only when 64-bit hashes collide; no probing, so an eviction
+    // never hides another key's entry)
+    std::unordered_multimap<uint64, int> index;
     std::vector<int> free;                  // entries freed by eviction
 };
 Local local;
@@ -158,11 +160,9 @@ void evict() {
 Entry* find_or_add(const StatementRecord& r, uint64 digest, std::string_view upstream, std::string_view role) {
     Entry* es = entries(local.part);
     uint64 h = key_hash(digest, upstream, role);
-    for (;; ++h) {
-        auto it = local.index.find(h);
-        if (it == local.index.end()) break;
+    auto [from, to] = local.index.equal_range(h);
+    for (auto it = from; it != to; ++it)
         if (entry_is(&es[it->second], digest, upstream, role)) return &es[it->second];
-    }
     if (local.free.empty() && local.part->used >= shared->per_partition) evict();
     int i;
     if (!local.free.empty()) {
@@ -190,7 +190,7 @@ Entry* find_or_add(const StatementRecord& r, uint64 digest, std::string_view ups
     memcpy(e->text, text.data(), n);
     e->text_len = static_cast<uint16>(n);
     end_write(e);
-    local.index[h] = i;
+    local.index.emplace(h, i);
     return e;
 }
 
@@ -235,8 +235,7 @@ void statement_stats_attach(int slot) {
             continue;
         }
         uint64 h = key_hash(es[i].digest, es[i].upstream, es[i].role);
-        while (local.index.count(h)) ++h;
-        local.index[h] = i;
+        local.index.emplace(h, i);
     }
 }
 
