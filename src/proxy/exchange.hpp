@@ -56,6 +56,7 @@ struct Observed {
     CacheOutcome cache = CacheOutcome::Uncacheable;
     const char* uncacheable = "not_a_read";
     uint64_t rows = 0;
+    uint64_t data_rows = 0;  // an Execute's DataRows: its rows when it ends with PortalSuspended (no tag)
     char sqlstate[6] = {'0', '0', '0', '0', '0', '\0'};
 };
 

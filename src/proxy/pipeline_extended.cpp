@@ -394,7 +394,10 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
             }
             if (ext().batch_conn_ || !description_of(st)) {
                 ConnectionPtr conn = co_await batch_connection(failure);
-                if (!conn) co_return failure;
+                if (!conn) {
+                    if (failure) observe_unreached(again->second, st.sql, st.parsed, *failure);
+                    co_return failure;
+                }
                 prepare_on(conn, again->second, true, std::string(), nullptr);
             } else {
                 std::string done;
@@ -442,7 +445,10 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
         // The upstream's pg_proc is asked on the batch's connection: what was sent so far first.
         if (!co_await drain_batch() || discard_until_sync_) co_return std::nullopt;
         ConnectionPtr conn = co_await batch_connection(failure);
-        if (!conn) co_return failure;
+        if (!conn) {
+            if (failure) observe_unreached(st, st->sql, st->parsed, *failure);
+            co_return failure;
+        }
         st->verdict = co_await judge(*st->parsed, conn, failure);
     }
     if (failure) {
@@ -462,6 +468,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
         ConnectionPtr conn = co_await batch_connection(failure);
         if (!conn) {
             ext().statements_.erase(m.name);
+            if (failure) observe_unreached(st, st->sql, st->parsed, *failure);
             co_return failure;
         }
         prepare_on(conn, st, true, m.name, nullptr);
@@ -653,6 +660,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         auto failure = co_await forward_portal(m.portal, portal);
         if (failure) {
             if (fill) finish_fill(*fill);
+            observe_unreached(st, st->sql, st->parsed, *failure);
             co_return failure;
         }
     } else if (st && m.max_rows == 0 && it->second.may_fill && !ext().batch_unsafe_) {
@@ -673,6 +681,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
     ConnectionPtr conn = co_await batch_connection(failure);
     if (!conn) {
         if (fill) finish_fill(*fill);
+        if (st && failure) observe_unreached(st, st->sql, st->parsed, *failure);
         co_return failure;
     }
     if (st && st->verdict.writes) {

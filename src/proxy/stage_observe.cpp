@@ -152,6 +152,16 @@ std::unique_ptr<Observed> StatementPipeline::observe_execute(std::shared_ptr<con
     return o;
 }
 
+void StatementPipeline::observe_unreached(std::shared_ptr<const void> keeps_sql, const std::string& sql,
+                                               const std::shared_ptr<const ParsedQuery>& parsed,
+                                               const ErrorFields& failure) {
+    std::unique_ptr<Observed> o = observe_execute(std::move(keeps_sql), sql, parsed, false, ProbeResult::Claimed);
+    if (!o) return;
+    o->uncacheable = "no_connection";
+    if (const std::string* code = failure.find('C')) set_sqlstate(o->sqlstate, *code);
+    emit_extended(*o);
+}
+
 void StatementPipeline::observe_answer(Expected& f, char type, std::string_view body) {
     Observed* o = f.kind == Expected::Kind::Execute ? f.observed.get()
                   : (f.kind == Expected::Kind::Query && observing_) ? observed_.get()
@@ -161,6 +171,8 @@ void StatementPipeline::observe_answer(Expected& f, char type, std::string_view 
         if (strcmp(o->sqlstate, "00000") == 0) copy_sqlstate(body, o->sqlstate);
     } else if (type == 'C') {
         o->rows += tag_rows(body);
+    } else if (type == 's') {
+        o->rows += o->data_rows;
     }
     // An Execute ends with its CommandComplete, EmptyQueryResponse, PortalSuspended or error; a
     // Query at ReadyForQuery (observe_done).

@@ -104,6 +104,7 @@ asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const Conne
             std::string_view run = conn->data_rows(rows);
             if (!run.empty()) {
                 relay_rows(run, rows, head.fill.get());
+                if (head.observed) head.observed->data_rows += rows;
                 if (out_.size() >= kFlushThreshold) {
                     flushed_since_start_ = true;
                     if (!co_await io_.flush()) {
@@ -233,6 +234,7 @@ asio::awaitable<StatementPipeline::Outcome> StatementPipeline::relay(const Conne
                 break;
             case 'D': case 'd': case 'c': case 'H': case 'W': case 'V':
                 relay_message(type, m->body, f.fill.get());
+                if (type == 'D' && f.observed) ++f.observed->data_rows;  // (runs of whole rows: above)
                 break;
             default:
                 protocol_violation = true;  // authentication or key data mid-session: not a server we trust

@@ -3,11 +3,12 @@ here line by line) and the pg_rproxy_statements statistics, both compared with w
 with a direct connection."""
 import json
 import os
+import struct
 import subprocess
 import time
 
 from harness import GATEWAY_PASSWORD, check, test
-from pgwire import Wire
+from pgwire import Wire, errors, rows
 
 _n = [0]
 
@@ -136,11 +137,24 @@ def audit_log_has_one_json_line_per_statement_and_login():
         r = env.psql(f"SELECT '{hooked}'")
         check(r.returncode != 0 and b"statement refused by pg_rproxy.statement_hook" in r.stderr, r.stderr)
         env.gw.reload_with(statement_hook=None)
+        # An Execute cut short by its row limit (PortalSuspended) counts the rows it sent.
+        susp = marker("audit_suspended")
+        w = env.wire()
+        m = frontend
+        sql = f"SELECT g, '{susp}' FROM generate_series(1, 5) g"
+        w.send(m("P", b"\0" + sql.encode() + b"\0" + struct.pack("!h", 0)) + m("B", b"\0\0" + struct.pack("!hhh", 0, 0, 0))
+               + m("E", b"\0" + struct.pack("!i", 2)) * 3 + m("S", b""))
+        types = [t for t, _ in w.read_until_ready()]
+        check(types.count("s") == 2 and types.count("D") == 5 and types.count("C") == 1, f"suspended twice: {types}")
+        w.close()
         multi = marker("audit_multi")
         r = subprocess.run(["/usr/bin/python3", "-c", MULTI_PARSE, str(env.proxy_port), multi], capture_output=True,
                            text=True)
         check(r.returncode == 0 and "42601" in r.stdout, r.stdout + r.stderr[-500:])
-        records = audit_records(path, lambda rs: of_statement(rs, hooked) and of_statement(rs, multi))
+        records = audit_records(path, lambda rs: of_statement(rs, hooked) and of_statement(rs, multi)
+                                and len(of_statement(rs, susp)) == 3)
+        sp = of_statement(records, susp)
+        check([r["rows"] for r in sp] == [2, 2, 1] and all(r["sqlstate"] == "00000" for r in sp), f"suspended: {sp}")
         h = of_statement(records, hooked)
         check(len(h) == 1 and h[0]["verdict"] == "refused" and h[0]["sqlstate"] == "42501", f"hook refusal: {h}")
         mp = of_statement(records, multi)
@@ -164,6 +178,54 @@ def audit_log_has_one_json_line_per_statement_and_login():
     finally:
         env.gw.reload_with(audit_log=None, audit_log_statement=None, audit_log_size=None, audit_log_files=None,
                            statement_hook=None)
+
+
+def frontend(t, body):
+    return t.encode() + struct.pack("!i", len(body) + 4) + body
+
+
+def parse_bind_execute_sync(sql):
+    return (frontend("P", b"\0" + sql.encode() + b"\0" + struct.pack("!h", 0))
+            + frontend("B", b"\0\0" + struct.pack("!hhh", 0, 0, 0)) + frontend("E", b"\0" + struct.pack("!i", 0))
+            + frontend("S", b""))
+
+
+@test
+def statements_whose_upstream_cannot_be_reached_are_audited_with_the_error():
+    """Neither protocol's statement goes unrecorded when no upstream connection can be had: the
+    client logs in, then its upstream database stops taking connections."""
+    path = audit_path()
+    env.up.sql("DROP DATABASE IF EXISTS obs_gone WITH (FORCE)")
+    env.up.sql("CREATE DATABASE obs_gone")
+    env.up.sql("GRANT ALL ON DATABASE obs_gone TO PUBLIC")
+    # No dbname: the client's database.
+    env.gw.sql(f"INSERT INTO pg_rproxy_upstreams (name, conninfo) VALUES ('obs_gone', "
+               f"'host=127.0.0.1 port={env.up.port} user={env.upstream_user} connect_timeout=2')")
+    env.gw.sql("INSERT INTO pg_rproxy_routes (position, database, upstream) VALUES (9101, 'obs_gone', 'obs_gone')")
+    env.gw.reload_with(audit_log=path, audit_log_statement="full")
+    try:
+        simple, extended = marker("unreached_simple"), marker("unreached_extended")
+        w = env.wire(database="obs_gone")
+        check(rows(w.query("SELECT current_database()")) == [["obs_gone"]], "routed to obs_gone")
+        env.up.sql("ALTER DATABASE obs_gone ALLOW_CONNECTIONS false")
+        env.up.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'obs_gone'")
+        e = errors(w.query(f"SELECT '{simple}'"))
+        check(e, f"simple: no error")
+        w.send(parse_bind_execute_sync(f"SELECT '{extended}'"))
+        msgs = w.read_until_ready()
+        ext = errors(msgs)
+        check(ext, f"extended: {msgs}")
+        w.close()
+        records = audit_records(path, lambda rs: of_statement(rs, simple) and of_statement(rs, extended))
+        for mark, protocol, told in ((simple, "simple", e[0]["C"]), (extended, "extended", ext[0]["C"])):
+            r = of_statement(records, mark)
+            check(len(r) == 1 and r[0]["verdict"] == "allowed" and r[0]["sqlstate"] == told
+                  and r[0]["protocol"] == protocol and r[0]["upstream"] == "obs_gone" and r[0]["rows"] == 0,
+                  f"{protocol} (the client got {told}): {r}")
+    finally:
+        env.gw.sql("DELETE FROM pg_rproxy_routes WHERE position = 9101; DELETE FROM pg_rproxy_upstreams WHERE name = 'obs_gone'")
+        env.gw.reload_with(audit_log=None, audit_log_statement=None)
+        env.up.sql("DROP DATABASE IF EXISTS obs_gone WITH (FORCE)")
 
 
 @test
