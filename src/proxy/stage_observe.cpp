@@ -133,28 +133,31 @@ std::unique_ptr<Observed> StatementPipeline::observe_execute(std::shared_ptr<con
                                                              const std::shared_ptr<const ParsedQuery>& parsed,
                                                              bool keyed, ProbeResult result) {
     if (!worker_.observing()) return nullptr;
+    if (keyed && result == ProbeResult::Hit) {
+        // Emitted at once: it never goes on the heap (a hit allocates nothing more for it).
+        Observed o;
+        o.started = std::chrono::steady_clock::now();
+        o.sql = &sql;
+        o.parsed = parsed;
+        o.protocol = StatementProtocol::Extended;
+        o.cache = CacheOutcome::Hit;
+        o.rows = hit_rows_;
+        emit_extended(o);
+        return nullptr;
+    }
     auto o = std::make_unique<Observed>();
     o->started = std::chrono::steady_clock::now();
     o->sql = &sql;
     o->keeps_sql = std::move(keeps_sql);
     o->parsed = parsed;
     o->protocol = StatementProtocol::Extended;
-    if (!keyed) {
-        o->uncacheable = uncacheable_why_;
-    } else if (result == ProbeResult::Hit) {
-        o->cache = CacheOutcome::Hit;
-        o->rows = hit_rows_;
-        emit_extended(*o);
-        return nullptr;
-    } else {
-        o->cache = CacheOutcome::Miss;
-    }
+    if (keyed) o->cache = CacheOutcome::Miss;
+    else o->uncacheable = uncacheable_why_;
     return o;
 }
 
 void StatementPipeline::observe_unreached(std::shared_ptr<const void> keeps_sql, const std::string& sql,
-                                               const std::shared_ptr<const ParsedQuery>& parsed,
-                                               const ErrorFields& failure) {
+                                          const std::shared_ptr<const ParsedQuery>& parsed, const ErrorFields& failure) {
     std::unique_ptr<Observed> o = observe_execute(std::move(keeps_sql), sql, parsed, false, ProbeResult::Claimed);
     if (!o) return;
     o->uncacheable = "no_connection";
