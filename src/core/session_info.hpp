@@ -22,6 +22,10 @@ struct SessionInfo {
     std::string server;            // host:port of the upstream's servers, comma separated
     int listen_port = 0;           // the proxy port it connected to
     std::string pinned;            // why it holds its upstream connection now; empty when it does not
+    // The audit log's JSON of role, database, client_address, server_name and upstream, made at
+    // its first line: the workers' interned identities never change, and every statement of
+    // their sessions carries these fields.
+    mutable std::string audit_fields;
 };
 
 }  // namespace rproxy

@@ -37,8 +37,7 @@ void milliseconds(std::string& out, std::string_view name, double ms) {
     out.append(frac, sizeof frac);
 }
 
-void who_fields(std::string& out, const SessionInfo& who, int32_t session) {
-    integer(out, ",\"session\":", session);
+void identity_fields(std::string& out, const SessionInfo& who) {
     field(out, ",\"role\":", who.role);
     field(out, ",\"database\":", who.database);
     field(out, ",\"client_address\":", who.client_address);
@@ -46,10 +45,22 @@ void who_fields(std::string& out, const SessionInfo& who, int32_t session) {
     field(out, ",\"upstream\":", who.upstream);
 }
 
+// Statements come from an established session, whose identity is interned and never changes:
+// its fields are rendered once. A connection attempt's may still change (a login in progress).
+void who_fields(std::string& out, const SessionInfo& who, int32_t session, bool established) {
+    integer(out, ",\"session\":", session);
+    if (!established) {
+        identity_fields(out, who);
+        return;
+    }
+    if (who.audit_fields.empty()) identity_fields(who.audit_fields, who);
+    out += who.audit_fields;
+}
+
 void cache_field(std::string& out, const StatementRecord& r) {
     switch (r.cache) {
-        case CacheOutcome::Hit: field(out, ",\"cache\":", "hit"); return;
-        case CacheOutcome::Miss: field(out, ",\"cache\":", "miss"); return;
+        case CacheOutcome::Hit: out += ",\"cache\":\"hit\""; return;
+        case CacheOutcome::Miss: out += ",\"cache\":\"miss\""; return;
         case CacheOutcome::Uncacheable: break;
     }
     // The reasons are the pipeline's own identifiers ([a-z_]): nothing to escape.
@@ -98,10 +109,10 @@ std::string_view utc_timestamp(char (&buf)[32]) {
 void append_audit_statement_line(std::string& out, std::string_view time, const StatementRecord& r,
                                  const SessionInfo& who, int32_t session, bool normalized) {
     opening(out, time, "statement");
-    who_fields(out, who, session);
-    field(out, ",\"protocol\":", r.protocol == StatementProtocol::Simple ? "simple" : "extended");
+    who_fields(out, who, session, true);
+    out += r.protocol == StatementProtocol::Simple ? ",\"protocol\":\"simple\"" : ",\"protocol\":\"extended\"";
     field(out, ",\"statement\":", normalized ? r.normalized : r.statement);
-    field(out, ",\"verdict\":", r.refused ? "refused" : "allowed");
+    out += r.refused ? ",\"verdict\":\"refused\"" : ",\"verdict\":\"allowed\"";
     if (r.refused) {
         field(out, ",\"reason\":", reject_reason_name(r.reason));
         field(out, ",\"refusal_sqlstate\":", r.refusal_sqlstate);
@@ -117,7 +128,7 @@ void append_audit_statement_line(std::string& out, std::string_view time, const 
 void append_audit_connection_line(std::string& out, std::string_view time, ConnEvent e, const SessionInfo& who,
                                   int32_t session, std::string_view sqlstate) {
     opening(out, time, "connection");
-    who_fields(out, who, session);
+    who_fields(out, who, session, false);
     field(out, ",\"outcome\":", conn_event_name(e));
     field(out, ",\"auth_method\":", who.auth_method);
     key(out, ",\"tls\":");

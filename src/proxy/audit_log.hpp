@@ -16,7 +16,8 @@
 namespace rproxy {
 
 // The lines themselves, pure (tested without files), appended to out with their '\n'. time: what
-// utc_timestamp() gives (written as it is, unescaped).
+// utc_timestamp() gives (written as it is, unescaped). A statement's who is an interned identity
+// (Worker::intern_identity): its fields are rendered once, into who.audit_fields.
 void append_audit_statement_line(std::string& out, std::string_view time, const StatementRecord& r,
                                  const SessionInfo& who, int32_t session, bool normalized);
 void append_audit_connection_line(std::string& out, std::string_view time, ConnEvent e, const SessionInfo& who,
