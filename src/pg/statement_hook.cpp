@@ -121,15 +121,15 @@ ErrorFields client_error(const ErrorData* e) {
 }
 
 // A schema-qualified name only: resolved with the worker's search_path, an unqualified name could
-// be taken over by a same-named function in a schema searched first.
-bool check_hook_name(char** newval, void**, GucSource) {
-    if (!*newval || !**newval) return true;
-    char* copy = pstrdup(*newval);
+// be taken over by a same-named function in a schema searched first. (Checked when the hook is
+// asked, not by a GUC check hook: at startup a refused value would fall back to '', no hook at
+// all, and statements would go unfiltered.)
+bool schema_qualified(const char* name) {
+    char* copy = pstrdup(name);
     List* parts = nullptr;
     bool ok = SplitIdentifierString(copy, '.', &parts) && list_length(parts) == 2;
     list_free(parts);
     pfree(copy);
-    if (!ok) GUC_check_errdetail("pg_rproxy.statement_hook must name a function with its schema, as in public.my_hook.");
     return ok;
 }
 
@@ -140,11 +140,23 @@ void define_statement_hook_guc() {
                                "Function (statement text, context jsonb) returning text, asked about every statement "
                                "before the firewall judges it: its answer is what runs; NULL refuses the statement.",
                                "Empty: none. Schema-qualified. Resolved again at each configuration reload.",
-                               &statement_hook_name, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_hook_name, nullptr,
-                               nullptr);
+                               &statement_hook_name, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
 }
 
 bool StatementHook::set() const { return statement_hook_name && *statement_hook_name; }
+
+// Not a usable hook: said once in the server log, and every statement refused (a hook that filters
+// must not be bypassed by a typo) until the setting is reloaded.
+HookAnswer StatementHook::unusable(std::string problem) {
+    problem_ = std::move(problem);
+    resolved_ = true;
+    function_ = InvalidOid;
+    std::string log = problem_;
+    pg_call([&] { ereport(WARNING, (errmsg_internal("%s", log.c_str()))); });
+    HookAnswer answer;
+    answer.error = ErrorFields::make("ERROR", "42883", problem_);
+    return answer;
+}
 
 HookAnswer StatementHook::call(const std::string& sql, const std::string& context) {
     HookAnswer answer;
@@ -152,6 +164,12 @@ HookAnswer StatementHook::call(const std::string& sql, const std::string& contex
     if (!resolved_) {
         function_ = InvalidOid;
         problem_.clear();
+    }
+    if (!resolved_) {
+        bool qualified = false;
+        pg_call([&] { qualified = schema_qualified(name.c_str()); });
+        if (!qualified) return unusable("pg_rproxy.statement_hook \"" + name +
+                                        "\" must name a function with its schema, as in public.my_hook");
     }
     if (resolved_ && !problem_.empty()) {
         answer.error = ErrorFields::make("ERROR", "42883", problem_);
@@ -168,19 +186,13 @@ HookAnswer StatementHook::call(const std::string& sql, const std::string& contex
     call_guarded(&c, ctx);
     if (c.made_context) *kept_context_text = context;
     if (c.unusable || (c.error && !resolved_ && !OidIsValid(c.function))) {
-        // Not a usable function: said once in the server log, and every statement refused (a hook
-        // that filters must not be bypassed by a typo) until the setting is reloaded.
-        problem_ = "pg_rproxy.statement_hook \"" + name + "\" is not a function (statement text, context jsonb) returning text";
+        std::string problem =
+            "pg_rproxy.statement_hook \"" + name + "\" is not a function (statement text, context jsonb) returning text";
         if (c.error) {
-            problem_ += std::string(": ") + (c.error->message ? c.error->message : "");
+            problem += std::string(": ") + (c.error->message ? c.error->message : "");
             FreeErrorData(c.error);
         }
-        resolved_ = true;
-        function_ = InvalidOid;
-        std::string log = problem_;
-        pg_call([&] { ereport(WARNING, (errmsg_internal("%s", log.c_str()))); });
-        answer.error = ErrorFields::make("ERROR", "42883", problem_);
-        return answer;
+        return unusable(std::move(problem));
     }
     resolved_ = true;
     function_ = c.function;

@@ -19,6 +19,7 @@ public:
     HookAnswer call(const std::string& sql, const std::string& context);
 
 private:
+    HookAnswer unusable(std::string problem);
     unsigned int function_ = 0;  // its oid once resolved
     bool resolved_ = false;
     std::string problem_;  // why the setting names no usable function (logged once per reload)
