@@ -32,7 +32,7 @@ struct Slot {
     char last_error[256];
     int64 replay_lag_ms;
     pg_atomic_uint64 errors;  // failed checks and connection attempts, for the metrics endpoint
-    TimestampTz registered;   // until its worker's next tick publishes it, a new server is shown
+    pg_atomic_uint64 registered;  // TimestampTz: until its worker's next tick publishes it, a new server is shown
 };
 
 struct Counts {
@@ -82,6 +82,7 @@ void init_server_table_shmem() {
             pg_atomic_init_u32(&s.role, 0);
             pg_atomic_init_u64(&s.next_check, 0);
             pg_atomic_init_u64(&s.errors, 0);
+            pg_atomic_init_u64(&s.registered, 0);
         }
         for (int i = 0; i < shm->nworkers * kMaxServers; ++i) {
             pg_atomic_init_u32(&shm->counts[i].busy, 0);
@@ -109,7 +110,7 @@ int server_table_slot(const std::string& upstream, const std::string& host, cons
         Slot& s = shm->slots[i];
         if (s.in_use && strcmp(s.upstream, want_upstream) == 0 && strcmp(s.host, want_host) == 0 &&
             strcmp(s.port, want_port) == 0) {
-            s.registered = now;  // in use again: shown until a tick says otherwise
+            pg_atomic_write_u64(&s.registered, static_cast<uint64>(now));  // in use again: shown until a tick says otherwise
             found = i;
         }
     }
@@ -126,7 +127,7 @@ int server_table_slot(const std::string& upstream, const std::string& host, cons
         pg_atomic_write_u32(&s.role, 0);
         pg_atomic_write_u64(&s.next_check, 0);
         pg_atomic_write_u64(&s.errors, 0);
-        s.registered = now;
+        pg_atomic_write_u64(&s.registered, static_cast<uint64>(now));
         s.in_use = true;
         found = i;
     }
@@ -214,8 +215,8 @@ void server_table_scan(const std::function<void(const ServerRow&)>& visit) {
         row.checked = s->checked;
         row.last_check = s->last_check;
         row.check.replay_lag_ms = s->replay_lag_ms;
-        TimestampTz registered = s->registered;
         SpinLockRelease(&s->lock);
+        TimestampTz registered = static_cast<TimestampTz>(pg_atomic_read_u64(&s->registered));
         row.upstream = upstream;
         row.host = host;
         row.port = port;
