@@ -8,6 +8,18 @@
 
 namespace rproxy {
 
+// Text rendered from the fields of the object that holds it: a copy starts empty, since the copy
+// may be changed.
+struct RenderedText {
+    mutable std::string text;
+    RenderedText() = default;
+    RenderedText(const RenderedText&) {}
+    RenderedText& operator=(const RenderedText&) {
+        text.clear();
+        return *this;
+    }
+};
+
 struct SessionInfo {
     int32_t backend_pid = 0;       // the BackendKeyData pid the client was given
     std::string client_address;
@@ -25,7 +37,7 @@ struct SessionInfo {
     // The audit log's JSON of role, database, client_address, server_name and upstream, made at
     // its first line: the workers' interned identities never change, and every statement of
     // their sessions carries these fields.
-    mutable std::string audit_fields;
+    RenderedText audit_fields;
 };
 
 }  // namespace rproxy

@@ -1,5 +1,6 @@
 #include "proxy/audit_log.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -31,7 +32,8 @@ void integer(std::string& out, std::string_view name, Int value) {
 
 // Milliseconds with three decimals, by hand: snprintf("%.3f") costs more than the rest of a line.
 void milliseconds(std::string& out, std::string_view name, double ms) {
-    uint64_t micros = std::isfinite(ms) && ms > 0 ? static_cast<uint64_t>(std::llround(ms * 1000.0)) : 0;
+    constexpr double kMaxMs = 1e12;  // 31 years: llround's range is not exceeded
+    uint64_t micros = std::isfinite(ms) && ms > 0 ? static_cast<uint64_t>(std::llround(std::min(ms, kMaxMs) * 1000.0)) : 0;
     integer(out, name, micros / 1000);
     char frac[4] = {'.', char('0' + micros % 1000 / 100), char('0' + micros % 100 / 10), char('0' + micros % 10)};
     out.append(frac, sizeof frac);
@@ -53,8 +55,8 @@ void who_fields(std::string& out, const SessionInfo& who, int32_t session, bool 
         identity_fields(out, who);
         return;
     }
-    if (who.audit_fields.empty()) identity_fields(who.audit_fields, who);
-    out += who.audit_fields;
+    if (who.audit_fields.text.empty()) identity_fields(who.audit_fields.text, who);
+    out += who.audit_fields.text;
 }
 
 void cache_field(std::string& out, const StatementRecord& r) {

@@ -141,3 +141,27 @@ TEST(AuditLog, TimestampIsUtcWithMicroseconds) {
     }
     EXPECT_TRUE(matches) << stamp;
 }
+
+TEST(AuditLog, EachIdentityRendersItsOwnFields) {
+    SessionInfo alice, bob;
+    alice.role = "alice";
+    alice.upstream = "up";
+    bob.role = "bob";
+    bob.upstream = "up";
+    StatementRecord r;
+    std::string a1, b1, a2;
+    append_audit_statement_line(a1, "t", r, alice, 1, false);
+    append_audit_statement_line(b1, "t", r, bob, 2, false);
+    append_audit_statement_line(a2, "t", r, alice, 1, false);
+    EXPECT_NE(a1.find("\"role\":\"alice\""), std::string::npos) << a1;
+    EXPECT_NE(b1.find("\"role\":\"bob\""), std::string::npos) << b1;
+    EXPECT_EQ(b1.find("alice"), std::string::npos) << b1;
+    EXPECT_EQ(a1, a2);  // the second line from the fields rendered once
+    // A copy of an identity, then changed, renders its own fields, not the original's.
+    SessionInfo carol = alice;
+    carol.role = "carol";
+    std::string c1;
+    append_audit_statement_line(c1, "t", r, carol, 3, false);
+    EXPECT_NE(c1.find("\"role\":\"carol\""), std::string::npos) << c1;
+    EXPECT_EQ(c1.find("alice"), std::string::npos) << c1;
+}
