@@ -446,7 +446,8 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
         if (!co_await drain_batch() || discard_until_sync_) co_return std::nullopt;
         ConnectionPtr conn = co_await batch_connection(failure);
         if (!conn) {
-            if (failure) observe_unreached(st, st->sql, st->parsed, *failure);
+            // Not judged: audited as a judgement that failed, like one whose lookup failed below.
+            if (failure) observe_refusal(st->sql, st->parsed, st->verdict, *failure, StatementProtocol::Extended);
             co_return failure;
         }
         st->verdict = co_await judge(*st->parsed, conn, failure);
@@ -511,7 +512,10 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_bind(std::stri
     }
     std::optional<ErrorFields> failure;
     ConnectionPtr conn = co_await batch_connection(failure);
-    if (!conn) co_return failure;
+    if (!conn) {
+        if (failure) observe_unreached(st, st->sql, st->parsed, *failure);  // its Execute is skipped
+        co_return failure;
+    }
     std::string name;
     prepare_on(conn, st, false, std::string(), &name);
     protocol::append_bind_to(conn->output(), body, name);

@@ -165,7 +165,7 @@ private:
     std::unique_ptr<Observed> observe_execute(std::shared_ptr<const void> keeps_sql, const std::string& sql,
                                               const std::shared_ptr<const ParsedQuery>& parsed, bool keyed,
                                               ProbeResult result);
-    // An allowed Parse or Execute that never reached the upstream: no connection could be had.
+    // An allowed Parse, Bind or Execute that never reached the upstream: no connection could be had.
     void observe_unreached(std::shared_ptr<const void> keeps_sql, const std::string& sql,
                                 const std::shared_ptr<const ParsedQuery>& parsed, const ErrorFields& failure);
     // The relay saw a statement's CommandComplete, EmptyQueryResponse, PortalSuspended or error.
