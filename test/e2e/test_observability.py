@@ -201,7 +201,7 @@ def statements_whose_upstream_cannot_be_reached_are_audited_with_the_error():
     # No dbname: the client's database.
     env.gw.sql(f"INSERT INTO pg_rproxy_upstreams (name, conninfo) VALUES ('obs_gone', "
                f"'host=127.0.0.1 port={env.up.port} user={env.upstream_user} connect_timeout=2')")
-    env.gw.sql("INSERT INTO pg_rproxy_routes (position, database, upstream) VALUES (9101, 'obs_gone', 'obs_gone')")
+    env.gw.sql("INSERT INTO pg_rproxy_routes (position, database, upstream) VALUES (9171, 'obs_gone', 'obs_gone')")
     env.gw.reload_with(audit_log=path, audit_log_statement="full")
     try:
         simple, extended = marker("unreached_simple"), marker("unreached_extended")
@@ -244,7 +244,7 @@ def statements_whose_upstream_cannot_be_reached_are_audited_with_the_error():
                   and r[0]["protocol"] == protocol and r[0]["upstream"] == "obs_gone" and r[0]["rows"] == 0,
                   f"{mark} (the client got {code}): {r}")
     finally:
-        env.gw.sql("DELETE FROM pg_rproxy_routes WHERE position = 9101; DELETE FROM pg_rproxy_upstreams WHERE name = 'obs_gone'")
+        env.gw.sql("DELETE FROM pg_rproxy_routes WHERE position = 9171; DELETE FROM pg_rproxy_upstreams WHERE name = 'obs_gone'")
         env.gw.reload_with(audit_log=None, audit_log_statement=None)
         env.up.sql("DROP DATABASE IF EXISTS obs_gone WITH (FORCE)")
 
