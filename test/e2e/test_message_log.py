@@ -45,11 +45,17 @@ def files(path):
 
 
 def read_all(path):
-    text = b""
-    for f in files(path):
-        with open(f, "rb") as fh:
-            text += fh.read()
-    return text.decode("utf-8", "replace")
+    # the writer may rotate between the listing and the reads: list again until a pass finds every file
+    while True:
+        text = b""
+        try:
+            for f in files(path):
+                with open(f, "rb") as fh:
+                    text += fh.read()
+        except FileNotFoundError:
+            time.sleep(0.05)
+            continue
+        return text.decode("utf-8", "replace")
 
 
 def wait_for(path, needle, seconds=10):
