@@ -5,17 +5,17 @@
 set -euo pipefail
 
 # python3-yaml: scripts/lib/sni_config.py reads CONFIG_PATH.
-want=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libkrb5-dev libboost-dev libssl-dev g++ make
+want=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libkrb5-dev libboost-dev libssl-dev libhiredis-dev g++ make
       python3-yaml)
 if [ "${1:-run}" = test ]; then
     want+=(cmake libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3
            python3-psycopg python3-psycopg2 postgresql-contrib libpostgresql-jdbc-java openssl clang valgrind
-           postgresql-plpython3-15 prometheus)
+           postgresql-plpython3-15 prometheus redis-server redis-tools)
     command -v node >/dev/null 2>&1 || want+=(nodejs npm)
     command -v javac >/dev/null 2>&1 || want+=(openjdk-17-jdk-headless)
 fi
 if [ "${1:-run}" = bench ]; then
-    want+=(postgresql-contrib pgbouncer pgpool2 gnuplot-nox python3 valgrind g++)
+    want+=(postgresql-contrib pgbouncer pgpool2 gnuplot-nox python3 valgrind g++ redis-server redis-tools)
 fi
 
 missing=()
