@@ -9,5 +9,9 @@ SELECT column_name FROM information_schema.columns WHERE table_name = 'pg_rproxy
 -- administrators only
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may_execute
 FROM pg_proc p WHERE p.proname IN ('pg_rproxy_cache_reset', 'rustproxy_cache_reset', 'pg_rproxy_cache_invalidate',
-                                   'pg_rproxy_cache_entries', 'pg_rproxy_cache_stats_internal')
+                                   'pg_rproxy_cache_entries', 'pg_rproxy_cache_stats_internal',
+                                   'pg_rproxy_cache_invalidate_key')
 ORDER BY 1;
+-- 0.10.0: invalidation by a parameter hook's caller key; an empty prefix would drop everything.
+SELECT pg_rproxy_cache_invalidate_key('tenant1') AS invalidated_by_key;
+SELECT pg_rproxy_cache_invalidate_key('');

@@ -23,7 +23,20 @@ struct CacheConfig {
     std::size_t max_entry_size = 1024 * 1024;
     bool catalog_queries = false;
     bool client_cache_reset = true;  // SELECT rustproxy_cache_reset() through the proxy port
+    // The second level (proxy/l2_cache): empty redis_url is off.
+    std::string redis_url;
+    int redis_timeout_ms = 50;
+    std::size_t redis_max_entry_size = 1024 * 1024;
+    std::string redis_prefix = "pg_rproxy:";
+    bool parameter_hooks = false;  // core/parameter_hook
+    std::string gateway_id;        // this gateway's name on the invalidation channel
 };
+
+// The second level's statistics (pg_rproxy_cache_stats), kept in shared memory beside the first's.
+enum class L2Counter {
+    Hits, Misses, Errors, Corrupt, Stores, BytesRead, BytesWritten, Waits, HookUnknownOptions, Count
+};
+constexpr int kL2CounterCount = static_cast<int>(L2Counter::Count);
 
 // Why a statement the firewall allowed was not served from or stored in the cache.
 enum class Uncacheable {
@@ -45,6 +58,7 @@ struct CacheEntryMeta {
     std::string role;
     std::string statement;
     std::string relations;  // comma separated, as the statement names them
+    std::string caller_key;  // a parameter hook's CACHE_KEY
     // core/relation_generations: the counters the result depends on, and their sum when its fill
     // began. A result whose counters moved since is not stored.
     std::vector<uint32_t> generation_buckets;

@@ -143,6 +143,7 @@ void define_gucs() {
     define_observe_gucs();
     define_metrics_gucs();
     define_message_log_gucs();
+    define_redis_gucs();
     MarkGUCPrefixReserved("pg_rproxy");
 }
 
@@ -201,6 +202,7 @@ CacheConfig cache_config() {
     c.max_entry_size = static_cast<std::size_t>(cache_max_entry_size_kb) * 1024;
     c.catalog_queries = cache_catalog_queries;
     c.client_cache_reset = client_cache_reset;
+    fill_redis_config(c);
     return c;
 }
 

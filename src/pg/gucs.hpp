@@ -15,6 +15,8 @@ void define_security_gucs();  // security_gucs.cpp: authentication, TLS, limits
 void define_observe_gucs();   // observe_gucs.cpp: statement statistics, the audit log
 void define_metrics_gucs();   // metrics_gucs.cpp: the Prometheus endpoint
 void define_message_log_gucs();  // message_log_gucs.cpp
+void define_redis_gucs();  // redis_gucs.cpp
+void fill_redis_config(CacheConfig& c);
 MessageLogConfig message_log_config();
 
 int guc_workers();

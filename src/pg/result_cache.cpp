@@ -51,6 +51,8 @@ struct Shared {
     pg_atomic_uint64 entries;
     pg_atomic_uint64 hits, misses, coalesced, evictions, expirations, stores;
     pg_atomic_uint64 uncacheable[kUncacheableCount];
+    pg_atomic_uint64 l2[kL2CounterCount];
+    char gateway_id[17];
     pg_atomic_uint64 generations[kGenerationBuckets];
     char dsa_place[FLEXIBLE_ARRAY_MEMBER];
 };
@@ -301,6 +303,10 @@ void init_cache_shmem() {
                         &shared->stores})
             pg_atomic_init_u64(c, 0);
         for (int i = 0; i < kUncacheableCount; i++) pg_atomic_init_u64(&shared->uncacheable[i], 0);
+        for (int i = 0; i < kL2CounterCount; i++) pg_atomic_init_u64(&shared->l2[i], 0);
+        uint64 id = 0;
+        if (!pg_strong_random(&id, sizeof id)) id = uint64(MyStartTime) ^ (uint64(MyProcPid) << 32);
+        snprintf(shared->gateway_id, sizeof shared->gateway_id, "%016llx", static_cast<unsigned long long>(id));
         for (uint32 i = 0; i < kGenerationBuckets; i++) pg_atomic_init_u64(&shared->generations[i], 0);
         // The postmaster cannot create DSM segments: it only lays the area out and pins it. The
         // hard limit leaves room for allocator overhead; the budget itself is enforced by eviction.
@@ -343,7 +349,7 @@ void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire,
     uint16 buckets[kMaxGenerationBuckets];
     int nbuckets = 0;
     for (uint32_t b : meta.generation_buckets) buckets[nbuckets++] = uint16(b % kGenerationBuckets);
-    std::string meta_blob = meta.role + '\0' + meta.statement + '\0' + meta.relations + '\0';
+    std::string meta_blob = meta.role + '\0' + meta.statement + '\0' + meta.relations + '\0' + meta.caller_key + '\0';
     uint64 need = key.full.size() + wire.size() + meta_blob.size();
     if (need > shared->budget) {
         cache_abandon(key, fill_id, meta.ttl_seconds);
@@ -442,6 +448,13 @@ bool relation_matches(const char* wanted, const char* listed) {
     return false;
 }
 
+// role, statement, relations, caller key: NUL-terminated, in this order.
+const char* meta_field(const Entry* e, int n) {
+    const char* f = static_cast<const char*>(dsa_get_address(area, e->payload)) + e->key_len + e->wire_len;
+    for (int i = 0; i < n; ++i) f += strlen(f) + 1;
+    return f;
+}
+
 bool names_relation(const Entry* e, const char* relation) {
     const char* meta = static_cast<const char*>(dsa_get_address(area, e->payload)) + e->key_len + e->wire_len;
     const char* rels = meta + strlen(meta) + 1;
@@ -472,6 +485,36 @@ uint64 remove_where(Drop drop) {
 }
 }  // namespace
 
+uint64_t cache_invalidate_guarded(const std::string& relation) {
+    uint64_t n = 0;
+    guarded([&] { n = cache_invalidate(relation.c_str()); });
+    return n;
+}
+
+uint64_t cache_invalidate_key_guarded(const std::string& prefix) {
+    uint64_t n = 0;
+    guarded([&] { n = cache_invalidate_key(prefix.c_str()); });
+    return n;
+}
+
+void cache_count_l2(L2Counter c, uint64_t n) {
+    if (shared) pg_atomic_fetch_add_u64(&shared->l2[static_cast<int>(c)], n);
+}
+
+std::string cache_gateway_id() { return shared ? std::string(shared->gateway_id) : std::string(); }
+
+uint64_t cache_invalidate_key(const char* prefix) {
+    if (!shared) return 0;
+    size_t len = strlen(prefix);
+    // Fills in progress have no caller key recorded yet: dropped too, as by cache_invalidate().
+    return remove_where([prefix, len](const Entry* e) {
+        if (e->state == kFilling) return true;
+        if (e->state != kReady) return false;
+        const char* key = meta_field(e, 3);
+        return key[0] != '\0' && strncmp(key, prefix, len) == 0;
+    });
+}
+
 uint64_t cache_reset() {
     if (!shared) return 0;
     return remove_where([](const Entry*) { return true; });
@@ -499,6 +542,7 @@ CacheStats cache_stats() {
     s.bytes_budget = shared->budget;
     s.max_entries = shared->max_entries;
     for (int i = 0; i < kUncacheableCount; i++) s.uncacheable[i] = pg_atomic_read_u64(&shared->uncacheable[i]);
+    for (int i = 0; i < kL2CounterCount; i++) s.l2[i] = pg_atomic_read_u64(&shared->l2[i]);
     return s;
 }
 

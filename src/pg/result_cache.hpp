@@ -26,13 +26,20 @@ void cache_bump_generations(const std::vector<uint32_t>& buckets);
 void cache_count_coalesced();
 
 uint64_t cache_reset_guarded();  // for the workers (SELECT rustproxy_cache_reset() through the proxy)
+uint64_t cache_invalidate_guarded(const std::string& relation);  // another gateway's invalidations
+uint64_t cache_invalidate_key_guarded(const std::string& prefix);
+void cache_count_l2(L2Counter c, uint64_t n);
+// This gateway's name on the second level's invalidation channel (random, made at startup).
+std::string cache_gateway_id();
 
 // For the SQL functions (may raise errors: they run in a normal transaction).
 uint64_t cache_reset();
 uint64_t cache_invalidate(const char* relation);
+uint64_t cache_invalidate_key(const char* prefix);  // entries whose parameter hook CACHE_KEY starts with it
 struct CacheStats {
     uint64_t hits, misses, coalesced, evictions, expirations, stores, entries, bytes_used, bytes_budget, max_entries;
     uint64_t uncacheable[kUncacheableCount];
+    uint64_t l2[kL2CounterCount];
 };
 CacheStats cache_stats();
 // Calls emit for every ready entry while the index is locked shared: emit must only build tuples.

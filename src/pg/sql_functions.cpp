@@ -7,6 +7,7 @@
 #include "core/quick_scan.hpp"
 #include "pg/connection_limits.hpp"
 #include "pg/gucs.hpp"
+#include "pg/redis_invalidation.hpp"
 #include "pg/result_cache.hpp"
 #include "pg/session_table.hpp"
 #include "pg/statement_parser.hpp"
@@ -25,6 +26,7 @@ PG_FUNCTION_INFO_V1(pg_rproxy_connection_event_stats);
 PG_FUNCTION_INFO_V1(pg_rproxy_session_list);
 PG_FUNCTION_INFO_V1(pg_rproxy_cache_reset);
 PG_FUNCTION_INFO_V1(pg_rproxy_cache_invalidate);
+PG_FUNCTION_INFO_V1(pg_rproxy_cache_invalidate_key);
 PG_FUNCTION_INFO_V1(pg_rproxy_cache_entries);
 PG_FUNCTION_INFO_V1(pg_rproxy_cache_stats);
 }
@@ -233,6 +235,8 @@ extern "C" Datum pg_rproxy_cache_reset(PG_FUNCTION_ARGS) {
     return invoke_cpp([&]() -> Datum {
         uint64_t n = 0;
         pg_call([&] { n = rproxy::pg::cache_reset(); });
+        std::string unreached = rproxy::pg::redis_invalidate_all();
+        if (!unreached.empty()) pg_call([&] { rproxy::pg::warn_redis_unreached(unreached); });
         return Int64GetDatum(static_cast<int64>(n));
     });
 }
@@ -240,10 +244,32 @@ extern "C" Datum pg_rproxy_cache_reset(PG_FUNCTION_ARGS) {
 extern "C" Datum pg_rproxy_cache_invalidate(PG_FUNCTION_ARGS) {
     return invoke_cpp([&]() -> Datum {
         uint64_t n = 0;
+        std::string relation;
         pg_call([&] {
             char* rel = text_to_cstring(PG_GETARG_TEXT_PP(0));
             n = rproxy::pg::cache_invalidate(rel);
+            relation = rel;
         });
+        std::string unreached = rproxy::pg::redis_invalidate_relation(relation);
+        if (!unreached.empty()) pg_call([&] { rproxy::pg::warn_redis_unreached(unreached); });
+        return Int64GetDatum(static_cast<int64>(n));
+    });
+}
+
+// pg_rproxy_cache_invalidate_key(prefix text): the entries whose parameter hook CACHE_KEY starts
+// with prefix, in both levels and on every gateway.
+extern "C" Datum pg_rproxy_cache_invalidate_key(PG_FUNCTION_ARGS) {
+    return invoke_cpp([&]() -> Datum {
+        uint64_t n = 0;
+        std::string prefix;
+        pg_call([&] {
+            char* p = text_to_cstring(PG_GETARG_TEXT_PP(0));
+            if (!*p) ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the caller key prefix must not be empty")));
+            n = rproxy::pg::cache_invalidate_key(p);
+            prefix = p;
+        });
+        std::string unreached = rproxy::pg::redis_invalidate_caller_key(prefix);
+        if (!unreached.empty()) pg_call([&] { rproxy::pg::warn_redis_unreached(unreached); });
         return Int64GetDatum(static_cast<int64>(n));
     });
 }
@@ -295,13 +321,16 @@ extern "C" Datum pg_rproxy_cache_stats(PG_FUNCTION_ARGS) {
             if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
                 elog(ERROR, "return type must be a row type");
             tupdesc = BlessTupleDesc(tupdesc);
-            uint64_t fields[10 + rproxy::kUncacheableCount] = {s.hits, s.misses, s.coalesced, s.evictions,
-                                                               s.expirations, s.stores, s.entries, s.max_entries,
-                                                               s.bytes_used, s.bytes_budget};
+            constexpr int kFields = 10 + rproxy::kUncacheableCount + rproxy::kL2CounterCount;
+            uint64_t fields[kFields] = {s.hits, s.misses, s.coalesced, s.evictions, s.expirations, s.stores,
+                                        s.entries, s.max_entries, s.bytes_used, s.bytes_budget};
             for (int i = 0; i < rproxy::kUncacheableCount; ++i) fields[10 + i] = s.uncacheable[i];
-            Datum values[10 + rproxy::kUncacheableCount];
-            bool nulls[10 + rproxy::kUncacheableCount];
-            for (int i = 0; i < 10 + rproxy::kUncacheableCount; ++i) {
+            for (int i = 0; i < rproxy::kL2CounterCount; ++i) fields[10 + rproxy::kUncacheableCount + i] = s.l2[i];
+            // An older install's function declares fewer columns: heap_form_tuple reads only natts.
+            if (tupdesc->natts > kFields) elog(ERROR, "pg_rproxy_cache_stats_internal declares more columns than this library has");
+            Datum values[kFields];
+            bool nulls[kFields];
+            for (int i = 0; i < kFields; ++i) {
                 values[i] = Int64GetDatum(static_cast<int64>(fields[i]));
                 nulls[i] = false;
             }
@@ -310,3 +339,10 @@ extern "C" Datum pg_rproxy_cache_stats(PG_FUNCTION_ARGS) {
         return result;
     });
 }
+
+namespace rproxy::pg {
+void warn_redis_unreached(const std::string& message) {
+    ereport(WARNING, (errmsg("%s", message.c_str()),
+                      errdetail("This gateway's entries are gone; other gateways keep theirs until their TTL ends.")));
+}
+}  // namespace rproxy::pg

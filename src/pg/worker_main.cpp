@@ -97,6 +97,9 @@ public:
     void count_coalesced() override { cache_count_coalesced(); }
     uint64_t generation_sum(const std::vector<uint32_t>& buckets) override { return cache_generation_sum(buckets); }
     void bump_generations(const std::vector<uint32_t>& buckets) override { cache_bump_generations(buckets); }
+    uint64_t invalidate_relation(const std::string& relation) override { return cache_invalidate_guarded(relation); }
+    uint64_t invalidate_caller_key(const std::string& prefix) override { return cache_invalidate_key_guarded(prefix); }
+    void count_l2(L2Counter c, uint64_t n) override { cache_count_l2(c, n); }
 
     UpstreamConfig upstream_config() override { return rproxy::pg::upstream_config(); }
     MessageLogConfig message_log_config() override { return rproxy::pg::message_log_config(); }

@@ -43,6 +43,14 @@ struct Fill {
     // statement was sent.
     std::vector<uint32_t> generation_buckets;
     uint64_t generation_sum = 0;
+    std::string caller_key;  // a parameter hook's CACHE_KEY
+    // The second level (proxy/l2_cache): what this fill stores in Redis, and under which versions.
+    struct L2 {
+        bool active = false;  // the lookup answered: the result may be stored
+        bool owner = false;   // this client holds the fill lock
+        std::string entry, lock, token;
+        std::vector<std::string> version_keys, versions, sets;
+    } l2;
 };
 
 // One statement on its way through the pipeline, for the observers (stage_observe.cpp): made when

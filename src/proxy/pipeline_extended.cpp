@@ -170,7 +170,8 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             const ClientStatement& st = *portal.statement;
             int ttl = 0;
             std::optional<CacheKey> key =
-                cache_key_for(st.sql, *st.parsed, st.verdict, &ttl, bind_cache_extra(st.types, portal.bind));
+                cache_key_for(st.sql, *st.parsed, st.verdict, &ttl, bind_cache_extra(st.types, portal.bind),
+                              parameter_hook(portal.bind));
             if (!key) {
                 portal.no_key = true;
                 return false;
@@ -639,7 +640,8 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         std::optional<CacheKey> key;
         if (portal.claimed) fill = std::move(portal.claimed);  // extended_now() looked already, and claimed the entry
         else if (m.max_rows == 0 && !portal.no_key)
-            key = cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, portal.bind));
+            key = cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, portal.bind),
+                                parameter_hook(portal.bind));
         keyed = key || fill;
         if (key) {
             std::string answer;
@@ -661,6 +663,20 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
             answer.resize(answer_start);
             if (id) fill = make_fill(*key, *id, ttl, st->sql, st->parsed);
         }
+        // the second level, for the entry this client fills (claimed here or by extended_now())
+        if (fill && l2_on()) {
+            std::string answer;
+            append_held_bind_answer(answer, portal);
+            if (co_await fetch_second_level(*fill, answer)) {
+                fill.reset();
+                observe_execute(st, st->sql, st->parsed, true, ProbeResult::Hit);
+                ext().held_portal_.reset();
+                portal.state = ClientPortal::State::Answered;
+                portal.describe = false;
+                queue_local(std::move(answer));
+                co_return std::nullopt;
+            }
+        }
         auto failure = co_await forward_portal(m.portal, portal);
         if (failure) {
             if (fill) finish_fill(*fill);
@@ -672,7 +688,8 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         // the cache for the next client, unless another one is filling it.
         int ttl = 0;
         std::optional<CacheKey> key =
-            cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, it->second.bind));
+            cache_key_for(st->sql, *st->parsed, st->verdict, &ttl, bind_cache_extra(st->types, it->second.bind),
+                          parameter_hook(it->second.bind));
         keyed = key.has_value();
         std::optional<uint64_t> id;
         std::string ignored;

@@ -66,8 +66,9 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& receive
         // A hit needs no coroutine; only waiting for another client's fill of the same entry does.
         std::optional<uint64_t> id;
         probe_result = probe_cache_now(*key, out_, &id);
-        if (probe_result == ProbeResult::Wait) probe_result = co_await wait_for_fill(*key, out_, &id);
-        if (id) fill = make_fill(*key, *id, ttl, *query_text_, parsed);
+        if (probe_result == ProbeResult::Wait || (probe_result == ProbeResult::Claimed && l2_on()))
+            probe_result = co_await probe_further(*key, out_, probe_result, id, fill, ttl, *query_text_, parsed);
+        else if (id) fill = make_fill(*key, *id, ttl, *query_text_, parsed);
     }
     observe_cache(key.has_value(), probe_result);
     if (probe_result == ProbeResult::Hit) {

@@ -4,7 +4,10 @@
 #include "proxy/statement_pipeline.hpp"
 #include "core/relation_generations.hpp"
 #include "proxy/cache_key.hpp"
+#include "proxy/l2_cache.hpp"
 #include "proxy/worker.hpp"
+
+#include <charconv>
 
 namespace asio = boost::asio;
 
@@ -41,7 +44,9 @@ const char* StatementPipeline::uncacheable_reason(const std::string& sql, const 
 }
 
 std::optional<CacheKey> StatementPipeline::cache_key_for(const std::string& sql, const ParsedQuery& parsed,
-                                                     const Verdict& verdict, int* ttl_seconds, const std::string& extra) {
+                                                     const Verdict& verdict, int* ttl_seconds, const std::string& extra,
+                                                     const std::optional<ParameterHook>& hook) {
+    caller_key_.clear();
     bool reads_only = !parsed.statements.empty();
     for (const auto& st : parsed.statements) reads_only = reads_only && st.kind == "SELECT";
     if (!reads_only) {
@@ -49,6 +54,12 @@ std::optional<CacheKey> StatementPipeline::cache_key_for(const std::string& sql,
         return std::nullopt;  // SET, SHOW, BEGIN...: nothing to cache, nothing to count
     }
     CacheHints hints = parse_cache_hints(sql);
+    if (hook) {
+        // The parameter is in extra already, so a caller key keys the entry too.
+        if (hook->unknown_options) worker_.cache().count_l2(L2Counter::HookUnknownOptions, hook->unknown_options);
+        if (hook->no_cache || hook->ttl_seconds == 0) hints.no_cache = true;
+        if (hook->ttl_seconds) hints.ttl_seconds = hook->ttl_seconds;
+    }
     if (std::optional<Uncacheable> why = why_uncacheable(hints, parsed, verdict, extra.size())) {
         worker_.cache().count_uncacheable(*why);
         uncacheable_why_ = uncacheable_name(*why);
@@ -56,6 +67,7 @@ std::optional<CacheKey> StatementPipeline::cache_key_for(const std::string& sql,
     }
     const CacheConfig& cfg = worker_.cache_config();
     *ttl_seconds = hints.ttl_seconds.value_or(cfg.ttl_seconds) + worker_.ttl_jitter(cfg.ttl_jitter_seconds);
+    if (hook) caller_key_ = hook->caller_key;
     return make_cache_key(key_prefix(), parsed.normalized, extra);
 }
 
@@ -107,29 +119,90 @@ std::unique_ptr<Fill> StatementPipeline::make_fill(const CacheKey& key, uint64_t
     fill->sql = sql;
     fill->parsed = parsed;
     fill->capture.limit = capture_limit(key);
+    fill->caller_key = std::move(caller_key_);
+    caller_key_.clear();
     fill->generation_buckets = read_generation_buckets(*parsed);
     fill->generation_sum = worker_.cache().generation_sum(fill->generation_buckets);
     return fill;
 }
 
+CacheEntryMeta StatementPipeline::entry_meta(const Fill& f) const {
+    CacheEntryMeta meta;
+    meta.ttl_seconds = f.ttl;
+    meta.role = upstream_->role();
+    meta.statement = f.sql.size() > 1024 ? f.sql.substr(0, 1024) : f.sql;
+    for (const auto& r : f.parsed->relations) meta.relations += (meta.relations.empty() ? "" : ",") + r;
+    meta.caller_key = f.caller_key;
+    meta.generation_buckets = f.generation_buckets;
+    meta.generation_sum = f.generation_sum;
+    return meta;
+}
+
 void StatementPipeline::finish_fill(Fill& f) {
     const Capture& capture = f.capture;
     if (f.complete && !capture.error && !capture.overflowed && tx_status_ == 'I') {
-        CacheEntryMeta meta;
+        CacheEntryMeta meta = entry_meta(f);
         meta.rows = capture.rows;
-        meta.ttl_seconds = f.ttl;
-        meta.role = upstream().role();
-        meta.statement = f.sql.size() > 1024 ? f.sql.substr(0, 1024) : f.sql;
-        for (const auto& r : f.parsed->relations) meta.relations += (meta.relations.empty() ? "" : ",") + r;
-        meta.generation_buckets = std::move(f.generation_buckets);
-        meta.generation_sum = f.generation_sum;
         worker_.cache().cache_store(f.key, f.id, capture.bytes, meta);
+        worker_.second_level().store(f, capture.bytes, capture.rows, f.ttl);
         return;
     }
     if (capture.overflowed) worker_.cache().count_uncacheable(Uncacheable::TooLarge);
     if (capture.error) worker_.cache().count_uncacheable(Uncacheable::Error);
     // Too large: do not make every later client wait for a fill that will never fit.
     worker_.cache().cache_abandon(f.key, f.id, capture.overflowed ? f.ttl : 1);
+    worker_.second_level().abandon(f);
+}
+
+std::optional<ParameterHook> StatementPipeline::parameter_hook(const protocol::BindMessage& b) const {
+    if (!worker_.cache_config().parameter_hooks || b.params.empty() || !b.params[0]) return std::nullopt;
+    if (!b.param_formats.empty() && b.param_formats[0] != 0) return std::nullopt;  // a text value only
+    return parse_parameter_hook(*b.params[0]);
+}
+
+bool StatementPipeline::l2_on() const { return worker_.second_level().on(); }
+
+namespace {
+// A statement_timeout value as PostgreSQL reads it (milliseconds by default); 0 when unset or odd.
+std::chrono::milliseconds timeout_setting(const std::string* v) {
+    if (!v) return std::chrono::milliseconds(0);
+    long long n = 0;
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc() || n <= 0) return std::chrono::milliseconds(0);
+    std::string_view unit(end, static_cast<std::size_t>(v->data() + v->size() - end));
+    while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+    if (unit.empty() || unit == "ms") return std::chrono::milliseconds(n);
+    if (unit == "s") return std::chrono::milliseconds(n * 1000);
+    if (unit == "min") return std::chrono::milliseconds(n * 60000);
+    if (unit == "h") return std::chrono::milliseconds(n * 3600000);
+    return std::chrono::milliseconds(0);
+}
+}  // namespace
+
+asio::awaitable<bool> StatementPipeline::fetch_second_level(Fill& fill, std::string& out) {
+    // Waiting for another gateway's fill is bounded by the statement's own timeout (and by the fill
+    // lock's lifetime, 10 s, after which this client runs it itself).
+    std::chrono::milliseconds limit = timeout_setting(settings_.get("statement_timeout"));
+    if (limit.count() == 0) limit = upstream().config().statement_timeout;
+    if (limit.count() == 0 || limit > std::chrono::milliseconds(10000)) limit = std::chrono::milliseconds(10000);
+    std::vector<std::string> relations(fill.parsed->relations.begin(), fill.parsed->relations.end());
+    bool hit = co_await worker_.second_level().fetch(fill, relations, out, &hit_rows_, entry_meta(fill), limit);
+    if (hit) upstream_->count_cache_hit();
+    co_return hit;
+}
+
+asio::awaitable<ProbeResult> StatementPipeline::probe_further(const CacheKey& key, std::string& out, ProbeResult first,
+                                                              std::optional<uint64_t>& id, std::unique_ptr<Fill>& fill,
+                                                              int ttl, const std::string& sql,
+                                                              const std::shared_ptr<const ParsedQuery>& parsed) {
+    ProbeResult result = first;
+    if (result == ProbeResult::Wait) result = co_await wait_for_fill(key, out, &id);
+    if (id) fill = make_fill(key, *id, ttl, sql, parsed);
+    if (result == ProbeResult::Claimed && fill && l2_on() && co_await fetch_second_level(*fill, out)) {
+        fill.reset();  // the first level keeps the second's result under this fill's claim
+        result = ProbeResult::Hit;
+    }
+    co_return result;
 }
 
 }  // namespace rproxy

@@ -23,6 +23,7 @@
 
 #include "core/cache_types.hpp"
 #include "core/error_fields.hpp"
+#include "core/parameter_hook.hpp"
 #include "core/pin_reason.hpp"
 #include "core/statement_facts.hpp"
 #include "core/verdict.hpp"
@@ -186,8 +187,12 @@ private:
     uint64_t hit_rows_ = 0;                       // probe_cache_now()'s last hit
 
     // cache probe. extra: what besides the statement changes the bytes (Bind's parameters, formats)
+    // hook: a Bind's parameter hook (pg_rproxy.parameter_hooks), when it has one.
     std::optional<CacheKey> cache_key_for(const std::string& sql, const ParsedQuery& parsed, const Verdict& verdict,
-                                          int* ttl_seconds, const std::string& extra);
+                                          int* ttl_seconds, const std::string& extra,
+                                          const std::optional<ParameterHook>& hook = std::nullopt);
+    std::string caller_key_;  // cache_key_for()'s hook's CACHE_KEY, for make_fill()
+    std::optional<ParameterHook> parameter_hook(const protocol::BindMessage& b) const;
     std::optional<Uncacheable> why_uncacheable(const CacheHints& hints, const ParsedQuery& parsed, const Verdict& verdict,
                                                std::size_t extra_size);
     // For the observers: why a statement that was not looked up could not have been.
@@ -196,6 +201,16 @@ private:
     ProbeResult probe_cache_now(const CacheKey& key, std::string& out, std::optional<uint64_t>* fill);  // one look
     std::size_t capture_limit(const std::optional<CacheKey>& key) const;
     boost::asio::awaitable<ProbeResult> wait_for_fill(const CacheKey& key, std::string& out, std::optional<uint64_t>* fill);
+    bool l2_on() const;
+    // What the first level's probe could not settle at once: waiting for another client's fill
+    // (Wait), or asking the second level (Claimed, with Redis on). Makes *fill when this client
+    // fills the entry; Hit when out got the result from either.
+    boost::asio::awaitable<ProbeResult> probe_further(const CacheKey& key, std::string& out, ProbeResult first,
+                                                      std::optional<uint64_t>& id, std::unique_ptr<Fill>& fill, int ttl,
+                                                      const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed);
+    // The second level for a fill this client holds: true when it answered (appended to out).
+    boost::asio::awaitable<bool> fetch_second_level(Fill& fill, std::string& out);
+    CacheEntryMeta entry_meta(const Fill& f) const;
     // The fill this client makes after probe_cache_now() claimed entry id for it.
     std::unique_ptr<Fill> make_fill(const CacheKey& key, uint64_t id, int ttl, const std::string& sql,
                                     const std::shared_ptr<const ParsedQuery>& parsed);

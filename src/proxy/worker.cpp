@@ -159,6 +159,7 @@ Worker::Exit Worker::run() {
     load_security();
     firewall_ = host_.firewall_config();
     cache_config_ = host_.cache_config();
+    l2_.configure(cache_config_, host_.slot() == 0);
     load_observers();
     configure_message_log();
     for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
@@ -259,6 +260,7 @@ void Worker::on_wake() {
         load_security();
         firewall_ = host_.firewall_config();
         cache_config_ = host_.cache_config();
+        l2_.configure(cache_config_, host_.slot() == 0);
         load_observers();
         if (metrics_) metrics_->configure(host_.metrics_config());
         upstreams_.forget_learned();

@@ -30,6 +30,7 @@
 #include "proxy/parked_clients.hpp"
 #include "proxy/session_settings.hpp"
 #include "proxy/health_checker.hpp"
+#include "proxy/l2_cache.hpp"
 #include "proxy/message_log.hpp"
 #include "proxy/route_resolver.hpp"
 #include "proxy/upstream_registry.hpp"
@@ -54,7 +55,9 @@ public:
 
     WorkerHost& host() { return host_; }
     StatementParser& parser() { return host_; }
-    ResultCacheStore& cache() { return host_; }
+    // Both cache levels: what reaches the first must reach the second (proxy/l2_cache).
+    ResultCacheStore& cache() { return tiers_; }
+    L2Cache& second_level() { return l2_; }
     WorkerStatistics& stats() { return host_; }
     AuthCatalog& auth_catalog() { return host_; }
     // Where a client's statements go before routing chose: pg_rproxy.upstream.
@@ -150,6 +153,8 @@ private:
     std::unique_ptr<MetricsServer> metrics_;  // slot 0 with pg_rproxy.metrics_port set; after helper_: destroyed first
     void start_metrics();
     HealthChecker health_{io_.get_executor(), helper_, host_};
+    L2Cache l2_{io_, helper_, host_, host_};  // after helper_: destroyed first
+    CacheTiers tiers_{host_, l2_};
     UpstreamRegistry upstreams_;
     RouteResolver routes_{host_, upstreams_};
     SecurityConfig security_;

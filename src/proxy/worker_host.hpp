@@ -78,6 +78,10 @@ public:
     // core/relation_generations' counters, shared by every worker.
     virtual uint64_t generation_sum(const std::vector<uint32_t>& buckets) = 0;
     virtual void bump_generations(const std::vector<uint32_t>& buckets) = 0;
+    // What another gateway invalidated (proxy/l2_cache): this gateway's entries go too.
+    virtual uint64_t invalidate_relation(const std::string& relation) = 0;
+    virtual uint64_t invalidate_caller_key(const std::string& prefix) = 0;
+    virtual void count_l2(L2Counter c, uint64_t n) = 0;
 };
 
 // Counters and the views built on them (pg/worker_stats, pg/connection_limits, pg/session_table).

@@ -44,6 +44,9 @@ public:
     uint64_t cache_reset() override { return 0; }
     void count_uncacheable(Uncacheable) override {}
     void count_coalesced() override {}
+    uint64_t invalidate_relation(const std::string&) override { return 0; }
+    uint64_t invalidate_caller_key(const std::string&) override { return 0; }
+    void count_l2(L2Counter, uint64_t) override {}
     uint64_t generation_sum(const std::vector<uint32_t>& b) override {
         uint64_t s = 0;
         for (auto x : b) s += bumps[x];
