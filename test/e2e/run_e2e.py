@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from cluster import BINDIR, ROOT, Cluster, free_port  # noqa: E402
 
-MODULES = ["test_queries", "test_robustness", "test_firewall", "test_cache", "test_extended", "test_wire_fidelity", "test_large_messages", "test_tools", "test_bi_tools", "test_streaming", "test_auth", "test_tls_limits", "test_routing", "test_yaml_import", "test_read_write", "test_passthrough", "test_observability", "test_metrics", "test_message_log", "test_interception", "test_lifecycle"]
+MODULES = ["test_queries", "test_robustness", "test_firewall", "test_cache", "test_extended", "test_wire_fidelity", "test_large_messages", "test_tools", "test_bi_tools", "test_streaming", "test_auth", "test_tls_limits", "test_routing", "test_yaml_import", "test_read_write", "test_passthrough", "test_observability", "test_metrics", "test_message_log", "test_interception", "test_redis", "test_lifecycle"]
 
 
 def setup(base, valgrind=False):
