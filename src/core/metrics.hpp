@@ -60,6 +60,7 @@ struct MetricsSnapshot {
     uint64_t cache_hits = 0, cache_misses = 0, cache_coalesced = 0, cache_evictions = 0, cache_expirations = 0,
              cache_stores = 0, cache_entries = 0, cache_bytes = 0, cache_bytes_budget = 0, cache_max_entries = 0;
     std::array<uint64_t, kUncacheableCount> uncacheable{};  // by Uncacheable
+    std::array<uint64_t, kL2CounterCount> l2{};              // the Redis level, by L2Counter
     std::vector<ServerMetrics> servers;
     std::vector<LatencyHistogram> latency;
     uint64_t client_received_bytes = 0, client_sent_bytes = 0;

@@ -165,6 +165,19 @@ std::string render_metrics(const MetricsSnapshot& s) {
     w.single("pg_rproxy_cache_max_entries", "gauge", "pg_rproxy.cache_max_entries.", s.cache_max_entries);
     w.single("pg_rproxy_cache_bytes", "gauge", "Shared memory the cached results use.", s.cache_bytes);
     w.single("pg_rproxy_cache_budget_bytes", "gauge", "pg_rproxy.cache_size.", s.cache_bytes_budget);
+    auto l2 = [&s](L2Counter c) { return s.l2[static_cast<int>(c)]; };
+    w.single("pg_rproxy_cache_l2_hits_total", "counter", "Lookups answered from Redis (pg_rproxy.redis).", l2(L2Counter::Hits));
+    w.single("pg_rproxy_cache_l2_misses_total", "counter", "Lookups Redis did not have.", l2(L2Counter::Misses));
+    w.single("pg_rproxy_cache_l2_errors_total", "counter", "Failed or timed-out Redis operations and connections.",
+             l2(L2Counter::Errors));
+    w.single("pg_rproxy_cache_l2_corrupt_total", "counter", "Redis values ignored because they did not check out.",
+             l2(L2Counter::Corrupt));
+    w.single("pg_rproxy_cache_l2_stores_total", "counter", "Results stored in Redis.", l2(L2Counter::Stores));
+    w.single("pg_rproxy_cache_l2_waits_total", "counter", "Misses that waited for another gateway's fill.",
+             l2(L2Counter::Waits));
+    w.single("pg_rproxy_cache_l2_bytes_read_total", "counter", "Bytes of results read from Redis.", l2(L2Counter::BytesRead));
+    w.single("pg_rproxy_cache_l2_bytes_written_total", "counter", "Bytes of results written to Redis.",
+             l2(L2Counter::BytesWritten));
     w.family("pg_rproxy_cache_uncacheable_total", "counter", "Statements not cached, by reason.");
     for (int i = 0; i < kUncacheableCount; ++i)
         w.sample("pg_rproxy_cache_uncacheable_total", {{"reason", uncacheable_name(static_cast<Uncacheable>(i))}},

@@ -43,6 +43,7 @@ MetricsSnapshot read_metrics_snapshot() {
     s.cache_bytes_budget = c.bytes_budget;
     s.cache_max_entries = c.max_entries;
     for (int i = 0; i < kUncacheableCount; ++i) s.uncacheable[i] = c.uncacheable[i];
+    for (int i = 0; i < kL2CounterCount; ++i) s.l2[i] = c.l2[i];
 
     server_table_scan([&](const ServerRow& r) {
         if (r.host.empty()) return;  // an upstream's own row (pg_rproxy_upstream_stats), not a server

@@ -13,6 +13,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 
 import psycopg
@@ -288,6 +289,14 @@ def redis_a_miss_on_one_gateway_is_a_hit_on_the_other():
     check(query(b, q) == want and upstream_runs(m) == base + 1, "B's second run is a hit too")
     b2 = stats(b, *L2, "hits")
     check(b2["l2_hits"] == b1["l2_hits"] and b2["hits"] > b1["hits"], f"a shared-memory hit on B: {b1} -> {b2}")
+    # A's metrics endpoint counts what its view counts
+    with urllib.request.urlopen(f"http://127.0.0.1:{env.metrics_port}/metrics", timeout=10) as r:
+        body = r.read().decode()
+    a2 = stats(a, *L2)
+    for column, metric in [("l2_misses", "pg_rproxy_cache_l2_misses_total"), ("l2_stores", "pg_rproxy_cache_l2_stores_total"),
+                           ("l2_bytes_written", "pg_rproxy_cache_l2_bytes_written_total")]:
+        m = re.search(rf"^{metric} (\S+)$", body, re.M)
+        check(m and float(m.group(1)) == a2[column], f"{metric}: {m and m.group(1)} against {column} {a2[column]}")
 
 
 def reset_round(filler, resetter, reset):
