@@ -20,6 +20,11 @@
 # The Prometheus endpoint: METRICS_PORT (0, off), METRICS_LISTEN_HOST (localhost; '*' for all),
 # METRICS_USER and METRICS_PASSWORD_FILE (HTTP basic authentication: a file holding the password),
 # METRICS_ALLOWED_ADDRESSES (CIDR blocks that may scrape; empty: any).
+# The Redis cache shared by gateways: REDIS_URL (redis://[user:password@]host[:port][/db] or
+# unix:///path/redis.sock[?db=N]; unset: off), REDIS_PREFIX (pg_rproxy:), REDIS_TIMEOUT_MS (50),
+# PARAMETER_HOOKS (off; on reads PGPROXY,... options from the first Bind parameter).
+#   entrypoint.sh redis-url           REDIS_URL with its password masked, for display
+#   entrypoint.sh redact              stdin to stdout with REDIS_URL's password masked (server logs)
 #   entrypoint.sh role-sql            the SQL that creates/updates PROXY_USER with PROXY_PASSWORD
 set -euo pipefail
 
@@ -56,6 +61,44 @@ upstream_conninfo() {
     [ -n "${UPSTREAM_DATABASE:-}" ] && ci+=" dbname=$(conninfo_value "$UPSTREAM_DATABASE")"
     [ -n "${UPSTREAM_SSLMODE:-}" ] && ci+=" sslmode=$(conninfo_value "$UPSTREAM_SSLMODE")"
     printf '%s' "$ci"
+}
+
+# REDIS_URL's password never reaches our output: not in messages, nor in the server logs we show.
+# As the server reads it: what comes before the last @, split at the first colon (no colon: all
+# password). Looking past the first / as well masks a password that holds an unencoded one.
+redis_password() {
+    local rest=${REDIS_URL:-}
+    [[ $rest == *://*@* && $rest != unix://* ]] || return 0
+    rest=${rest#*://}
+    rest=${rest%@*}
+    if [[ $rest == *:* ]]; then printf '%s' "${rest#*:}"; else printf '%s' "$rest"; fi
+}
+redis_url_masked() {
+    local url=${REDIS_URL:-} pw
+    pw=$(redis_password)
+    [ -n "$pw" ] || { printf '%s' "$url"; return; }
+    local scheme=${url%%://*} rest=${url#*://}
+    local userinfo=${rest%@*} user=
+    [[ $userinfo != *:* ]] || user=${userinfo%%:*}
+    printf '%s://%s:***@%s' "$scheme" "$user" "${rest##*@}"
+}
+redact_redis() {
+    local text pw
+    text=$(cat)
+    pw=$(redis_password)
+    [ -z "$pw" ] || text=${text//"$pw"/***}
+    printf '%s\n' "$text"
+}
+
+# Checked here, not only by the server: the server's own refusal quotes the value, password and all.
+check_redis_url() {
+    local url=$REDIS_URL port
+    if [[ $url =~ ^redis://([^[:space:]/]*@)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:([0-9]+))?(/[0-9]*)?$ ]]; then
+        port=${BASH_REMATCH[4]:-6379}
+        ((10#$port >= 1 && 10#$port <= 65535)) && return 0
+    fi
+    [[ $url =~ ^unix:///[^?[:space:]]+(\?db=[0-9]+)?$ ]] && return 0
+    die "REDIS_URL must look like redis://[user:password@]host[:port][/db] or unix:///path/redis.sock[?db=N], got '$(redis_url_masked)'"
 }
 
 sql_ident() { printf '"%s"' "${1//\"/\"\"}"; }
@@ -108,11 +151,11 @@ RESET client_min_messages;"
     tmp=$(mktemp -d)
     pg_ctl -D "$data" -l "$tmp/log" -w -t 60 \
         -o "-c listen_addresses='' -c unix_socket_directories='$tmp' -c port=5432 -c pg_rproxy.workers=0" start >/dev/null ||
-        die "could not start the gateway to update pg_rproxy${CONFIG_PATH:+ and import $CONFIG_PATH}: $(cat "$tmp/log")"
+        die "could not start the gateway to update pg_rproxy${CONFIG_PATH:+ and import $CONFIG_PATH}: $(redact_redis <"$tmp/log")"
     out=$(psql -X -q -v ON_ERROR_STOP=1 -h "$tmp" -p 5432 -U postgres -d postgres <<<"$sql" 2>&1) || rc=$?
     pg_ctl -D "$data" -m fast -w stop >/dev/null
     rm -rf "$tmp"
-    [ "$rc" -eq 0 ] || die "updating pg_rproxy${CONFIG_PATH:+ and importing $CONFIG_PATH} failed: $out"
+    [ "$rc" -eq 0 ] || die "updating pg_rproxy${CONFIG_PATH:+ and importing $CONFIG_PATH} failed: $(redact_redis <<<"$out")"
     # e.g. the 'yaml:' upstreams kept because a route or an authentication rule still names them
     [ -z "$out" ] || echo "pg_rproxy entrypoint: ${CONFIG_PATH:+$CONFIG_PATH: }$out" >&2
 }
@@ -138,6 +181,15 @@ write_config() {
     require_int METRICS_PORT "$metrics_port" 0 65535
     [ "$metrics_listen" = "0.0.0.0" ] && metrics_listen='*'
     if [ -n "${METRICS_USER:-}" ] && [ -z "${METRICS_PASSWORD_FILE:-}" ]; then die "METRICS_USER needs METRICS_PASSWORD_FILE"; fi
+    [ -z "${REDIS_URL:-}" ] || check_redis_url
+    [ -z "${REDIS_TIMEOUT_MS:-}" ] || require_int REDIS_TIMEOUT_MS "$REDIS_TIMEOUT_MS" 1 60000
+    local hooks=
+    case "${PARAMETER_HOOKS:-}" in
+        "") ;;
+        on|true|yes|1) hooks=on ;;
+        off|false|no|0) hooks=off ;;
+        *) die "PARAMETER_HOOKS must be on or off, got '$PARAMETER_HOOKS'" ;;
+    esac
     if [ -n "${TLS_CERT_FILE:-}${TLS_KEY_FILE:-}" ] && { [ -z "${TLS_CERT_FILE:-}" ] || [ -z "${TLS_KEY_FILE:-}" ]; }; then
         die "TLS_CERT_FILE and TLS_KEY_FILE go together"
     fi
@@ -169,6 +221,10 @@ write_config() {
             [ -n "${METRICS_PASSWORD_FILE:-}" ] && echo "pg_rproxy.metrics_password_file = $(conf_string "$METRICS_PASSWORD_FILE")"
             [ -n "${METRICS_ALLOWED_ADDRESSES:-}" ] && echo "pg_rproxy.metrics_allowed_addresses = $(conf_string "$METRICS_ALLOWED_ADDRESSES")"
         fi
+        [ -n "${REDIS_URL:-}" ] && echo "pg_rproxy.redis = $(conf_string "$REDIS_URL")"
+        [ -n "${REDIS_PREFIX:-}" ] && echo "pg_rproxy.redis_prefix = $(conf_string "$REDIS_PREFIX")"
+        [ -n "${REDIS_TIMEOUT_MS:-}" ] && echo "pg_rproxy.redis_timeout = $REDIS_TIMEOUT_MS"
+        [ -n "$hooks" ] && echo "pg_rproxy.parameter_hooks = $hooks"
         true
     } >>"$file"
 }
@@ -177,13 +233,14 @@ container_main() {
     local data=${PGDATA:-/var/lib/postgresql/gateway}
     if [ ! -s "$data/PG_VERSION" ]; then
         config_listen   # before initdb: a bad file must not leave a half-made cluster behind
+        write_config /dev/null   # nor a bad variable
         initdb -D "$data" -U postgres -A peer -E UTF8 --locale=C.UTF-8 >/dev/null
         echo "listen_addresses = ''" >>"$data/postgresql.conf"
         # In a container the proxy port is published explicitly; listen on all interfaces.
         LISTEN_HOST=${LISTEN_HOST:-*} METRICS_LISTEN_HOST=${METRICS_LISTEN_HOST:-*} write_config "$data/postgresql.conf"
         local out
         out=$(postgres --single -D "$data" postgres <<<"CREATE EXTENSION pg_rproxy;
-$(role_sql)" 2>&1) ||
+$(role_sql)" 2>&1 | redact_redis; exit "${PIPESTATUS[0]}") ||
             die "CREATE EXTENSION pg_rproxy failed: $out"
         if grep -q "ERROR" <<<"$out"; then die "CREATE EXTENSION pg_rproxy failed: $out"; fi
     fi
@@ -203,6 +260,12 @@ case "${1:-}" in
     conninfo)
         upstream_conninfo
         echo
+        ;;
+    redis-url)
+        [ -z "${REDIS_URL:-}" ] || { redis_url_masked; echo; }
+        ;;
+    redact)
+        redact_redis
         ;;
     *)
         container_main "$@"

@@ -1,4 +1,5 @@
--- Sample data for the embedded demo upstream started by scripts/run.sh.
+-- Sample data for the embedded demo upstream started by scripts/run.sh, and for the demo-upstream
+-- service of docker/docker-compose.yml (profile scaled), which runs it at its first start.
 CREATE TABLE customers (
     id      integer PRIMARY KEY,
     name    text NOT NULL,

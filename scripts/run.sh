@@ -5,7 +5,8 @@
 # The environment is that of docker/entrypoint.sh. CONFIG_PATH names the config.yaml of the SNI
 # host-name proxy pg_rproxy replaces (relative to where run.sh is started): its mappings become the
 # upstreams and routes named 'yaml:<external>', and its listen address and port apply where
-# LISTEN_HOST and LISTEN_PORT are unset.
+# LISTEN_HOST and LISTEN_PORT are unset. REDIS_URL names a Redis that gateways share as a
+# second-level cache (redis://[user:password@]host:port[/db]); its password is never printed.
 #
 #   sudo scripts/run.sh          start (idempotent: restarts with the current environment)
 #   sudo scripts/run.sh stop     stop the gateway and the demo upstream
@@ -125,16 +126,21 @@ proxy_answers() {
 }
 if ! proxy_answers; then
     echo "pg_rproxy: the proxy did not answer on port $listen_port; gateway log:" >&2
-    tail -20 "$GATEWAY/server.log" >&2
+    tail -20 "$GATEWAY/server.log" | "$ROOT/docker/entrypoint.sh" redact >&2
     exit 1
 fi
 
+redis_line=
+if [ -n "${REDIS_URL:-}" ]; then
+    redis_line="  redis:     $("$ROOT/docker/entrypoint.sh" redis-url), shared with other gateways (l2_* in pg_rproxy_cache_stats)
+"
+fi
 cat <<MSG
 
 pg_rproxy is running.
   proxy:     PGPASSWORD='$PROXY_PASSWORD' psql -h localhost -p $listen_port -U $PROXY_USER -d $db
   upstream:  $(if [ -n "${demo:-}" ]; then echo "embedded demo cluster on 127.0.0.1:$UPSTREAM_PORT (tables customers, orders)"; elif [ -n "${CONFIG_PATH:-}" ]; then echo "by TLS server name, the mappings of $CONFIG_PATH (SELECT * FROM pg_rproxy_routes)"; else echo "${UPSTREAM_HOST:-conninfo from UPSTREAM_CONNINFO}"; fi)
-  admin:     psql -h $GATEWAY -p $gateway_port -U postgres -d postgres   (SELECT * FROM pg_rproxy_workers)
+${redis_line}  admin:     psql -h $GATEWAY -p $gateway_port -U postgres -d postgres   (SELECT * FROM pg_rproxy_workers)
   logs:      $GATEWAY/server.log
   stop:      sudo scripts/run.sh stop
 MSG
