@@ -1,8 +1,9 @@
 """The Redis second-level cache (pg_rproxy.redis) shared by two gateways in front of one upstream:
 the suite's gateway (A) and gateway B, started here with the same upstream settings. A result filled
-on one is a hit on the other; resets and invalidations (by relation, by caller key) reach both; roles
-stay apart; simultaneous misses on both run once upstream; a killed or lying Redis costs clients
-nothing; the parameter hooks (pg_rproxy.parameter_hooks) through psycopg's prepared statements.
+on one is a hit on the other; resets, invalidations (by relation, by caller key) and writes through
+a read-write upstream reach both; roles stay apart; simultaneous misses on both run once upstream; a
+killed or lying Redis costs clients nothing; the parameter hooks (pg_rproxy.parameter_hooks) through
+psycopg's prepared statements.
 Upstream executions are counted in the upstream's statement log (log_statement = all), so "a hit"
 means "the upstream never saw it". Redis, gateway B and A's Redis settings are set up by the first
 test that needs them, so any test also runs alone (-k); the last test turns them off."""
@@ -230,11 +231,11 @@ def entries(g, mark):
     return int(g.cluster.sql(f"SELECT count(*) FROM pg_rproxy_cache_entries() WHERE statement LIKE '%{mark}%'"))
 
 
-def query(g, sql, user=None):
+def query(g, sql, user=None, database="e2e"):
     """Rows of a simple query through gateway g, on a connection of its own; an error fails the test."""
     w = Wire(g.port, timeout=WIRE_TIMEOUT)
     try:
-        w.startup(user=user or env.upstream_user, database="e2e")
+        w.startup(user=user or env.upstream_user, database=database)
         msgs = w.query(sql)
     finally:
         w.close()
@@ -618,6 +619,109 @@ def redis_parameter_hook_unknown_and_malformed_options():
                              f"pg_rproxy_cache_entries() WHERE statement LIKE '%{m}%'")
         check(len(ttls.split(",")) == 3 and all(int(t) > 60 for t in ttls.split(",")),
               f"three entries with the default ttl: {ttls}")
+
+
+RW_DB = "redis_rwdb"  # the client database routed to the read-write upstream on both gateways
+RW_ROUTE = 9401
+
+
+@test
+def redis_a_write_through_one_gateway_reaches_every_gateways_cache():
+    """A write committed through A to a read-write upstream makes B's cached results of what it
+    wrote old too (versions and entries in Redis, the message that bumps B's counters); B's
+    results of other relations stay."""
+    a, b, _ = shared()
+    tag = uuid.uuid4().hex[:10]
+    t, other = f"redis_rw_{tag}", f"redis_rw_other_{tag}"
+    # host 127.0.0.1, not the suite's localhost: counters and keys of their own, apart from the
+    # read-only upstream's
+    conninfo = f"host=127.0.0.1 port={env.up.port} dbname=e2e user={env.upstream_user}"
+    writer = None
+    try:
+        env.up.sql(f"CREATE TABLE {t} (id int PRIMARY KEY, v text); INSERT INTO {t} VALUES (1, 'old'); "
+                   f"CREATE TABLE {other} (x int); INSERT INTO {other} VALUES (7); "
+                   f"GRANT SELECT, UPDATE ON {t}, {other} TO {env.upstream_user}", db="e2e")
+        for g in (a, b):
+            g.cluster.sql("INSERT INTO pg_rproxy_upstreams (name, conninfo, access, pool_mode) VALUES "
+                          f"('redis_rw', '{conninfo}', 'read_write', 'transaction'); "
+                          "INSERT INTO pg_rproxy_routes (position, database, upstream) VALUES "
+                          f"({RW_ROUTE}, '{RW_DB}', 'redis_rw')")
+
+        def rw(g, sql):
+            return query(g, sql, database=RW_DB)
+
+        def rw_fill(g, sql):
+            return filled(g, lambda: rw(g, sql))
+
+        # A's first write of a name counts as reaching everything of the upstream (what it reaches
+        # is learnt after it, per worker): made before the fills, on the connection that writes later.
+        # B hears of it too: its result of the other table, filled before, runs upstream again.
+        mp = marker("rw-probe")
+        qp = f"SELECT x, '{mp}' AS m FROM {other}"
+        check(rw_fill(b, qp) == [["7", mp]], "the probe's rows on B")
+        writer = Wire(a.port, timeout=WIRE_TIMEOUT)
+        writer.startup(user=env.upstream_user, database=RW_DB)
+        msgs = writer.query(f"UPDATE {t} SET v = v WHERE false")
+        check(not errors(msgs), f"the first write through A: {errors(msgs)}")
+
+        def probe_ran_again():
+            rw(b, qp)
+            return upstream_runs(mp) == 2 or f"{upstream_runs(mp)} upstream runs of the probe"
+        wait_for(probe_ran_again, "the first write's message reaches B")
+
+        m, m2, mo = marker("rw-written"), marker("rw-written-a"), marker("rw-other")
+        q = f"SELECT id, v, '{m}' AS m FROM {t} ORDER BY id"
+        q2 = f"SELECT v, '{m2}' AS m FROM {t} WHERE id = 1"
+        qo = f"SELECT x, '{mo}' AS m FROM {other}"
+        old, new = [["1", "old", m]], [["1", "new", m]]
+        # q: filled on B, a Redis hit on A; qo: on B; q2: on A only
+        check(rw_fill(b, q) == old, "B's rows")
+        check(upstream_runs(m) == 1, f"B's miss ran upstream: {upstream_runs(m)}")
+        hits = stat(a, "l2_hits")
+        check(rw(a, q) == old and upstream_runs(m) == 1, f"A's hit never reached the upstream: {upstream_runs(m)} runs")
+        check(stat(a, "l2_hits") == hits + 1, f"A's hit came from Redis: l2_hits {hits} -> {stat(a, 'l2_hits')}")
+        check(entries(a, m) == 1 and entries(b, m) == 1, "both gateways hold the entry in shared memory")
+        check(rw_fill(b, qo) == [["7", mo]] and rw(b, qo) == [["7", mo]] and upstream_runs(mo) == 1, "the other table on B")
+        check(rw_fill(a, q2) == [["old", m2]] and upstream_runs(m2) == 1, "q2 on A")
+
+        msgs = writer.query(f"UPDATE {t} SET v = 'new' WHERE id = 1")
+        check(not errors(msgs) and direct(f"SELECT v FROM {t}") == [["new"]], f"the write through A: {errors(msgs)}")
+        # the writing client reads its write at once (on its worker's Redis connection, the
+        # invalidation came first)
+        msgs = writer.query(q2)
+        check(not errors(msgs) and rows(msgs) == [["new", m2]], f"A's writer reads its write: {errors(msgs) or rows(msgs)}")
+        check(upstream_runs(m2) == 2, f"q2 ran upstream again: {upstream_runs(m2)}")
+
+        # B: its shared-memory entry goes when the message arrives, the Redis one went with the write
+        stores = {}
+
+        def b_sees_the_write():
+            stores["before"] = stat(b, "l2_stores")
+            got = rw(b, q)
+            return got == new or f"B still answers {got}"
+        wait_for(b_sees_the_write, "B answers the written value", seconds=30)
+        check(upstream_runs(m) == 2, f"B ran it upstream again, once: {upstream_runs(m)} runs")
+        wait_for(lambda: stat(b, "l2_stores") > stores["before"] or "l2_stores unchanged", "B stores the new result in Redis")
+        # A: its own entry went at the commit; B's new result is a Redis hit
+        hits = stat(a, "l2_hits")
+        check(rw(a, q) == new, "A answers the written value")
+        check(upstream_runs(m) == 2 and stat(a, "l2_hits") == hits + 1,
+              f"A got B's new result from Redis: {upstream_runs(m)} runs, l2_hits {hits} -> {stat(a, 'l2_hits')}")
+
+        # the other table's entry on B was not reached: a shared-memory hit
+        before = stats(b, "hits", "l2_hits", "l2_misses")
+        check(rw(b, qo) == [["7", mo]], "the other table's rows on B")
+        after = stats(b, "hits", "l2_hits", "l2_misses")
+        check(upstream_runs(mo) == 1 and entries(b, mo) == 1, f"the other table's entry stayed: {upstream_runs(mo)} runs")
+        check(after["hits"] == before["hits"] + 1 and after["l2_hits"] == before["l2_hits"] and
+              after["l2_misses"] == before["l2_misses"], f"from B's shared memory: {before} -> {after}")
+    finally:
+        if writer is not None:
+            writer.close()
+        for g in (a, b):
+            g.cluster.sql(f"DELETE FROM pg_rproxy_routes WHERE position = {RW_ROUTE}; "
+                          "DELETE FROM pg_rproxy_upstreams WHERE name = 'redis_rw'")
+        env.up.sql(f"DROP TABLE IF EXISTS {t}, {other}", db="e2e")
 
 
 @test
