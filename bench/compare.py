@@ -7,7 +7,10 @@ pooling, and session pooling, which is what runs -M prepared on PgBouncer 1.18),
 gateway on two more ports that pg_rproxy_routes sends to a table upstream (pg_rproxy_routed) and
 to an upstream of two servers (pg_rproxy_pair: the same cluster by two addresses, round robin),
 Pgpool-II (in-memory query cache on shared memory) and bench/canned_server (one canned row from
-memory: the ceiling of any proxy). Runs pgbench against each, alternating targets within every
+memory: the ceiling of any proxy). For the Redis level, a redis-server and a second gateway
+(pg_rproxy_l2) whose shared-memory cache is too small for the hot set, so that its hits come from
+Redis; it runs the hot set only, and the report adds its lookup counters and what one Redis round
+trip costs on this machine. Runs pgbench against each, alternating targets within every
 repetition, for a hot set (1,000 keys: cache hits) and select-only over all keys (misses), each with
 -M simple, extended and prepared; and pgbench's TPC-B (-M simple and prepared) through a read_write
 upstream on a fourth port (pg_rproxy_rw, transaction pooling), PgBouncer and PostgreSQL. Then measures the gateway workers' memory with 10,000 idle
@@ -42,19 +45,32 @@ HOT_KEYS = 1000
 MODES = ["simple", "extended", "prepared"]
 # tpcb: pgbench's built-in TPC-B (tpcb-like), writes, through a read_write upstream (pg_rproxy_rw).
 WORKLOADS = {"hot": HOT_KEYS, "select_only": ACCOUNTS, "tpcb": None}
-TARGETS = ["limit", "pg_rproxy", "pg_rproxy_routed", "pg_rproxy_pair", "pg_rproxy_rw", "pgbouncer", "pgbouncer_session",
-           "pgpool", "direct"]
+TARGETS = ["limit", "pg_rproxy", "pg_rproxy_l2", "pg_rproxy_routed", "pg_rproxy_pair", "pg_rproxy_rw", "pgbouncer",
+           "pgbouncer_session", "pgpool", "direct"]
 # Which targets run which workloads: the read-only ones cannot write; the read-write one only writes.
 WRITERS = {"pg_rproxy_rw", "pgbouncer", "pgbouncer_session", "direct"}
 WORKLOAD_MODES = {"hot": MODES, "select_only": MODES, "tpcb": ["simple", "prepared"]}
 
 
+# pg_rproxy_l2 is there for its hits: the hot set only.
+L2_WORKLOADS = {"hot"}
+
+
 def runs_on(workload, target):
     if workload == "tpcb":
         return target in WRITERS
+    if target == "pg_rproxy_l2":
+        return workload in L2_WORKLOADS
     return target != "pg_rproxy_rw"
 PGBOUNCERS = {"pgbouncer": "transaction", "pgbouncer_session": "session"}
 UPSTREAM_CONNECTIONS = 8  # pg_rproxy: 2 workers x pool_size 4; PgBouncer: default_pool_size 8
+GATEWAY_WORKERS = 2
+# pg_rproxy_l2's shared memory: the smallest the settings allow (16 entries, 64 kB), far below the
+# 1,000 hot keys, so nearly every lookup goes on to Redis. Both are postmaster settings.
+L2_GATEWAY_ENV = {"MAX_CACHE_ENTRIES": "16", "CACHE_SIZE": "64kB"}
+# What pg_rproxy_cache_stats counts of a measured run on pg_rproxy_l2: where its answers came from.
+L2_COUNTERS = ("hits", "misses", "l2_hits", "l2_misses", "l2_errors", "l2_corrupt", "l2_stores", "l2_waits",
+               "l2_bytes_read")
 
 
 def chown_pg(path):
@@ -134,22 +150,28 @@ class Bench:
                "VACUUM ANALYZE"])
         self.up = up
 
-    def start_gateway(self):
-        gw = Cluster(self.work, "gateway")
+    def new_gateway(self, name, ports, **settings):
+        """A started gateway cluster with the extension, configured as the container would be from
+        the environment; settings override the benchmark's variables."""
+        gw = Cluster(self.work, name)
         gw.init()
         self.clusters.append(gw)
-        self.proxy_port, self.routed_port, self.pair_port, self.rw_port = free_port(), free_port(), free_port(), free_port()
-        ports = f"{self.proxy_port},{self.routed_port},{self.pair_port},{self.rw_port}"
         env = dict(os.environ, UPSTREAM_HOST="127.0.0.1", UPSTREAM_PORT=str(self.up.port), UPSTREAM_USER="postgres",
-                   UPSTREAM_DATABASE="postgres", LISTEN_HOST="127.0.0.1", LISTEN_PORT=ports,
-                   PROXY_WORKERS="2", POOL_SIZE=str(UPSTREAM_CONNECTIONS // 2), AUTH_METHOD="trust",
-                   MAX_CLIENT_CONNECTIONS="20000", MAX_CACHE_ENTRIES="20000")
+                   UPSTREAM_DATABASE="postgres", LISTEN_HOST="127.0.0.1", LISTEN_PORT=",".join(map(str, ports)),
+                   PROXY_WORKERS=str(GATEWAY_WORKERS), POOL_SIZE=str(UPSTREAM_CONNECTIONS // GATEWAY_WORKERS),
+                   AUTH_METHOD="trust", MAX_CLIENT_CONNECTIONS="20000", MAX_CACHE_ENTRIES="20000")
+        env.update(settings)
         r = subprocess.run([os.path.join(ROOT, "docker", "entrypoint.sh"), "write-config",
                             os.path.join(gw.data, "postgresql.conf")], capture_output=True, text=True, env=env)
         assert r.returncode == 0, r.stderr
         gw.append_conf("pg_rproxy.session_table_size = 20000\n" + "".join(f"{x}\n" for x in self.gateway_settings))
         gw.start()
         gw.sql("CREATE EXTENSION pg_rproxy")
+        return gw
+
+    def start_gateway(self):
+        self.proxy_port, self.routed_port, self.pair_port, self.rw_port = free_port(), free_port(), free_port(), free_port()
+        gw = self.new_gateway("gateway", [self.proxy_port, self.routed_port, self.pair_port, self.rw_port])
         # The routed cases: the same pool size per server, so only routing and balancing differ.
         up = f"port={self.up.port} user=postgres dbname=postgres"
         gw.sql(f"INSERT INTO pg_rproxy_upstreams (name, conninfo) VALUES ('routed', 'host=127.0.0.1 {up}'), "
@@ -162,6 +184,41 @@ class Bench:
                f"(1, {self.routed_port}, 'routed'), (2, {self.pair_port}, 'pair'), (3, {self.rw_port}, 'rw')")
         wait_sql(self.proxy_port, what="pg_rproxy")
         self.gw = gw
+
+    def start_redis(self):
+        d = os.path.join(self.work, "redis")
+        os.makedirs(d, exist_ok=True)
+        chown_pg(d)
+        self.redis_port = free_port()
+        # No persistence: a dump or an fsync during a run would be measured as the cache's cost.
+        self.procs.append(Background("redis", ["redis-server", "--save", "", "--appendonly", "no",
+                                               "--bind", "127.0.0.1", "--port", str(self.redis_port), "--dir", d],
+                                     os.path.join(d, "redis.log")))
+        wait_port(self.redis_port, what="redis-server")
+
+    def redis_cli(self, *args):
+        r = subprocess.run(["redis-cli", "-p", str(self.redis_port), *args], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    def start_gateway_l2(self):
+        self.l2_port = free_port()
+        self.gw_l2 = self.new_gateway("gateway_l2", [self.l2_port], REDIS_URL=f"redis://127.0.0.1:{self.redis_port}",
+                                      **L2_GATEWAY_ENV)
+        wait_sql(self.l2_port, what="pg_rproxy_l2")
+        # Each worker connects to Redis on its own, after the gateway answers: a warm-up before
+        # then would leave Redis cold for that worker's share of the keys.
+        deadline = time.time() + 30
+        while self.redis_clients() < GATEWAY_WORKERS:
+            if time.time() > deadline:
+                raise RuntimeError(f"pg_rproxy_l2's workers did not connect to Redis: {self.gw_l2.log}")
+            time.sleep(0.2)
+
+    def redis_clients(self):
+        """Connections to redis-server other than the redis-cli asking."""
+        info = self.redis_cli("INFO", "clients")
+        return int(re.search(r"connected_clients:(\d+)", info).group(1)) - 1
 
     def start_pgbouncer(self, name):
         d = os.path.join(self.work, name)
@@ -243,7 +300,8 @@ log_min_messages = warning
         if target in PGBOUNCERS:
             return self.pgbouncer_ports[target]
         return {"limit": getattr(self, "limit_port", None), "pg_rproxy": self.proxy_port,
-                "pg_rproxy_routed": self.routed_port, "pg_rproxy_pair": self.pair_port, "pg_rproxy_rw": self.rw_port,
+                "pg_rproxy_l2": getattr(self, "l2_port", None), "pg_rproxy_routed": self.routed_port,
+                "pg_rproxy_pair": self.pair_port, "pg_rproxy_rw": self.rw_port,
                 "pgpool": getattr(self, "pgpool_port", None), "direct": self.up.port}[target]
 
     def stop(self):
@@ -286,6 +344,76 @@ log_min_messages = warning
         if result["errors"]:
             result["error_text"] = (r.stderr.strip().splitlines() or ["?"])[-1][:300]
         return result
+
+    # --- the Redis level ----------------------------------------------------------------------
+    def warm_script(self):
+        # Each key once, in order: pgbench keeps a client's variables from one transaction to the next.
+        path = os.path.join(self.work, "warm.sql")
+        write(path, "\\set aid :aid + 1\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n")
+        return path
+
+    def warm_l2(self, workload, mode):
+        """One pass over the workload's keys through pg_rproxy_l2, in the mode measured next (the
+        modes' cache keys may differ): after it Redis holds every key, shared memory the last 16."""
+        r = as_pg(["pgbench", "-n", "-M", mode, "-c", "1", "-t", str(WORKLOADS[workload]), "-D", "aid=0",
+                   "-f", self.warm_script(), "-h", "127.0.0.1", "-p", str(self.l2_port), "-U", "postgres",
+                   "postgres"], timeout=300)
+        assert r.returncode == 0, r.stderr
+
+    def l2_counters(self):
+        values = self.gw_l2.sql(f"SELECT {', '.join(L2_COUNTERS)} FROM pg_rproxy_cache_stats").split("|")
+        return dict(zip(L2_COUNTERS, map(int, values)))
+
+    def pgbench_l2(self, target, workload, mode, seconds, clients, threads):
+        """pgbench on pg_rproxy_l2 after a warm-up, with what the gateway counted during the
+        measured run alone: the reader sees whether the hits came from Redis."""
+        self.warm_l2(workload, mode)
+        before = self.l2_counters()
+        result = self.pgbench(target, workload, mode, seconds, clients, threads)
+        after = self.l2_counters()
+        result["counters"] = {k: after[k] - before[k] for k in L2_COUNTERS}
+        return result
+
+    def redis_round_trip(self):
+        """What one Redis round trip costs here, measured with the machine otherwise idle: GETs
+        from one client back to back (redis-benchmark), and PINGs every 10 ms (redis-cli --latency:
+        each PING timed in whole milliseconds, so only the mean of a few hundred means anything,
+        roughly; but it sees a Redis that was asleep, as a gateway's lookup after a pause may)."""
+        out = {}
+        r = subprocess.run(["redis-benchmark", "-p", str(self.redis_port), "-t", "get", "-n", "100000", "-c", "1",
+                            "--csv"], capture_output=True, text=True, timeout=300)
+        row = dict(zip(*[line.replace('"', "").split(",") for line in r.stdout.strip().splitlines()[-2:]]))
+        if "rps" in row:
+            out["benchmark_rps"] = float(row["rps"])
+            out["benchmark_us_per_get"] = 1e6 / float(row["rps"])
+            out["benchmark_avg_us"] = float(row["avg_latency_ms"]) * 1000
+            out["benchmark_p50_us"] = float(row["p50_latency_ms"]) * 1000
+            out["benchmark_p99_us"] = float(row["p99_latency_ms"]) * 1000
+        # --raw: one line after the interval, "min max avg samples" in ms
+        r = subprocess.run(["redis-cli", "-p", str(self.redis_port), "--latency", "--raw", "-i", "3"],
+                           capture_output=True, text=True, timeout=60)
+        fields = r.stdout.split()
+        if len(fields) == 4:
+            out["cli_avg_us"] = float(fields[2]) * 1000
+            out["cli_max_us"] = float(fields[1]) * 1000
+            out["cli_samples"] = int(fields[3])
+        return out
+
+    def redis_commands(self):
+        """What the gateway asked of Redis, by command: calls and the server's µs per call (a
+        lookup is one script call, evalsha, whose GETs Redis counts too; its time inside Redis is
+        part of every Redis hit)."""
+        stats = {}
+        for name, fields in re.findall(r"^cmdstat_(\w+):(\S+)", self.redis_cli("INFO", "commandstats"), re.M):
+            values = dict(f.split("=") for f in fields.split(","))
+            stats[name] = {"calls": int(values["calls"]), "usec_per_call": float(values["usec_per_call"])}
+        return stats
+
+    def log_problems(self, cluster, keep=5):
+        """The gateway log's warnings and errors: how many, and the first few."""
+        lines = [line for line in cluster.log_text().splitlines()
+                 if re.search(r"\b(WARNING|ERROR|FATAL|PANIC):", line)]
+        return {"count": len(lines), "first": lines[:keep]}
 
     # --- memory with idle clients -------------------------------------------------------------
     def worker_pids(self):
@@ -370,6 +498,9 @@ def summarise(runs):
             vals = [r[field] for r in pick if field in r]
             if vals:
                 entry[field] = statistics.median(vals)
+        counted = [r["counters"] for r in pick if "counters" in r]
+        if counted:
+            entry["counters"] = {k: sum(c[k] for c in counted) for k in counted[0]}
         errs = [r["error_text"] for r in results if "error_text" in r]
         if errs:
             entry["error"] = errs[0]
@@ -381,7 +512,41 @@ def ratio(a, b):
     return round(a / b, 2) if b else None
 
 
-def report(table, memory, meta):
+def l2_report(table, redis):
+    """Lines on the Redis level: pg_rproxy_l2's hits beside shared-memory hits and misses, where its
+    answers came from, and what one Redis round trip costs."""
+    lines = ["", "the Redis level (pg_rproxy_l2: 16 entries in shared memory, the hot set in Redis)"]
+    for mode in MODES:
+        e = table[f"hot/{mode}/pg_rproxy_l2"]
+        if e.get("error") == "not run":
+            continue
+        shm, miss = table[f"hot/{mode}/pg_rproxy"]["tps"], table[f"select_only/{mode}/pg_rproxy"]["tps"]
+        c = e.get("counters", {})
+        lookups = c.get("hits", 0) + c.get("misses", 0)
+        beside = [f"{ratio(e['tps'], tps)} x {what} ({tps:.0f})"
+                  for what, tps in (("shared-memory hits", shm), ("misses", miss)) if tps]
+        lines.append(f"  hot {mode:<9} {e['tps']:>7.0f} tps from Redis" + (": " + ", ".join(beside) if beside else "")
+                     + f"; of {lookups} lookups: "
+                     f"{c.get('hits', 0)} shared memory, {c.get('l2_hits', 0)} l2_hits, "
+                     f"{c.get('l2_misses', 0)} l2_misses, {c.get('l2_errors', 0)} l2_errors")
+    if redis:
+        trip = redis.get("round_trip", {})
+        if "benchmark_rps" in trip:
+            lines.append(f"  Redis round trip: GETs back to back from one client (redis-benchmark -c 1): p50 "
+                         f"{trip['benchmark_p50_us']:.0f} us, mean {trip['benchmark_us_per_get']:.1f} us "
+                         f"({trip['benchmark_rps']:.0f}/s), p99 {trip['benchmark_p99_us']:.0f} us"
+                         + (f"; {trip['cli_avg_us']:.0f} us per PING every 10 ms (redis-cli --latency, mean of "
+                            f"{trip['cli_samples']} whole-ms samples: rough)" if "cli_avg_us" in trip else ""))
+        commands = sorted(redis.get("commands", {}).items(), key=lambda kv: -kv[1]["calls"])
+        lines.append("  Redis commands from pg_rproxy_l2, warm-ups and a script's own GETs included (calls x server us): "
+                     + ", ".join(f"{k} {v['calls']} x {v['usec_per_call']:.1f}" for k, v in commands[:4]))
+        log = redis.get("gateway_log", {})
+        lines.append(f"  pg_rproxy_l2's log: {log.get('count', 0)} warnings or errors"
+                     + "".join(f"\n    {x}" for x in log.get("first", [])))
+    return lines
+
+
+def report(table, memory, meta, redis=None):
     lines = [f"pgbench {meta['clients']} clients, {meta['threads']} threads, {meta['seconds']} s x "
              f"{meta['repetitions']} repetitions (median); scale {SCALE}; {meta['machine']}", ""]
     header = f"{'workload':<12} {'mode':<9} " + " ".join(f"{t:>19}" for t in TARGETS)
@@ -404,7 +569,7 @@ def report(table, memory, meta):
             me = table[f"{workload}/{mode}/{mine}"]["tps"]
             ratios[f"{workload}/{mode}"] = {
                 f"{mine}/{t}": ratio(me, table[f"{workload}/{mode}/{t}"]["tps"])
-                for t in TARGETS if t != mine and runs_on(workload, t)}
+                for t in TARGETS if t != mine and runs_on(workload, t) and t != "pg_rproxy_l2"}
     lines += ["", "ratios (tps)"]
     for key, r in ratios.items():
         lines.append(f"  {key:<22} " + "  ".join(f"{k}={v}" for k, v in r.items()))
@@ -454,6 +619,8 @@ def report(table, memory, meta):
             per, theirs = mine["private_kib_per_client"], bouncer["private_kib_per_client"]
             targets.append(("idle client: pg_rproxy's memory <= PgBouncer's", per <= theirs,
                             f"{per:.1f} vs {theirs:.1f} KiB"))
+    if redis is not None:
+        lines += l2_report(table, redis)
     lines += ["", "targets"]
     for name, met, value in targets:
         lines.append(f"  [{'met' if met else 'MISSED'}] {name} (measured {value})")
@@ -516,6 +683,9 @@ def main():
     try:
         bench.start_upstream()
         bench.start_gateway()
+        if "pg_rproxy_l2" in targets:
+            bench.start_redis()
+            bench.start_gateway_l2()
         for name in PGBOUNCERS:
             if name in targets:
                 bench.start_pgbouncer(name)
@@ -534,13 +704,19 @@ def main():
                     for t in order:
                         if not runs_on(workload, t):
                             continue
-                        r = bench.pgbench(t, workload, mode, args.seconds, args.clients, args.threads)
+                        run = bench.pgbench_l2 if t == "pg_rproxy_l2" else bench.pgbench
+                        r = run(t, workload, mode, args.seconds, args.clients, args.threads)
                         runs[f"{workload}/{mode}/{t}"].append(r)
                         print(f"  rep {rep + 1} {workload:<11} {mode:<8} {t:<17} {r['tps']:>8.0f} tps"
                               + ("  ERRORS: " + r.get("error_text", "") if r["errors"] else ""), flush=True)
         for key in list(runs):
             if not runs[key]:
                 runs[key].append({"tps": 0.0, "errors": True, "error_text": "not run"})
+        redis = None
+        if "pg_rproxy_l2" in targets:
+            # the commands before the round trip, whose GETs are not the gateway's
+            redis = {"commands": bench.redis_commands()}
+            redis.update(round_trip=bench.redis_round_trip(), gateway_log=bench.log_problems(bench.gw_l2))
         memory = bench.idle_clients_memory(args.idle_clients) if args.idle_clients else None
         cache = bench.gw.sql("SELECT hits, misses, hit_ratio FROM pg_rproxy_cache_stats")
     finally:
@@ -551,11 +727,11 @@ def main():
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine, "seconds": args.seconds,
             "repetitions": args.repetitions, "clients": args.clients, "threads": args.threads,
             "duration_s": round(time.time() - started)}
-    text, ratios, targets_met = report(table, memory, meta)
+    text, ratios, targets_met = report(table, memory, meta, redis)
     text += f"\n\npg_rproxy cache after the run (hits|misses|hit_ratio): {cache}"
     print("\n" + text)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"meta": meta, "results": table, "ratios": ratios, "memory": memory,
+        json.dump({"meta": meta, "results": table, "ratios": ratios, "memory": memory, "redis": redis,
                    "targets": [{"target": n, "met": m, "measured": v} for n, m, v in targets_met],
                    "raw": runs}, f, indent=1)
     png = chart(table, args.out)
