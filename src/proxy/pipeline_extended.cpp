@@ -598,6 +598,16 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_describe(std::
     co_return std::nullopt;
 }
 
+// A held portal's Execute answered by a cache: the Bind's answer, then the result.
+void StatementPipeline::answer_held_portal(const std::shared_ptr<ClientStatement>& st, ClientPortal& portal,
+                                           std::string answer) {
+    observe_execute(st, st->sql, st->parsed, true, ProbeResult::Hit);
+    ext().held_portal_.reset();
+    portal.state = ClientPortal::State::Answered;
+    portal.describe = false;
+    queue_local(std::move(answer));
+}
+
 asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::string_view body) {
     protocol::ExecuteMessage m = protocol::decode_execute(body);
     auto it = ext().portals_.find(m.portal);
@@ -653,11 +663,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
             // own in flight (it may be filling that very entry itself).
             if (result == ProbeResult::Wait && expected_.empty()) result = co_await wait_for_fill(*key, answer, &id);
             if (result == ProbeResult::Hit) {
-                observe_execute(st, st->sql, st->parsed, true, ProbeResult::Hit);
-                ext().held_portal_.reset();
-                portal.state = ClientPortal::State::Answered;
-                portal.describe = false;
-                queue_local(std::move(answer));
+                answer_held_portal(st, portal, std::move(answer));
                 co_return std::nullopt;
             }
             answer.resize(answer_start);
@@ -669,11 +675,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
             append_held_bind_answer(answer, portal);
             if (co_await fetch_second_level(*fill, answer)) {
                 fill.reset();
-                observe_execute(st, st->sql, st->parsed, true, ProbeResult::Hit);
-                ext().held_portal_.reset();
-                portal.state = ClientPortal::State::Answered;
-                portal.describe = false;
-                queue_local(std::move(answer));
+                answer_held_portal(st, portal, std::move(answer));
                 co_return std::nullopt;
             }
         }

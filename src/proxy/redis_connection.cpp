@@ -188,7 +188,14 @@ void RedisConnection::connect_to(const std::string& address) {
     }
     ctx_ = c;
     c->data = this;
-    events_ = std::make_shared<Events>(io_, c);
+    try {
+        events_ = std::make_shared<Events>(io_, c);
+    } catch (const std::exception& e) {  // the loop could not watch the socket
+        ctx_ = nullptr;
+        c->data = nullptr;
+        redisAsyncFree(c);
+        return fail(e.what());
+    }
     c->ev.data = new std::shared_ptr<Events>(events_);
     c->ev.addRead = Events::add_read;
     c->ev.delRead = Events::del_read;

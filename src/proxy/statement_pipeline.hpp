@@ -286,6 +286,7 @@ private:
     static const StatementDescription* description_of(const ClientStatement& st);
     // What a held Bind (and the Describe of its portal) answer when the cache answers the Execute.
     static void append_held_bind_answer(std::string& out, const ClientPortal& portal);
+    void answer_held_portal(const std::shared_ptr<ClientStatement>& st, ClientPortal& portal, std::string answer);
     void extended_failed(const std::optional<ErrorFields>& failure);
     // e, for a statement refused outside the firewall's judgement (observed as refused).
     ErrorFields refused(const ClientStatement& st, ErrorFields e);
