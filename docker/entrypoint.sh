@@ -82,6 +82,16 @@ redis_url_masked() {
     [[ $userinfo != *:* ]] || user=${userinfo%%:*}
     printf '%s://%s:***@%s' "$scheme" "$user" "${rest##*@}"
 }
+# REDIS_URL with the password left out (user kept, as "user:@"); the file holds it.
+redis_url_without_password() {
+    local url=${REDIS_URL:-} pw
+    pw=$(redis_password)
+    [ -n "$pw" ] || { printf '%s' "$url"; return; }
+    local scheme=${url%%://*} rest=${url#*://}
+    local userinfo=${rest%@*} user=
+    [[ $userinfo != *:* ]] || user=${userinfo%%:*}
+    if [ -n "$user" ]; then printf '%s://%s:@%s' "$scheme" "$user" "${rest##*@}"; else printf '%s://%s' "$scheme" "${rest##*@}"; fi
+}
 redact_redis() {
     local text pw
     text=$(cat)
@@ -193,6 +203,16 @@ write_config() {
     if [ -n "${TLS_CERT_FILE:-}${TLS_KEY_FILE:-}" ] && { [ -z "${TLS_CERT_FILE:-}" ] || [ -z "${TLS_KEY_FILE:-}" ]; }; then
         die "TLS_CERT_FILE and TLS_KEY_FILE go together"
     fi
+    # The Redis password goes to a file beside postgresql.conf (the server logs a changed
+    # setting's value, never a file's text).
+    local redis_pw
+    redis_pw=$(redis_password)
+    if [ -n "$redis_pw" ] && [ "$file" != /dev/null ]; then
+        local pwfile
+        pwfile="$(dirname "$file")/pg_rproxy_redis_password"
+        (umask 077; printf '%s\n' "$redis_pw" >"$pwfile")
+        chown --reference="$file" "$pwfile" 2>/dev/null || true
+    fi
     {
         echo ""
         echo "# --- pg_rproxy (written by docker/entrypoint.sh from the environment) ---"
@@ -221,7 +241,8 @@ write_config() {
             [ -n "${METRICS_PASSWORD_FILE:-}" ] && echo "pg_rproxy.metrics_password_file = $(conf_string "$METRICS_PASSWORD_FILE")"
             [ -n "${METRICS_ALLOWED_ADDRESSES:-}" ] && echo "pg_rproxy.metrics_allowed_addresses = $(conf_string "$METRICS_ALLOWED_ADDRESSES")"
         fi
-        [ -n "${REDIS_URL:-}" ] && echo "pg_rproxy.redis = $(conf_string "$REDIS_URL")"
+        [ -n "${REDIS_URL:-}" ] && echo "pg_rproxy.redis = $(conf_string "$(redis_url_without_password)")"
+        [ -n "$redis_pw" ] && echo "pg_rproxy.redis_password_file = 'pg_rproxy_redis_password'"
         [ -n "${REDIS_PREFIX:-}" ] && echo "pg_rproxy.redis_prefix = $(conf_string "$REDIS_PREFIX")"
         [ -n "${REDIS_TIMEOUT_MS:-}" ] && echo "pg_rproxy.redis_timeout = $REDIS_TIMEOUT_MS"
         [ -n "$hooks" ] && echo "pg_rproxy.parameter_hooks = $hooks"

@@ -25,6 +25,7 @@ struct CacheConfig {
     bool client_cache_reset = true;  // SELECT rustproxy_cache_reset() through the proxy port
     // The second level (proxy/l2_cache): empty redis_url is off.
     std::string redis_url;
+    std::string redis_password;  // from pg_rproxy.redis_password_file: overrides the URL's
     int redis_timeout_ms = 50;
     std::size_t redis_max_entry_size = 1024 * 1024;
     std::string redis_prefix = "pg_rproxy:";

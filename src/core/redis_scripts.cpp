@@ -5,8 +5,11 @@
 namespace rproxy::redis_scripts {
 
 const std::string_view kLookup = R"lua(
-local v = redis.call('GET', KEYS[1])
-if v then return {v} end
+local n = redis.call('STRLEN', KEYS[1])
+if n > tonumber(ARGV[3]) then return {false, 2} end
+if n > 0 or redis.call('EXISTS', KEYS[1]) == 1 then
+  return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+end
 local got = 0
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then got = 1 end
 local out = {false, got}

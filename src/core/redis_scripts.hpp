@@ -19,8 +19,9 @@
 
 namespace rproxy::redis_scripts {
 
-// KEYS: entry, lock, versions...  ARGV: lock token, lock lifetime (ms).
-// Returns {value} on a hit, else {nil, 1 when the lock was taken (0: someone else fills), versions...}.
+// KEYS: entry, lock, versions...  ARGV: lock token, lock lifetime (ms), largest value fetched.
+// Returns {value, its TTL in ms} when there is one; {nil, 2} when it is too large to fetch; else
+// {nil, 1 when the lock was taken (0: someone else fills), versions...}.
 extern const std::string_view kLookup;
 // KEYS: entry, lock, versions..., sets...  ARGV: value, ttl ms, lock token, number of versions, versions...
 // Returns 1 when stored, 0 when a version moved.

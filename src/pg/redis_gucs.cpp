@@ -12,6 +12,7 @@ char* redis_url = nullptr;
 int redis_timeout_ms = 50;
 int redis_max_entry_size_kb = 1024;
 char* redis_prefix = nullptr;
+char* redis_password_file = nullptr;
 bool parameter_hooks = false;
 
 // Refused values keep the old one; at startup one falls back to off, which is safe here (no
@@ -21,6 +22,14 @@ bool check_redis_url(char** newval, void**, GucSource) {
     std::string error;
     if (parse_redis_url(*newval, &error)) return true;
     GUC_check_errdetail("pg_rproxy.redis: %s.", error.c_str());
+    return false;
+}
+// An empty prefix would make a reset delete every key of the Redis database; one without a final
+// ':' would reach into the keys of a longer prefix ("app" into "app2:").
+bool check_redis_prefix(char** newval, void**, GucSource) {
+    size_t n = *newval ? strlen(*newval) : 0;
+    if (n > 0 && (*newval)[n - 1] == ':') return true;
+    GUC_check_errdetail("pg_rproxy.redis_prefix must end with ':', as in 'pg_rproxy:'.");
     return false;
 }
 }  // namespace
@@ -36,9 +45,13 @@ void define_redis_gucs() {
     DefineCustomIntVariable("pg_rproxy.redis_max_entry_size", "Larger results are kept in shared memory only.", nullptr,
                             &redis_max_entry_size_kb, 1024, 1, 512 * 1024, PGC_SIGHUP, GUC_UNIT_KB, nullptr, nullptr,
                             nullptr);
+    // The password apart from the URL: the server logs a changed setting's value, never a file's text.
+    DefineCustomStringVariable("pg_rproxy.redis_password_file", "File holding the Redis password (its first line).",
+                               "Relative to the data directory. Overrides a password in pg_rproxy.redis.",
+                               &redis_password_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
     DefineCustomStringVariable("pg_rproxy.redis_prefix", "Prefix of every Redis key and of the invalidation channel.",
                                "Gateways sharing a cache must use the same one.", &redis_prefix, "pg_rproxy:",
-                               PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+                               PGC_SIGHUP, 0, check_redis_prefix, nullptr, nullptr);
     DefineCustomBoolVariable("pg_rproxy.parameter_hooks",
                              "Take cache options (PGPROXY,NO_CACHE,CACHE_KEY:k,TTL:s) from a Bind's first parameter.",
                              nullptr, &parameter_hooks, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
@@ -46,6 +59,19 @@ void define_redis_gucs() {
 
 void fill_redis_config(CacheConfig& c) {
     c.redis_url = redis_url ? redis_url : "";
+    c.redis_password.clear();
+    if (redis_password_file && *redis_password_file) {
+        // Read at startup and reload only (a small local file). Unreadable: the URL's password,
+        // and Redis refuses the connection, which the log reports.
+        if (FILE* f = AllocateFile(redis_password_file, "r")) {
+            char line[1024];
+            if (fgets(line, sizeof line, f)) {
+                size_t n = strcspn(line, "\r\n");
+                c.redis_password.assign(line, n);
+            }
+            FreeFile(f);
+        }
+    }
     c.redis_timeout_ms = redis_timeout_ms;
     c.redis_max_entry_size = static_cast<std::size_t>(redis_max_entry_size_kb) * 1024;
     c.redis_prefix = redis_prefix ? redis_prefix : "pg_rproxy:";

@@ -73,6 +73,7 @@ std::string invalidate(std::string_view script, const std::vector<std::string>& 
     if (cfg.redis_url.empty()) return "";
     std::string error;
     std::optional<RedisEndpoint> ep = parse_redis_url(cfg.redis_url, &error);
+    if (ep && !cfg.redis_password.empty()) ep->password = cfg.redis_password;
     if (ep) error = run(cfg, *ep, script, keys, argv);
     if (error.empty()) return "";
     return "pg_rproxy: the Redis cache at " + (ep ? ep->describe() : std::string("pg_rproxy.redis")) +

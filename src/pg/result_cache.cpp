@@ -53,6 +53,8 @@ struct Shared {
     pg_atomic_uint64 uncacheable[kUncacheableCount];
     pg_atomic_uint64 l2[kL2CounterCount];
     char gateway_id[17];
+    pg_atomic_uint32 l2_pending[kGenerationBuckets];
+    pg_atomic_uint64 l2_reset_wanted, l2_reset_done;
     pg_atomic_uint64 generations[kGenerationBuckets];
     char dsa_place[FLEXIBLE_ARRAY_MEMBER];
 };
@@ -304,6 +306,9 @@ void init_cache_shmem() {
             pg_atomic_init_u64(c, 0);
         for (int i = 0; i < kUncacheableCount; i++) pg_atomic_init_u64(&shared->uncacheable[i], 0);
         for (int i = 0; i < kL2CounterCount; i++) pg_atomic_init_u64(&shared->l2[i], 0);
+        for (uint32 i = 0; i < kGenerationBuckets; i++) pg_atomic_init_u32(&shared->l2_pending[i], 0);
+        pg_atomic_init_u64(&shared->l2_reset_wanted, 0);
+        pg_atomic_init_u64(&shared->l2_reset_done, 0);
         uint64 id = 0;
         if (!pg_strong_random(&id, sizeof id)) id = uint64(MyStartTime) ^ (uint64(MyProcPid) << 32);
         snprintf(shared->gateway_id, sizeof shared->gateway_id, "%016llx", static_cast<unsigned long long>(id));
@@ -340,11 +345,11 @@ ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id
     return ProbeResult::Bypass;
 }
 
-void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta) {
-    if (!shared) return;
+bool cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta) {
+    if (!shared) return false;
     if (meta.generation_buckets.size() > kMaxGenerationBuckets) {
         cache_abandon(key, fill_id, 1);
-        return;
+        return false;
     }
     uint16 buckets[kMaxGenerationBuckets];
     int nbuckets = 0;
@@ -353,7 +358,7 @@ void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire,
     uint64 need = key.full.size() + wire.size() + meta_blob.size();
     if (need > shared->budget) {
         cache_abandon(key, fill_id, meta.ttl_seconds);
-        return;
+        return false;
     }
     bool stored = false;
     guarded([&] {
@@ -396,6 +401,7 @@ void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire,
         if (!stored) dsa_free(area, dp);
     });
     if (!stored) cache_abandon(key, fill_id, 1);
+    return stored;
 }
 
 void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds) {
@@ -499,6 +505,40 @@ uint64_t cache_invalidate_key_guarded(const std::string& prefix) {
 
 void cache_count_l2(L2Counter c, uint64_t n) {
     if (shared) pg_atomic_fetch_add_u64(&shared->l2[static_cast<int>(c)], n);
+}
+
+void cache_l2_pending(const std::vector<uint32_t>& buckets, int delta) {
+    if (!shared) return;
+    for (uint32_t b : buckets) {
+        if (delta > 0) pg_atomic_fetch_add_u32(&shared->l2_pending[b % kGenerationBuckets], delta);
+        else pg_atomic_fetch_sub_u32(&shared->l2_pending[b % kGenerationBuckets], -delta);
+    }
+}
+
+bool cache_l2_blocked(const std::vector<uint32_t>& buckets) {
+    if (!shared) return true;
+    if (cache_l2_reset_owed()) return true;
+    for (uint32_t b : buckets)
+        if (pg_atomic_read_u32(&shared->l2_pending[b % kGenerationBuckets])) return true;
+    return false;
+}
+
+uint64_t cache_l2_reset_owed() {
+    if (!shared) return 0;
+    uint64 wanted = pg_atomic_read_u64(&shared->l2_reset_wanted);
+    return wanted != pg_atomic_read_u64(&shared->l2_reset_done) ? wanted : 0;
+}
+
+void cache_l2_owe_reset() {
+    if (shared) pg_atomic_fetch_add_u64(&shared->l2_reset_wanted, 1);
+}
+
+void cache_l2_reset_paid(uint64_t generation) {
+    if (!shared) return;
+    // done only moves forward: a reset that began before a later failure does not pay for it
+    uint64 done = pg_atomic_read_u64(&shared->l2_reset_done);
+    while (done < generation && !pg_atomic_compare_exchange_u64(&shared->l2_reset_done, &done, generation)) {
+    }
 }
 
 std::string cache_gateway_id() { return shared ? std::string(shared->gateway_id) : std::string(); }

@@ -17,7 +17,7 @@ void init_cache_shmem();     // shmem_startup_hook
 
 // Never throw a PostgreSQL error; on one, every LWLock is released and the cache is bypassed.
 ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id, uint64_t* rows);
-void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta);
+bool cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta);
 void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds);
 void cache_count_uncacheable(Uncacheable reason);
 // core/relation_generations' counters.
@@ -29,6 +29,11 @@ uint64_t cache_reset_guarded();  // for the workers (SELECT rustproxy_cache_rese
 uint64_t cache_invalidate_guarded(const std::string& relation);  // another gateway's invalidations
 uint64_t cache_invalidate_key_guarded(const std::string& prefix);
 void cache_count_l2(L2Counter c, uint64_t n);
+void cache_l2_pending(const std::vector<uint32_t>& buckets, int delta);
+bool cache_l2_blocked(const std::vector<uint32_t>& buckets);
+uint64_t cache_l2_reset_owed();
+void cache_l2_owe_reset();  // also from backends: an SQL function that could not reach Redis
+void cache_l2_reset_paid(uint64_t generation);
 // This gateway's name on the second level's invalidation channel (random, made at startup).
 std::string cache_gateway_id();
 

@@ -236,7 +236,10 @@ extern "C" Datum pg_rproxy_cache_reset(PG_FUNCTION_ARGS) {
         uint64_t n = 0;
         pg_call([&] { n = rproxy::pg::cache_reset(); });
         std::string unreached = rproxy::pg::redis_invalidate_all();
-        if (!unreached.empty()) pg_call([&] { rproxy::pg::warn_redis_unreached(unreached); });
+        if (!unreached.empty()) pg_call([&] {
+            rproxy::pg::cache_l2_owe_reset();  // this gateway's workers reset Redis once they reach it
+            rproxy::pg::warn_redis_unreached(unreached);
+        });
         return Int64GetDatum(static_cast<int64>(n));
     });
 }
@@ -251,7 +254,10 @@ extern "C" Datum pg_rproxy_cache_invalidate(PG_FUNCTION_ARGS) {
             relation = rel;
         });
         std::string unreached = rproxy::pg::redis_invalidate_relation(relation);
-        if (!unreached.empty()) pg_call([&] { rproxy::pg::warn_redis_unreached(unreached); });
+        if (!unreached.empty()) pg_call([&] {
+            rproxy::pg::cache_l2_owe_reset();  // this gateway's workers reset Redis once they reach it
+            rproxy::pg::warn_redis_unreached(unreached);
+        });
         return Int64GetDatum(static_cast<int64>(n));
     });
 }
@@ -269,7 +275,10 @@ extern "C" Datum pg_rproxy_cache_invalidate_key(PG_FUNCTION_ARGS) {
             prefix = p;
         });
         std::string unreached = rproxy::pg::redis_invalidate_caller_key(prefix);
-        if (!unreached.empty()) pg_call([&] { rproxy::pg::warn_redis_unreached(unreached); });
+        if (!unreached.empty()) pg_call([&] {
+            rproxy::pg::cache_l2_owe_reset();  // this gateway's workers reset Redis once they reach it
+            rproxy::pg::warn_redis_unreached(unreached);
+        });
         return Int64GetDatum(static_cast<int64>(n));
     });
 }
@@ -343,6 +352,7 @@ extern "C" Datum pg_rproxy_cache_stats(PG_FUNCTION_ARGS) {
 namespace rproxy::pg {
 void warn_redis_unreached(const std::string& message) {
     ereport(WARNING, (errmsg("%s", message.c_str()),
-                      errdetail("This gateway's entries are gone; other gateways keep theirs until their TTL ends.")));
+                      errdetail("This gateway's workers reset Redis once they reach it, and read nothing from it until then; "
+                                "other gateways keep their shared-memory entries until that reset reaches them.")));
 }
 }  // namespace rproxy::pg

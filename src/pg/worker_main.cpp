@@ -86,8 +86,8 @@ public:
     ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id, uint64_t* rows) override {
         return rproxy::pg::cache_probe(key, out, fill_id, rows);
     }
-    void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta) override {
-        rproxy::pg::cache_store(key, fill_id, wire, meta);
+    bool cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta) override {
+        return rproxy::pg::cache_store(key, fill_id, wire, meta);
     }
     void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds) override {
         rproxy::pg::cache_abandon(key, fill_id, bypass_seconds);
@@ -100,6 +100,11 @@ public:
     uint64_t invalidate_relation(const std::string& relation) override { return cache_invalidate_guarded(relation); }
     uint64_t invalidate_caller_key(const std::string& prefix) override { return cache_invalidate_key_guarded(prefix); }
     void count_l2(L2Counter c, uint64_t n) override { cache_count_l2(c, n); }
+    void l2_pending(const std::vector<uint32_t>& buckets, int delta) override { cache_l2_pending(buckets, delta); }
+    bool l2_blocked(const std::vector<uint32_t>& buckets) override { return cache_l2_blocked(buckets); }
+    uint64_t l2_reset_owed() override { return cache_l2_reset_owed(); }
+    void l2_owe_reset() override { cache_l2_owe_reset(); }
+    void l2_reset_paid(uint64_t generation) override { cache_l2_reset_paid(generation); }
 
     UpstreamConfig upstream_config() override { return rproxy::pg::upstream_config(); }
     MessageLogConfig message_log_config() override { return rproxy::pg::message_log_config(); }

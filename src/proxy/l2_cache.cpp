@@ -43,6 +43,7 @@ void L2Cache::configure(const CacheConfig& cfg, bool subscriber) {
     if (!cfg.redis_url.empty()) {
         std::string error;
         ep = parse_redis_url(cfg.redis_url, &error);  // the setting's check refused anything else
+        if (ep && !cfg.redis_password.empty()) ep->password = cfg.redis_password;
     }
     auto timeout = std::chrono::milliseconds(cfg.redis_timeout_ms);
     data_.configure(ep, timeout);
@@ -50,10 +51,11 @@ void L2Cache::configure(const CacheConfig& cfg, bool subscriber) {
     if (channel_changed) events_.configure(std::nullopt, timeout);
     events_.subscribe(rs::channel(cfg.redis_prefix), [this](std::string_view m) { on_invalidation(m); },
                       [this] {
-                          // Invalidations sent while the subscription was down were missed.
+                          // Invalidations sent while nobody in this gateway listened were missed.
                           uint64_t n = local_.cache_reset();
-                          host_.log(LogLevel::Log, "pg_rproxy: Redis cache back; dropped " + std::to_string(n) +
-                                                       " shared-memory entries that may have missed invalidations");
+                          if (n)
+                              host_.log(LogLevel::Log, "pg_rproxy: listening to Redis invalidations again; dropped " +
+                                                           std::to_string(n) + " shared-memory entries that may have missed some");
                       });
     events_.configure(ep, std::max(timeout, std::chrono::milliseconds(1000)));
 }
@@ -61,6 +63,10 @@ void L2Cache::configure(const CacheConfig& cfg, bool subscriber) {
 asio::awaitable<bool> L2Cache::fetch(Fill& fill, const std::vector<std::string>& relations, std::string& out,
                                      uint64_t* rows, CacheEntryMeta meta, std::chrono::milliseconds wait_limit) {
     if (!data_.ready()) co_return false;
+    if (local_.l2_blocked(fill.generation_buckets)) {
+        pay_owed_reset();
+        co_return false;
+    }
     const std::string& prefix = cfg_.redis_prefix;
     Fill::L2& l2 = fill.l2;
     l2.entry = l2_entry_key(prefix, fill.key.h1, fill.key.h2);
@@ -92,20 +98,29 @@ asio::awaitable<bool> L2Cache::fetch(Fill& fill, const std::vector<std::string>&
         std::vector<std::string> argv;
         argv.push_back(l2.token);
         argv.push_back(std::to_string(kLockMs));
+        argv.push_back(std::to_string(cfg_.redis_max_entry_size + 64));
         std::optional<RedisReply> r = co_await data_.script(rs::kLookup, keys, std::move(argv));
-        if (!r || r->type != RedisReply::Type::Array || r->elements.empty()) co_return false;
-        if (r->elements[0].type == RedisReply::Type::String) {
+        if (!r || r->type != RedisReply::Type::Array || r->elements.empty()) {
+            // It may have taken the lock before the answer was lost: give it back.
+            if (data_.ready()) data_.send_script(rs::kAbandon, {l2.lock}, {l2.token}, nullptr);
+            co_return false;
+        }
+        if (r->elements[0].type == RedisReply::Type::String && r->elements.size() == 2 &&
+            r->elements[1].type == RedisReply::Type::Integer) {
             const std::string& value = r->elements[0].str;
-            uint64_t now = now_ms();
+            // Redis's own TTL, not the wall clock of whichever gateway stored it.
+            long long pttl = r->elements[1].integer;
             L2Entry e;
-            L2Decode d = decode_l2_value(value, fill.key.full, now, &e);
+            L2Decode d = value.size() > cfg_.redis_max_entry_size + 64 ? L2Decode::Corrupt
+                                                                        : decode_l2_value(value, fill.key.full, 0, &e);
+            if (d == L2Decode::Ok && pttl <= 0) d = L2Decode::Expired;
             if (d == L2Decode::Ok) {
                 local_.count_l2(L2Counter::Hits, 1);
                 local_.count_l2(L2Counter::BytesRead, value.size());
                 out.append(e.wire.data(), e.wire.size());
                 *rows = e.rows;
                 meta.rows = e.rows;
-                meta.ttl_seconds = static_cast<int>(std::max<uint64_t>(1, (e.expires_at_ms - now + 999) / 1000));
+                meta.ttl_seconds = static_cast<int>(std::clamp<long long>((pttl + 999) / 1000, 1, std::max(fill.ttl, 1)));
                 local_.cache_store(fill.key, fill.id, std::string(e.wire), meta);
                 l2.active = false;
                 co_return true;
@@ -123,6 +138,11 @@ asio::awaitable<bool> L2Cache::fetch(Fill& fill, const std::vector<std::string>&
             del.push_back(l2.entry);
             if (!co_await data_.call(std::move(del))) co_return false;
             continue;
+        }
+        if (r->elements.size() == 2 && r->elements[1].type == RedisReply::Type::Integer && r->elements[1].integer == 2) {
+            // a value larger than pg_rproxy.redis_max_entry_size allows: not fetched
+            local_.count_l2(L2Counter::Corrupt, 1);
+            co_return false;
         }
         if (r->elements.size() != 2 + l2.version_keys.size()) co_return false;
         if (polls == 0) local_.count_l2(L2Counter::Misses, 1);
@@ -146,6 +166,10 @@ asio::awaitable<bool> L2Cache::fetch(Fill& fill, const std::vector<std::string>&
 void L2Cache::store(const Fill& fill, const std::string& wire, uint64_t rows, int ttl_seconds) {
     const Fill::L2& l2 = fill.l2;
     if (!l2.active || !data_.ready()) return;
+    if (local_.l2_blocked(fill.generation_buckets)) {
+        abandon(fill);
+        return;
+    }
     if (fill.key.full.size() + wire.size() + 64 > cfg_.redis_max_entry_size) {
         abandon(fill);
         return;
@@ -174,12 +198,23 @@ void L2Cache::abandon(const Fill& fill) {
     data_.send_script(rs::kAbandon, {fill.l2.lock}, {fill.l2.token}, nullptr);
 }
 
-void L2Cache::invalidate_buckets(const std::vector<uint32_t>& buckets) {
-    if (cfg_.redis_url.empty() || buckets.empty()) return;
+void L2Cache::send_invalidation(std::string_view script, std::vector<std::string> keys, std::vector<std::string> argv,
+                                std::vector<uint32_t> buckets) {
     if (!data_.ready()) {
-        local_.count_l2(L2Counter::Errors, 1);  // the other gateways drop everything once Redis is back
+        local_.count_l2(L2Counter::Errors, 1);
+        local_.l2_owe_reset();  // paid once Redis answers again; until then nobody reads it
         return;
     }
+    local_.l2_pending(buckets, +1);
+    ResultCacheStore& local = local_;
+    data_.send_script(script, keys, argv, [&local, buckets](const redisReply* r) {
+        if (!r || r->type == REDIS_REPLY_ERROR) local.l2_owe_reset();  // before the buckets open again
+        local.l2_pending(buckets, -1);
+    });
+}
+
+void L2Cache::invalidate_buckets(const std::vector<uint32_t>& buckets) {
+    if (cfg_.redis_url.empty() || buckets.empty()) return;
     std::vector<std::string> keys;
     std::string message = cfg_.gateway_id + " buckets";
     for (uint32_t b : buckets) {
@@ -187,19 +222,30 @@ void L2Cache::invalidate_buckets(const std::vector<uint32_t>& buckets) {
         message += " " + std::to_string(b);
     }
     for (uint32_t b : buckets) keys.push_back(rs::set_bucket(cfg_.redis_prefix, b));
-    data_.send_script(rs::kInvalidate, keys,
-                      {std::to_string(buckets.size()), rs::channel(cfg_.redis_prefix), std::move(message)}, nullptr);
+    send_invalidation(rs::kInvalidate, std::move(keys),
+                      {std::to_string(buckets.size()), rs::channel(cfg_.redis_prefix), std::move(message)}, buckets);
 }
 
 void L2Cache::reset() {
     if (cfg_.redis_url.empty()) return;
-    if (!data_.ready()) {
-        local_.count_l2(L2Counter::Errors, 1);
-        return;
-    }
+    // Owed at once: no worker reads Redis until the reset is confirmed.
+    local_.l2_owe_reset();
+    pay_owed_reset();
+}
+
+void L2Cache::pay_owed_reset() {
+    uint64_t owed = local_.l2_reset_owed();
+    if (!owed || paying_ || !data_.ready()) return;
+    paying_ = true;
+    ResultCacheStore& local = local_;
+    bool* paying = &paying_;
+    auto alive = alive_;
     data_.send_script(rs::kInvalidateMatching, {rs::version_all(cfg_.redis_prefix)},
                       {rs::glob_prefix(cfg_.redis_prefix), rs::channel(cfg_.redis_prefix), cfg_.gateway_id + " reset", "keys"},
-                      nullptr);
+                      [&local, paying, alive, owed](const redisReply* r) {
+                          if (r && r->type != REDIS_REPLY_ERROR) local.l2_reset_paid(owed);
+                          if (*alive) *paying = false;
+                      });
 }
 
 void L2Cache::on_invalidation(std::string_view message) {

@@ -24,6 +24,7 @@ class L2Cache {
 public:
     // local: the first level itself (not CacheTiers), which the invalidations of others reach.
     L2Cache(boost::asio::io_context& io, BlockingHelper& helper, WorkerHost& host, ResultCacheStore& local);
+    ~L2Cache() { *alive_ = false; }
 
     // subscriber: this worker listens to the invalidation channel for the whole gateway.
     void configure(const CacheConfig& cfg, bool subscriber);
@@ -32,7 +33,8 @@ public:
     // The first level missed and fill holds its claim. true: Redis had the result: it is appended to
     // out, *rows set, and the first level keeps it under meta (with what is left of its TTL).
     // false: run the statement (fill.l2 says how to store its result). Waits at most wait_limit for
-    // another gateway's fill of the same entry.
+    // another gateway's fill of the same entry. Redis is not asked while an invalidation of what
+    // the statement reads has not reached it.
     boost::asio::awaitable<bool> fetch(Fill& fill, const std::vector<std::string>& relations, std::string& out,
                                        uint64_t* rows, CacheEntryMeta meta, std::chrono::milliseconds wait_limit);
     void store(const Fill& fill, const std::string& wire, uint64_t rows, int ttl_seconds);
@@ -44,6 +46,14 @@ public:
 
 private:
     void on_invalidation(std::string_view message);
+    // A reset Redis is owed (l2_reset_owed): sent once Redis answers again, by any worker.
+    void pay_owed_reset();
+    // Sends an invalidation; until Redis confirms it, the buckets are not read from Redis, and if
+    // it fails a reset is owed.
+    void send_invalidation(std::string_view script, std::vector<std::string> keys, std::vector<std::string> argv,
+                           std::vector<uint32_t> buckets);
+    bool paying_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for answers that come after this is gone
 
     WorkerHost& host_;
     ResultCacheStore& local_;
@@ -59,8 +69,8 @@ public:
     ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id, uint64_t* rows) override {
         return local_.cache_probe(key, out, fill_id, rows);
     }
-    void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta) override {
-        local_.cache_store(key, fill_id, wire, meta);
+    bool cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire, const CacheEntryMeta& meta) override {
+        return local_.cache_store(key, fill_id, wire, meta);
     }
     void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds) override {
         local_.cache_abandon(key, fill_id, bypass_seconds);
@@ -80,6 +90,11 @@ public:
     uint64_t invalidate_relation(const std::string& relation) override { return local_.invalidate_relation(relation); }
     uint64_t invalidate_caller_key(const std::string& prefix) override { return local_.invalidate_caller_key(prefix); }
     void count_l2(L2Counter c, uint64_t n) override { local_.count_l2(c, n); }
+    void l2_pending(const std::vector<uint32_t>& buckets, int delta) override { local_.l2_pending(buckets, delta); }
+    bool l2_blocked(const std::vector<uint32_t>& buckets) override { return local_.l2_blocked(buckets); }
+    uint64_t l2_reset_owed() override { return local_.l2_reset_owed(); }
+    void l2_owe_reset() override { local_.l2_owe_reset(); }
+    void l2_reset_paid(uint64_t generation) override { local_.l2_reset_paid(generation); }
 
 private:
     ResultCacheStore& local_;

@@ -673,7 +673,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         if (fill && l2_on()) {
             std::string answer;
             append_held_bind_answer(answer, portal);
-            if (co_await fetch_second_level(*fill, answer)) {
+            if (co_await fetch_second_level(*fill, answer, expected_.empty())) {
                 fill.reset();
                 answer_held_portal(st, portal, std::move(answer));
                 co_return std::nullopt;

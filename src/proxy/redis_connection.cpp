@@ -107,11 +107,36 @@ std::vector<std::string> script_args(const char* verb, const std::string& body_o
     return args;
 }
 
+// hiredis calls these from C: nothing may unwind through it (it would leave the context marked
+// as inside a callback, never to be freed).
+void run_done(Pending* p, const redisReply* r) noexcept {
+    try {
+        if (p->done) p->done(r);
+    } catch (...) {
+    }
+}
+
 bool is_noscript(const redisReply* r) {
     return r && r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).substr(0, 8) == "NOSCRIPT";
 }
 
 }  // namespace
+
+void RedisConnection::command_callback(redisAsyncContext* ac, void* reply, void* data) noexcept {
+    auto* p = static_cast<Pending*>(data);
+    if (auto* self = static_cast<RedisConnection*>(ac->data); self && p->generation == self->generation_) {
+        self->outstanding_--;
+        if (reply) self->last_reply_ = std::chrono::steady_clock::now();
+    }
+    run_done(p, static_cast<redisReply*>(reply));
+    delete p;
+}
+
+void RedisConnection::subscription_callback(redisAsyncContext*, void* reply, void* data) noexcept {
+    auto* p = static_cast<Pending*>(data);
+    run_done(p, static_cast<redisReply*>(reply));
+    if (!reply) delete p;  // the last call: the context is going
+}
 
 RedisConnection::RedisConnection(asio::io_context& io, BlockingHelper& helper, Log log, std::function<void()> count_failure)
     : io_(io), helper_(helper), log_(std::move(log)), count_failure_(std::move(count_failure)), retry_(io) {}
@@ -202,6 +227,9 @@ void RedisConnection::connect_to(const std::string& address) {
     c->ev.addWrite = Events::add_write;
     c->ev.delWrite = Events::del_write;
     c->ev.cleanup = Events::cleanup;
+    // A half-open connection (a partition, a host gone) must fail, or a subscriber would wait
+    // for invalidations forever.
+    if (ep.socket_path.empty()) redisEnableKeepAlive(&c->c);
     redisAsyncSetConnectCallback(c, on_connect);
     redisAsyncSetDisconnectCallback(c, on_disconnect);
     Events::add_write(c->ev.data);  // the connect completes when the socket is writable
@@ -264,25 +292,25 @@ void RedisConnection::handshake_done(bool ok, const std::string& why) {
     last_reply_ = std::chrono::steady_clock::now();
     if (reported_down_ || !subscribed_once_) log_(false, "pg_rproxy: Redis cache at " + endpoint_->describe());
     reported_down_ = false;
-    if (!channel_.empty()) {
+    if (!channel_.empty() && ctx_) {
         auto* p = new Pending{[this, gen = generation_](const redisReply* r) {
                                   if (gen != generation_ || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
                                   const redisReply* kind = r->element[0];
                                   const redisReply* body = r->element[2];
-                                  if (std::string_view(kind->str, kind->len) != "message" || body->type != REDIS_REPLY_STRING)
+                                  std::string_view k(kind->str, kind->len);
+                                  // Confirmed: from here on nothing is missed; before it anything may have been
+                                  // (a broken connection, a restarted worker).
+                                  if (k == "subscribe") {
+                                      if (on_resubscribed_) on_resubscribed_();
                                       return;
+                                  }
+                                  if (k != "message" || body->type != REDIS_REPLY_STRING) return;
                                   on_message_(std::string_view(body->str, body->len));
                               },
                               generation_, true};
-        if (!ctx_) return;
         const char* argv[] = {"SUBSCRIBE", channel_.c_str()};
         size_t lens[] = {9, channel_.size()};
-        redisAsyncCommandArgv(ctx_, [](redisAsyncContext*, void* reply, void* data) {
-            auto* p = static_cast<Pending*>(data);
-            p->done(static_cast<redisReply*>(reply));
-            if (!reply) delete p;
-        }, p, 2, argv, lens);
-        if (subscribed_once_ && on_resubscribed_) on_resubscribed_();
+        redisAsyncCommandArgv(ctx_, subscription_callback, p, 2, argv, lens);
     }
     subscribed_once_ = true;
 }
@@ -334,16 +362,9 @@ bool RedisConnection::send(const std::vector<std::string>& args, std::function<v
         lens.push_back(a.size());
     }
     auto* p = new Pending{std::move(done), generation_};
+    if (outstanding_ == 0) last_reply_ = std::chrono::steady_clock::now();  // the stall clock starts now
     outstanding_++;
-    int rc = redisAsyncCommandArgv(ctx_, [](redisAsyncContext* ac, void* reply, void* data) {
-        auto* p = static_cast<Pending*>(data);
-        if (auto* self = static_cast<RedisConnection*>(ac->data); self && p->generation == self->generation_) {
-            self->outstanding_--;
-            if (reply) self->last_reply_ = std::chrono::steady_clock::now();
-        }
-        if (p->done) p->done(static_cast<redisReply*>(reply));
-        delete p;
-    }, p, static_cast<int>(argv.size()), argv.data(), lens.data());
+    int rc = redisAsyncCommandArgv(ctx_, command_callback, p, static_cast<int>(argv.size()), argv.data(), lens.data());
     if (rc != REDIS_OK) {
         outstanding_--;
         if (p->done) p->done(nullptr);

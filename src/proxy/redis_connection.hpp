@@ -57,8 +57,8 @@ public:
                      std::function<void(const redisReply*)> done);
 
     // Turns this connection into a subscriber of channel: on_message gets every message, and
-    // on_resubscribed is called each time the subscription is back after a broken connection
-    // (messages may have been missed meanwhile).
+    // on_resubscribed is called each time Redis confirms the subscription (messages sent before
+    // may have been missed: while the connection was broken, or the worker was not running).
     void subscribe(std::string channel, std::function<void(std::string_view)> on_message,
                    std::function<void()> on_resubscribed);
 
@@ -74,6 +74,8 @@ private:
     void arm_backoff();
     void timed_out();
     static void on_connect(const redisAsyncContext* ac, int status);
+    static void command_callback(redisAsyncContext* ac, void* reply, void* data) noexcept;
+    static void subscription_callback(redisAsyncContext* ac, void* reply, void* data) noexcept;
     static void on_disconnect(const redisAsyncContext* ac, int status);
 
     boost::asio::io_context& io_;
@@ -96,7 +98,7 @@ private:
     std::string channel_;
     std::function<void(std::string_view)> on_message_;
     std::function<void()> on_resubscribed_;
-    bool subscribed_once_ = false;
+    bool subscribed_once_ = false;  // for the log: the first connection is not a recovery
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

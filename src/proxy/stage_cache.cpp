@@ -143,8 +143,11 @@ void StatementPipeline::finish_fill(Fill& f) {
     if (f.complete && !capture.error && !capture.overflowed && tx_status_ == 'I') {
         CacheEntryMeta meta = entry_meta(f);
         meta.rows = capture.rows;
-        worker_.cache().cache_store(f.key, f.id, capture.bytes, meta);
-        worker_.second_level().store(f, capture.bytes, capture.rows, f.ttl);
+        // Not into Redis what the first level refused: a write it depends on may have committed since.
+        if (worker_.cache().cache_store(f.key, f.id, capture.bytes, meta))
+            worker_.second_level().store(f, capture.bytes, capture.rows, f.ttl);
+        else
+            worker_.second_level().abandon(f);
         return;
     }
     if (capture.overflowed) worker_.cache().count_uncacheable(Uncacheable::TooLarge);
@@ -179,12 +182,13 @@ std::chrono::milliseconds timeout_setting(const std::string* v) {
 }
 }  // namespace
 
-asio::awaitable<bool> StatementPipeline::fetch_second_level(Fill& fill, std::string& out) {
+asio::awaitable<bool> StatementPipeline::fetch_second_level(Fill& fill, std::string& out, bool may_wait) {
     // Waiting for another gateway's fill is bounded by the statement's own timeout (and by the fill
     // lock's lifetime, 10 s, after which this client runs it itself).
     std::chrono::milliseconds limit = timeout_setting(settings_.get("statement_timeout"));
     if (limit.count() == 0) limit = upstream().config().statement_timeout;
     if (limit.count() == 0 || limit > std::chrono::milliseconds(10000)) limit = std::chrono::milliseconds(10000);
+    if (!may_wait) limit = std::chrono::milliseconds(0);
     std::vector<std::string> relations(fill.parsed->relations.begin(), fill.parsed->relations.end());
     bool hit = co_await worker_.second_level().fetch(fill, relations, out, &hit_rows_, entry_meta(fill), limit);
     if (hit) upstream_->count_cache_hit();

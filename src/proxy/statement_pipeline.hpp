@@ -209,7 +209,9 @@ private:
                                                       std::optional<uint64_t>& id, std::unique_ptr<Fill>& fill, int ttl,
                                                       const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed);
     // The second level for a fill this client holds: true when it answered (appended to out).
-    boost::asio::awaitable<bool> fetch_second_level(Fill& fill, std::string& out);
+    // may_wait false: a batch with executions of its own in flight must not wait for another
+    // gateway's fill (that gateway's batch may be waiting for one of this batch's).
+    boost::asio::awaitable<bool> fetch_second_level(Fill& fill, std::string& out, bool may_wait = true);
     CacheEntryMeta entry_meta(const Fill& f) const;
     // The fill this client makes after probe_cache_now() claimed entry id for it.
     std::unique_ptr<Fill> make_fill(const CacheKey& key, uint64_t id, int ttl, const std::string& sql,

@@ -69,7 +69,8 @@ public:
     virtual ~ResultCacheStore() = default;
     // Hit: *rows is the stored result's row count. Claimed: *fill_id is the fill's.
     virtual ProbeResult cache_probe(const CacheKey& key, std::string& out, uint64_t* fill_id, uint64_t* rows) = 0;
-    virtual void cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire,
+    // false: not stored (the fill was taken back, or a counter it depends on moved).
+    virtual bool cache_store(const CacheKey& key, uint64_t fill_id, const std::string& wire,
                              const CacheEntryMeta& meta) = 0;
     virtual void cache_abandon(const CacheKey& key, uint64_t fill_id, int bypass_seconds) = 0;
     virtual uint64_t cache_reset() = 0;
@@ -82,6 +83,14 @@ public:
     virtual uint64_t invalidate_relation(const std::string& relation) = 0;
     virtual uint64_t invalidate_caller_key(const std::string& prefix) = 0;
     virtual void count_l2(L2Counter c, uint64_t n) = 0;
+    // The second level must not be read where an invalidation has not reached Redis yet: the
+    // counters of writes whose invalidation is under way, and a reset owed to Redis (one that
+    // failed, or an invalidation that did), which every worker of the gateway helps to pay.
+    virtual void l2_pending(const std::vector<uint32_t>& buckets, int delta) = 0;
+    virtual bool l2_blocked(const std::vector<uint32_t>& buckets) = 0;
+    virtual uint64_t l2_reset_owed() = 0;  // 0: none; else the generation to confirm when paid
+    virtual void l2_owe_reset() = 0;
+    virtual void l2_reset_paid(uint64_t generation) = 0;
 };
 
 // Counters and the views built on them (pg/worker_stats, pg/connection_limits, pg/session_table).

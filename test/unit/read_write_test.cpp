@@ -39,7 +39,7 @@ class Counters : public ResultCacheStore {
 public:
     std::map<uint32_t, int> bumps;
     ProbeResult cache_probe(const CacheKey&, std::string&, uint64_t*, uint64_t*) override { return ProbeResult::Bypass; }
-    void cache_store(const CacheKey&, uint64_t, const std::string&, const CacheEntryMeta&) override {}
+    bool cache_store(const CacheKey&, uint64_t, const std::string&, const CacheEntryMeta&) override { return false; }
     void cache_abandon(const CacheKey&, uint64_t, int) override {}
     uint64_t cache_reset() override { return 0; }
     void count_uncacheable(Uncacheable) override {}
@@ -47,6 +47,11 @@ public:
     uint64_t invalidate_relation(const std::string&) override { return 0; }
     uint64_t invalidate_caller_key(const std::string&) override { return 0; }
     void count_l2(L2Counter, uint64_t) override {}
+    void l2_pending(const std::vector<uint32_t>&, int) override {}
+    bool l2_blocked(const std::vector<uint32_t>&) override { return false; }
+    uint64_t l2_reset_owed() override { return 0; }
+    void l2_owe_reset() override {}
+    void l2_reset_paid(uint64_t) override {}
     uint64_t generation_sum(const std::vector<uint32_t>& b) override {
         uint64_t s = 0;
         for (auto x : b) s += bumps[x];
