@@ -59,9 +59,10 @@ def wait_for(cond, what, seconds=30):
 class Redis:
     """A redis-server of the test's own, without persistence, restartable on the same port."""
 
-    def __init__(self, base):
+    def __init__(self, base, name="redis", password=None):
         self.port = free_port()
-        self.dir = os.path.join(base, "redis")
+        self.password = password
+        self.dir = os.path.join(base, name)
         os.makedirs(self.dir, exist_ok=True)
         self.proc = None
         self.url = f"redis://127.0.0.1:{self.port}"
@@ -69,14 +70,15 @@ class Redis:
     def start(self):
         self.proc = subprocess.Popen([REDIS_SERVER, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
                                       "--port", str(self.port), "--dir", self.dir,
-                                      "--logfile", os.path.join(self.dir, "redis.log")],
+                                      "--logfile", os.path.join(self.dir, "redis.log")] +
+                                     (["--requirepass", self.password] if self.password else []),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: self.alive() or f"exit code {self.proc.poll()}", f"redis-server on port {self.port} answers PONG")
 
     def alive(self):
         if self.proc is None or self.proc.poll() is not None:
             return False
-        r = subprocess.run([REDIS_CLI, "-p", str(self.port), "ping"], capture_output=True, text=True, timeout=30)
+        r = subprocess.run([REDIS_CLI, "-p", str(self.port), *self.auth(), "ping"], capture_output=True, text=True, timeout=30)
         return r.stdout.strip() == "PONG"
 
     def kill(self):
@@ -91,8 +93,11 @@ class Redis:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def auth(self):
+        return ["--no-auth-warning", "-a", self.password] if self.password else []
+
     def cli(self, *args, data=None):
-        r = subprocess.run([REDIS_CLI, "-p", str(self.port), *args], input=data, capture_output=True, timeout=30)
+        r = subprocess.run([REDIS_CLI, "-p", str(self.port), *self.auth(), *args], input=data, capture_output=True, timeout=30)
         check(r.returncode == 0, f"redis-cli {args}: {r.stderr!r}")
         return r.stdout
 
@@ -722,6 +727,38 @@ def redis_a_write_through_one_gateway_reaches_every_gateways_cache():
             g.cluster.sql(f"DELETE FROM pg_rproxy_routes WHERE position = {RW_ROUTE}; "
                           "DELETE FROM pg_rproxy_upstreams WHERE name = 'redis_rw'")
         env.up.sql(f"DROP TABLE IF EXISTS {t}, {other}", db="e2e")
+
+
+@test
+def redis_password_from_a_file_never_reaches_a_log():
+    a, b, redis = shared()
+    password = f"pw-{uuid.uuid4().hex}"
+    locked = Redis(env.base, "redis-auth", password=password)
+    locked.start()
+    try:
+        # as the entrypoint writes it: the URL without the password, the password in a file
+        for gw in (a, b):
+            with open(os.path.join(gw.cluster.data, "redis_pw_test"), "w") as f:
+                f.write(password + "\n")
+        for gw in (a, b):
+            gw.cluster.reload_with(redis=locked.url, redis_password_file="redis_pw_test")
+        wait_sharing(a, b)
+        check(locked.keys("pg_rproxy:e:*"), "entries reached the Redis that asks for the password")
+        # a wrong password: refused by Redis, reported, and the clients are served all the same
+        with open(os.path.join(b.cluster.data, "redis_pw_test"), "w") as f:
+            f.write("wrong-" + password + "\n")
+        b.cluster.reload_with(redis=locked.url + "/0")  # a changed endpoint: connects again
+        m = marker("wrong-password")
+        check(query(b, f"SELECT '{m}' AS c") == [[m]], "served without Redis")
+        wait_for(lambda: "WRONGPASS" in b.cluster.log_text() or "invalid" in b.cluster.log_text().lower() or
+                 "unavailable" in b.cluster.log_text(), "B logs that Redis refused it")
+        for gw in (a, b):
+            check(password not in gw.cluster.log_text(), f"the password is in {gw.name}'s log")
+    finally:
+        for gw in (a, b):
+            gw.cluster.reload_with(redis=redis.url, redis_password_file=None)
+        locked.stop()
+    wait_sharing(a, b)
 
 
 @test
