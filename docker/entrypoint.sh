@@ -73,25 +73,20 @@ redis_password() {
     rest=${rest%@*}
     if [[ $rest == *:* ]]; then printf '%s' "${rest#*:}"; else printf '%s' "$rest"; fi
 }
-redis_url_masked() {
+# REDIS_URL with its password replaced by $1 (user kept, as "user:$1@"; none and no user: as
+# "host" alone).
+redis_url_with_password() {
     local url=${REDIS_URL:-} pw
     pw=$(redis_password)
     [ -n "$pw" ] || { printf '%s' "$url"; return; }
     local scheme=${url%%://*} rest=${url#*://}
     local userinfo=${rest%@*} user=
     [[ $userinfo != *:* ]] || user=${userinfo%%:*}
-    printf '%s://%s:***@%s' "$scheme" "$user" "${rest##*@}"
+    if [ -n "$user$1" ]; then printf '%s://%s:%s@%s' "$scheme" "$user" "$1" "${rest##*@}"; else printf '%s://%s' "$scheme" "${rest##*@}"; fi
 }
-# REDIS_URL with the password left out (user kept, as "user:@"); the file holds it.
-redis_url_without_password() {
-    local url=${REDIS_URL:-} pw
-    pw=$(redis_password)
-    [ -n "$pw" ] || { printf '%s' "$url"; return; }
-    local scheme=${url%%://*} rest=${url#*://}
-    local userinfo=${rest%@*} user=
-    [[ $userinfo != *:* ]] || user=${userinfo%%:*}
-    if [ -n "$user" ]; then printf '%s://%s:@%s' "$scheme" "$user" "${rest##*@}"; else printf '%s://%s' "$scheme" "${rest##*@}"; fi
-}
+redis_url_masked() { redis_url_with_password '***'; }
+# The password left out; the file pg_rproxy.redis_password_file names holds it.
+redis_url_without_password() { redis_url_with_password ''; }
 redact_redis() {
     local text pw
     text=$(cat)

@@ -231,15 +231,24 @@ extern "C" Datum pg_rproxy_worker_stats(PG_FUNCTION_ARGS) {
     });
 }
 
+namespace {
+// What an SQL function's Redis step left: nothing, or a reset this gateway's workers owe Redis
+// (they read nothing from it until they paid it) and a WARNING.
+void settle_redis(const std::string& unreached) {
+    if (unreached.empty()) return;
+    pg_call([&] {
+        rproxy::pg::cache_l2_owe_reset();
+        rproxy::pg::warn_redis_unreached(unreached);
+    });
+}
+}  // namespace
+
 extern "C" Datum pg_rproxy_cache_reset(PG_FUNCTION_ARGS) {
     return invoke_cpp([&]() -> Datum {
         uint64_t n = 0;
         pg_call([&] { n = rproxy::pg::cache_reset(); });
         std::string unreached = rproxy::pg::redis_invalidate_all();
-        if (!unreached.empty()) pg_call([&] {
-            rproxy::pg::cache_l2_owe_reset();  // this gateway's workers reset Redis once they reach it
-            rproxy::pg::warn_redis_unreached(unreached);
-        });
+        settle_redis(unreached);
         return Int64GetDatum(static_cast<int64>(n));
     });
 }
@@ -254,10 +263,7 @@ extern "C" Datum pg_rproxy_cache_invalidate(PG_FUNCTION_ARGS) {
             relation = rel;
         });
         std::string unreached = rproxy::pg::redis_invalidate_relation(relation);
-        if (!unreached.empty()) pg_call([&] {
-            rproxy::pg::cache_l2_owe_reset();  // this gateway's workers reset Redis once they reach it
-            rproxy::pg::warn_redis_unreached(unreached);
-        });
+        settle_redis(unreached);
         return Int64GetDatum(static_cast<int64>(n));
     });
 }
@@ -275,10 +281,7 @@ extern "C" Datum pg_rproxy_cache_invalidate_key(PG_FUNCTION_ARGS) {
             prefix = p;
         });
         std::string unreached = rproxy::pg::redis_invalidate_caller_key(prefix);
-        if (!unreached.empty()) pg_call([&] {
-            rproxy::pg::cache_l2_owe_reset();  // this gateway's workers reset Redis once they reach it
-            rproxy::pg::warn_redis_unreached(unreached);
-        });
+        settle_redis(unreached);
         return Int64GetDatum(static_cast<int64>(n));
     });
 }
