@@ -2,7 +2,8 @@
 # libFuzzer harnesses (clang, with AddressSanitizer and UndefinedBehaviorSanitizer) for the code
 # that reads untrusted bytes: the startup packet, every frontend message decoder, the session's
 # input path (reads of any size, messages held across reads), every backend message decoder, the SCRAM
-# exchange and the cache-hint comment parser. Seeds are in test/fuzz/corpus/<name>; new inputs go
+# exchange, the cache-hint comment parser and what the Redis level reads (values, messages, hooks,
+# URLs). Seeds are in test/fuzz/corpus/<name>; new inputs go
 # to a temporary copy. Fails on any crash, leak or sanitizer report.
 #
 #   scripts/fuzz.sh [SECONDS_PER_HARNESS]     default 30 (the test command uses this)
@@ -15,9 +16,10 @@ out=$(mktemp -d /tmp/pg_rproxy_fuzz.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$ROOT/src" -I"$(pg_config --includedir)")
-pure=("$ROOT"/src/protocol/*.cpp "$ROOT"/src/auth/*.cpp "$ROOT"/src/core/cidr.cpp "$ROOT"/src/proxy/cache_key.cpp "$ROOT"/src/proxy/session_settings.cpp)
+pure=("$ROOT"/src/protocol/*.cpp "$ROOT"/src/auth/*.cpp "$ROOT"/src/core/cidr.cpp "$ROOT"/src/proxy/cache_key.cpp "$ROOT"/src/proxy/session_settings.cpp
+      "$ROOT"/src/core/l2_value.cpp "$ROOT"/src/core/parameter_hook.cpp "$ROOT"/src/core/redis_scripts.cpp "$ROOT"/src/core/redis_url.cpp)
 status=0
-for harness in startup_packet frontend_messages session_input backend_messages scram cache_hints; do
+for harness in startup_packet frontend_messages session_input backend_messages scram cache_hints redis_values; do
     bin="$out/$harness"
     clang++ "${flags[@]}" "$ROOT/test/fuzz/${harness}_fuzz.cpp" "${pure[@]}" -lpq -lssl -lcrypto -o "$bin"
     mkdir -p "$out/corpus-$harness"
