@@ -172,6 +172,7 @@ std::chrono::milliseconds timeout_setting(const std::string* v) {
     long long n = 0;
     auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
     if (ec != std::errc() || n <= 0) return std::chrono::milliseconds(0);
+    n = std::min<long long>(n, 1000000000);  // beyond any wait here, and no overflow below
     std::string_view unit(end, static_cast<std::size_t>(v->data() + v->size() - end));
     while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
     if (unit.empty() || unit == "ms") return std::chrono::milliseconds(n);
