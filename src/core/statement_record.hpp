@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,8 @@ struct StatementRecord {
     // form (literals replaced by placeholders; empty when the text did not parse).
     std::string_view statement;
     std::string_view normalized;
+    // The text as the client sent it, when rewrite rules or the hook changed it.
+    std::optional<std::string_view> sent;
     uint64_t digest = 0;  // a hash of normalized; 0: none made yet
     bool refused = false;
     RejectReason reason = RejectReason::None;  // why it was refused

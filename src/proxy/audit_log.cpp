@@ -114,6 +114,12 @@ void append_audit_statement_line(std::string& out, std::string_view time, const 
     who_fields(out, who, session, true);
     out += r.protocol == StatementProtocol::Simple ? ",\"protocol\":\"simple\"" : ",\"protocol\":\"extended\"";
     field(out, ",\"statement\":", normalized ? r.normalized : r.statement);
+    // What ran is what is judged; the client's own text is kept beside it (never normalised: it
+    // was not parsed, so in normalized mode only the fact is shown).
+    if (r.sent) {
+        out += ",\"rewritten\":true";
+        if (!normalized) field(out, ",\"sent_statement\":", *r.sent);
+    }
     out += r.refused ? ",\"verdict\":\"refused\"" : ",\"verdict\":\"allowed\"";
     if (r.refused) {
         field(out, ",\"reason\":", reject_reason_name(r.reason));

@@ -58,6 +58,7 @@ struct Fill {
 struct Observed {
     std::chrono::steady_clock::time_point started;
     const std::string* sql = nullptr;
+    const std::string* sent = nullptr;  // the client's text, when rules or the hook changed it
     std::shared_ptr<const void> keeps_sql;  // an extended statement's text outlives its Close
     std::shared_ptr<const ParsedQuery> parsed;
     StatementProtocol protocol = StatementProtocol::Simple;

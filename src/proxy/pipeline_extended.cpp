@@ -130,7 +130,7 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             std::optional<ErrorFields> failure;
             check_judgement(st.verdict, *st.parsed, failure);  // rejections are counted each time
             if (failure) {
-                observe_refusal(st.sql, st.parsed, st.verdict, *failure, StatementProtocol::Extended);
+                observe_refusal(st.sql, st.parsed, st.verdict, *failure, StatementProtocol::Extended, st.sent());
                 extended_failed(failure);
             } else {
                 protocol::append_parse_complete(out_);
@@ -184,7 +184,7 @@ bool StatementPipeline::extended_now(const protocol::FrontendMessage& msg) {
             if (result != ProbeResult::Hit) return false;
             log_for_retry(msg);
             count_statement();
-            observe_execute(portal.statement, st.sql, st.parsed, true, ProbeResult::Hit);
+            observe_execute(portal.statement, st.sql, st.sent(), st.parsed, true, ProbeResult::Hit);
             ext().held_portal_.reset();
             portal.state = ClientPortal::State::Answered;
             portal.describe = false;
@@ -373,7 +373,7 @@ ErrorFields StatementPipeline::refused(const ClientStatement& st, ErrorFields e)
     Verdict v;
     v.allowed = false;
     v.reason = RejectReason::StatementKind;
-    observe_refusal(st.sql, st.parsed, v, e, StatementProtocol::Extended);
+    observe_refusal(st.sql, st.parsed, v, e, StatementProtocol::Extended, st.sent());
     return e;
 }
 
@@ -390,13 +390,13 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
             std::optional<ErrorFields> failure;
             check_judgement(st.verdict, *st.parsed, failure);  // rejections are counted each time
             if (failure) {
-                observe_refusal(st.sql, st.parsed, st.verdict, *failure, StatementProtocol::Extended);
+                observe_refusal(st.sql, st.parsed, st.verdict, *failure, StatementProtocol::Extended, st.sent());
                 co_return failure;
             }
             if (ext().batch_conn_ || !description_of(st)) {
                 ConnectionPtr conn = co_await batch_connection(failure);
                 if (!conn) {
-                    if (failure) observe_unreached(again->second, st.sql, st.parsed, *failure);
+                    if (failure) observe_unreached(again->second, st.sql, st.sent(), st.parsed, *failure);
                     co_return failure;
                 }
                 prepare_on(conn, again->second, true, std::string(), nullptr);
@@ -417,7 +417,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
     st->sql = std::move(m.query);
     if (worker_.host().intercepting()) {
         st->intercepted = true;
-        if (std::optional<ErrorFields> refused = intercept(st->sql, "extended")) co_return refused;
+        if (std::optional<ErrorFields> refused = intercept(st->sql, "extended", st->sent_sql)) co_return refused;
     }
     st->types = m.param_types;
     st->parsed = parse(st->sql);
@@ -448,13 +448,14 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
         ConnectionPtr conn = co_await batch_connection(failure);
         if (!conn) {
             // Not judged: audited as a judgement that failed, like one whose lookup failed below.
-            if (failure) observe_refusal(st->sql, st->parsed, st->verdict, *failure, StatementProtocol::Extended);
+            if (failure)
+                observe_refusal(st->sql, st->parsed, st->verdict, *failure, StatementProtocol::Extended, st->sent());
             co_return failure;
         }
         st->verdict = co_await judge(*st->parsed, conn, failure);
     }
     if (failure) {
-        observe_refusal(st->sql, st->parsed, st->verdict, *failure, StatementProtocol::Extended);
+        observe_refusal(st->sql, st->parsed, st->verdict, *failure, StatementProtocol::Extended, st->sent());
         co_return failure;
     }
     st->described_key = make_cache_key(key_prefix(), statement_key(st->types, st->sql)).full;
@@ -470,7 +471,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_parse(std::str
         ConnectionPtr conn = co_await batch_connection(failure);
         if (!conn) {
             ext().statements_.erase(m.name);
-            if (failure) observe_unreached(st, st->sql, st->parsed, *failure);
+            if (failure) observe_unreached(st, st->sql, st->sent(), st->parsed, *failure);
             co_return failure;
         }
         prepare_on(conn, st, true, m.name, nullptr);
@@ -514,7 +515,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_bind(std::stri
     std::optional<ErrorFields> failure;
     ConnectionPtr conn = co_await batch_connection(failure);
     if (!conn) {
-        if (failure) observe_unreached(st, st->sql, st->parsed, *failure);  // its Execute is skipped
+        if (failure) observe_unreached(st, st->sql, st->sent(), st->parsed, *failure);  // its Execute is skipped
         co_return failure;
     }
     std::string name;
@@ -601,7 +602,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_describe(std::
 // A held portal's Execute answered by a cache: the Bind's answer, then the result.
 void StatementPipeline::answer_held_portal(const std::shared_ptr<ClientStatement>& st, ClientPortal& portal,
                                            std::string answer) {
-    observe_execute(st, st->sql, st->parsed, true, ProbeResult::Hit);
+    observe_execute(st, st->sql, st->sent(), st->parsed, true, ProbeResult::Hit);
     ext().held_portal_.reset();
     portal.state = ClientPortal::State::Answered;
     portal.describe = false;
@@ -682,7 +683,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
         auto failure = co_await forward_portal(m.portal, portal);
         if (failure) {
             if (fill) finish_fill(*fill);
-            observe_unreached(st, st->sql, st->parsed, *failure);
+            observe_unreached(st, st->sql, st->sent(), st->parsed, *failure);
             co_return failure;
         }
     } else if (st && m.max_rows == 0 && it->second.may_fill && !ext().batch_unsafe_) {
@@ -704,7 +705,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
     ConnectionPtr conn = co_await batch_connection(failure);
     if (!conn) {
         if (fill) finish_fill(*fill);
-        if (st && failure) observe_unreached(st, st->sql, st->parsed, *failure);
+        if (st && failure) observe_unreached(st, st->sql, st->sent(), st->parsed, *failure);
         co_return failure;
     }
     if (st && st->verdict.writes) {
@@ -718,7 +719,7 @@ asio::awaitable<std::optional<ErrorFields>> StatementPipeline::on_execute(std::s
     e.fill = std::move(fill);
     if (st && !keyed && worker_.observing())
         uncacheable_why_ = m.max_rows != 0 ? "row_limited" : uncacheable_reason(st->sql, *st->parsed, st->verdict);
-    if (st) e.observed = observe_execute(st, st->sql, st->parsed, keyed, ProbeResult::Claimed);
+    if (st) e.observed = observe_execute(st, st->sql, st->sent(), st->parsed, keyed, ProbeResult::Claimed);
     expected_.push_back(std::move(e));
     if (st) {
         ext().batch_executed_.push_back({st->parsed, st->verdict.session_state});

@@ -50,7 +50,7 @@ asio::awaitable<void> StatementPipeline::handle_query(const std::string& receive
     const Verdict& verdict = *judged;
     if (failure) {
         if (conn && conn != pinned_) upstream().release(conn);
-        observe_refusal(*query_text_, parsed, verdict, *failure, StatementProtocol::Simple);
+        observe_refusal(*query_text_, parsed, verdict, *failure, StatementProtocol::Simple, sent_query());
         reject(*failure);
         if (!io_.write_now()) co_await io_.flush();
         co_return;

@@ -175,6 +175,7 @@ void StatementPipeline::shed_idle_memory() {
     expected_.shrink_if_empty();
     if (fills_.empty()) std::vector<std::unique_ptr<Fill>>().swap(fills_);
     if (!intercepted_.empty()) std::string().swap(intercepted_);
+    sent_text_.reset();
 }
 
 }  // namespace rproxy

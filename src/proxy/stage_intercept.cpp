@@ -8,9 +8,12 @@
 
 namespace rproxy {
 
-std::optional<ErrorFields> StatementPipeline::intercept(std::string& text, const char* protocol) {
+std::optional<ErrorFields> StatementPipeline::intercept(std::string& text, const char* protocol,
+                                                       std::optional<std::string>& sent) {
     bool by_hook = false;
+    sent = text;  // a copy only while something intercepts: the hook alone costs far more
     std::optional<ErrorFields> failure = intercept_now(text, protocol, by_hook);
+    if (*sent == text) sent.reset();
     if (failure) {
         Verdict refused;
         refused.allowed = false;
@@ -21,7 +24,8 @@ std::optional<ErrorFields> StatementPipeline::intercept(std::string& text, const
             worker_.stats().count_rejection(RejectReason::StatementHook);
         }
         observe_refusal(text, parse(text), refused, *failure,
-                        protocol[0] == 's' ? StatementProtocol::Simple : StatementProtocol::Extended);
+                        protocol[0] == 's' ? StatementProtocol::Simple : StatementProtocol::Extended,
+                        sent ? &*sent : nullptr);
     }
     return failure;
 }
@@ -44,9 +48,12 @@ std::optional<ErrorFields> StatementPipeline::intercept_now(std::string& text, c
 }
 
 const std::string* StatementPipeline::intercept_query(const std::string& received) {
-    if (!worker_.host().intercepting()) return &received;
+    if (!worker_.host().intercepting()) {
+        sent_text_.reset();
+        return &received;
+    }
     intercepted_ = received;
-    std::optional<ErrorFields> failure = intercept(intercepted_, "simple");
+    std::optional<ErrorFields> failure = intercept(intercepted_, "simple", sent_text_);
     if (!failure) return &intercepted_;
     reject(*failure);
     return nullptr;

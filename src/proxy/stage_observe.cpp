@@ -57,6 +57,7 @@ void StatementPipeline::observe_query(const std::string& sql, const std::shared_
     Observed& o = *observed_;
     o.started = std::chrono::steady_clock::now();
     o.sql = &sql;
+    o.sent = sent_query();
     o.keeps_sql.reset();
     o.parsed = parsed;
     o.protocol = StatementProtocol::Simple;
@@ -67,7 +68,8 @@ void StatementPipeline::observe_query(const std::string& sql, const std::shared_
 }
 
 void StatementPipeline::observe_refusal(const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed,
-                                        const Verdict& verdict, const ErrorFields& failure, StatementProtocol protocol) {
+                                        const Verdict& verdict, const ErrorFields& failure, StatementProtocol protocol,
+                                        const std::string* sent) {
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     if (protocol == StatementProtocol::Simple && observing_) {
         observing_ = false;  // ends here
@@ -80,6 +82,7 @@ void StatementPipeline::observe_refusal(const std::string& sql, const std::share
     Observed o;
     o.started = started;
     o.sql = &sql;
+    o.sent = sent;
     o.parsed = parsed;
     o.protocol = protocol;
     o.uncacheable = "refused";
@@ -129,7 +132,7 @@ void StatementPipeline::observe_done() {
 }
 
 std::unique_ptr<Observed> StatementPipeline::observe_execute(std::shared_ptr<const void> keeps_sql,
-                                                             const std::string& sql,
+                                                             const std::string& sql, const std::string* sent,
                                                              const std::shared_ptr<const ParsedQuery>& parsed,
                                                              bool keyed, ProbeResult result) {
     if (!worker_.observing()) return nullptr;
@@ -138,6 +141,7 @@ std::unique_ptr<Observed> StatementPipeline::observe_execute(std::shared_ptr<con
         Observed o;
         o.started = std::chrono::steady_clock::now();
         o.sql = &sql;
+        o.sent = sent;
         o.parsed = parsed;
         o.protocol = StatementProtocol::Extended;
         o.cache = CacheOutcome::Hit;
@@ -148,6 +152,7 @@ std::unique_ptr<Observed> StatementPipeline::observe_execute(std::shared_ptr<con
     auto o = std::make_unique<Observed>();
     o->started = std::chrono::steady_clock::now();
     o->sql = &sql;
+    o->sent = sent;
     o->keeps_sql = std::move(keeps_sql);
     o->parsed = parsed;
     o->protocol = StatementProtocol::Extended;
@@ -157,8 +162,9 @@ std::unique_ptr<Observed> StatementPipeline::observe_execute(std::shared_ptr<con
 }
 
 void StatementPipeline::observe_unreached(std::shared_ptr<const void> keeps_sql, const std::string& sql,
-                                          const std::shared_ptr<const ParsedQuery>& parsed, const ErrorFields& failure) {
-    std::unique_ptr<Observed> o = observe_execute(std::move(keeps_sql), sql, parsed, false, ProbeResult::Claimed);
+                                          const std::string* sent, const std::shared_ptr<const ParsedQuery>& parsed,
+                                          const ErrorFields& failure) {
+    std::unique_ptr<Observed> o = observe_execute(std::move(keeps_sql), sql, sent, parsed, false, ProbeResult::Claimed);
     if (!o) return;
     o->uncacheable = "no_connection";
     if (const std::string* code = failure.find('C')) set_sqlstate(o->sqlstate, *code);
@@ -216,6 +222,7 @@ void StatementPipeline::emit_observed(const Observed& o, bool refused, RejectRea
     r.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - o.started).count();
     r.protocol = o.protocol;
     if (o.sql) r.statement = *o.sql;
+    if (o.sent) r.sent = *o.sent;
     // Literals never reach the statistics or a normalized audit line: text without a shape (which
     // did not scan) is shown as such.
     static const std::string unparsed = "<unparsed>";

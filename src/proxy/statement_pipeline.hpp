@@ -108,11 +108,14 @@ private:
     // was refused (the error and ReadyForQuery are in the output). Plain, so that handle_query's
     // frame holds one pointer more and no co_await.
     const std::string* intercept_query(const std::string& received);
-    // text rewritten in place; the error the client gets when it is refused.
-    std::optional<ErrorFields> intercept(std::string& text, const char* protocol);
+    // text rewritten in place; the error the client gets when it is refused. sent: the text as the
+    // client sent it when rules or the hook changed it (the audit log shows both), else empty.
+    std::optional<ErrorFields> intercept(std::string& text, const char* protocol, std::optional<std::string>& sent);
     // intercept() unobserved; by_hook: the failure is the statement hook's.
     std::optional<ErrorFields> intercept_now(std::string& text, const char* protocol, bool& by_hook);
     std::string intercepted_;  // the simple protocol's statement as intercept_query() made it
+    std::optional<std::string> sent_text_;  // and as the client sent it, when that differs
+    const std::string* sent_query() const { return sent_text_ ? &*sent_text_ : nullptr; }
     const std::string* query_text_ = nullptr;  // handle_query()'s statement: intercepted_ or what was received
 
     // judge
@@ -152,8 +155,10 @@ private:
     // observes, one branch per statement. Simple protocol: the statement in observed_.
     void observe_query(const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed);
     // The judgement (or what it needed) failed: the statement ends here, in either protocol.
+    // sent: the client's text when interception changed it (else null), here and below.
     void observe_refusal(const std::string& sql, const std::shared_ptr<const ParsedQuery>& parsed,
-                         const Verdict& verdict, const ErrorFields& failure, StatementProtocol protocol);
+                         const Verdict& verdict, const ErrorFields& failure, StatementProtocol protocol,
+                         const std::string* sent);
     void observe_cache(bool keyed, ProbeResult result);
     void observe_error(const ErrorFields& e);
     void observe_lost();           // 08006: the client or the upstream connection went
@@ -164,11 +169,12 @@ private:
     // result goes into its Expected entry, completed by the relay).
     // keeps_sql: what keeps sql alive until then (its ClientStatement).
     std::unique_ptr<Observed> observe_execute(std::shared_ptr<const void> keeps_sql, const std::string& sql,
+                                              const std::string* sent,
                                               const std::shared_ptr<const ParsedQuery>& parsed, bool keyed,
                                               ProbeResult result);
     // An allowed Parse, Bind or Execute that never reached the upstream: no connection could be had.
-    void observe_unreached(std::shared_ptr<const void> keeps_sql, const std::string& sql,
-                                const std::shared_ptr<const ParsedQuery>& parsed, const ErrorFields& failure);
+    void observe_unreached(std::shared_ptr<const void> keeps_sql, const std::string& sql, const std::string* sent,
+                           const std::shared_ptr<const ParsedQuery>& parsed, const ErrorFields& failure);
     // The relay saw a statement's CommandComplete, EmptyQueryResponse, PortalSuspended or error.
     void observe_answer(Expected& f, char type, std::string_view body);
     void emit_observed(const Observed& o, bool refused, RejectReason reason, std::string_view refusal_code,
@@ -260,6 +266,8 @@ private:
     struct ClientStatement {
         std::string sql;  // as judged and prepared upstream: after the rewrite rules and the hook
         bool intercepted = false;  // rules or the hook saw it: a repeated Parse is not taken as the same
+        std::optional<std::string> sent_sql;  // as the client sent it, when rules or the hook changed it
+        const std::string* sent() const { return sent_sql ? &*sent_sql : nullptr; }
         std::vector<uint32_t> types;
         std::shared_ptr<const ParsedQuery> parsed;
         Verdict verdict;

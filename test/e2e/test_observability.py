@@ -250,6 +250,62 @@ def statements_whose_upstream_cannot_be_reached_are_audited_with_the_error():
 
 
 @test
+def audit_log_keeps_what_the_client_sent_beside_what_ran_and_any_byte_as_json():
+    """A rewrite rule changes the text: the line shows what ran (judged, cached) and what the client
+    sent, in both protocols. A statement holding every byte value, invalid UTF-8 included, is still
+    one line that a JSON parser reads."""
+    path = os.path.join(env.base, "audit-sent.jsonl")
+    for p in [path] + [f"{path}.{i}" for i in range(1, 10)]:
+        if os.path.exists(p):
+            os.remove(p)
+    env.gw.sql("DELETE FROM pg_rproxy_rewrite_rules WHERE position = 7001")
+    env.gw.sql("INSERT INTO pg_rproxy_rewrite_rules (position, pattern, replacement) "
+               "VALUES (7001, '\\mobs_missing_table\\M', 'kinds')")
+    env.gw.reload_with(audit_log=path, audit_log_statement="full")
+    try:
+        mark = marker("audit_sent")
+        sent = f"SELECT count(*) AS n, '{mark}' AS m FROM obs_missing_table"
+        ran = sent.replace("obs_missing_table", "kinds")
+        direct = env.up.sql(f"SELECT count(*) FROM kinds", db="e2e")
+        r = env.psql(sent, args=("-At",))
+        check(r.returncode == 0 and r.stdout.decode().split("|")[0] == direct, f"rows through the rule: {r.stdout} {r.stderr}")
+        w = env.wire()
+        for _ in range(2):
+            w.send(parse_bind_execute_sync(sent))
+            types = [t for t, _ in w.read_until_ready()]
+            check("E" not in types and types.count("D") == 1, f"extended through the rule: {types}")
+        unchanged = marker("audit_unchanged")
+        w.query(f"SELECT '{unchanged}'")
+        # every byte but NUL and the quote; 0x80-0xff are not UTF-8 on their own
+        odd = marker("audit_bytes")
+        raw = bytes(b for b in range(1, 256) if b != 0x27)
+        body = b"SELECT '" + raw + b"', '" + odd.encode() + b"'\0"
+        w.send(b"Q" + struct.pack("!I", len(body) + 4) + body)
+        answer = w.read_until_ready()
+        w.close()
+
+        records = audit_records(path, lambda rs: len(of_statement(rs, mark)) >= 3 and of_statement(rs, odd))
+        got = of_statement(records, mark)
+        check([(g["protocol"], g["cache"]) for g in got] == [("simple", "miss"), ("extended", "miss"), ("extended", "hit")]
+              or [g["protocol"] for g in got] == ["simple", "extended", "extended"], f"three statements: {got}")
+        for g in got:
+            check(g["statement"] == ran and g.get("rewritten") is True and g.get("sent_statement") == sent, f"{g}")
+        same = of_statement(records, unchanged)
+        check(len(same) == 1 and "rewritten" not in same[0] and "sent_statement" not in same[0], f"{same}")
+        b = of_statement(records, odd)
+        check(len(b) == 1, f"one line for the odd bytes: {b}")
+        text = b[0]["statement"]
+        ascii_part = raw[:raw.index(0x80)].decode("ascii")
+        check(ascii_part in text, f"bytes 0x01-0x7f kept exactly: {text!r}")
+        check("\ufffd" in text and text.count("\ufffd") == 0x80, f"each invalid byte one U+FFFD: {text!r}")
+        code = errors(answer)[0].get("C") if errors(answer) else "00000"
+        check(b[0]["sqlstate"] == code, f"the answer's SQLSTATE {code}: {b[0]}")
+    finally:
+        env.gw.sql("DELETE FROM pg_rproxy_rewrite_rules WHERE position = 7001")
+        env.gw.reload_with(audit_log=None, audit_log_statement=None)
+
+
+@test
 def audit_log_rotates_by_size_keeping_whole_lines():
     path = os.path.join(env.base, "audit-rotate.jsonl")
     env.gw.reload_with(audit_log=path, audit_log_size="8kB", audit_log_files=2)

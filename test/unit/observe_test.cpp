@@ -97,6 +97,30 @@ TEST(AuditLog, StatementLineCarriesEveryField) {
         EXPECT_NE(line.find(part), std::string::npos) << part;
 }
 
+TEST(AuditLog, RewrittenStatementKeepsWhatTheClientSent) {
+    SessionInfo who;
+    StatementRecord r;
+    r.statement = "SELECT * FROM real_table";
+    r.normalized = "select * from real_table";
+    std::string plain;
+    append_audit_statement_line(plain, "t", r, who, 1, false);
+    EXPECT_EQ(plain.find("rewritten"), std::string::npos) << plain;
+    EXPECT_EQ(plain.find("sent_statement"), std::string::npos) << plain;
+
+    r.sent = std::string_view("SELECT * FROM \"Fake\"\ttable");
+    std::string full, normalized;
+    append_audit_statement_line(full, "t", r, who, 1, false);
+    append_audit_statement_line(normalized, "t", r, who, 1, true);
+    EXPECT_NE(full.find("\"statement\":\"SELECT * FROM real_table\",\"rewritten\":true,"
+                        "\"sent_statement\":\"SELECT * FROM \\\"Fake\\\"\\ttable\""),
+              std::string::npos)
+        << full;
+    // Its literals were never normalised: a normalized line says only that it was rewritten.
+    EXPECT_NE(normalized.find("\"statement\":\"select * from real_table\",\"rewritten\":true,"), std::string::npos)
+        << normalized;
+    EXPECT_EQ(normalized.find("Fake"), std::string::npos) << normalized;
+}
+
 TEST(AuditLog, ConnectionLineNamesItsOutcome) {
     SessionInfo who;
     who.role = "mallory";
