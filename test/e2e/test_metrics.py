@@ -85,6 +85,13 @@ def metrics_endpoint_passes_promtool():
     # upstream's own server is known to be up.
     own = [k for k in servers if 'upstream=""' in k and f'port="{env.up.port}"' in k]
     check(own and all(m[k] == 1 for k in own), f"the upstream's server healthy: {own} of {servers}")
+    check('pg_rproxy_clients{state="active"}' in m, "active clients")
+    mine = [k for k in m if 'upstream=""' in k and f'port="{env.up.port}"' in k]
+    for family in ('pg_rproxy_server_connections{', 'pg_rproxy_server_errors_total{'):
+        check(any(k.startswith(family) for k in mine), f"{family} of the upstream's server: {mine}")
+    check(any(k.startswith('pg_rproxy_server_connections{') and 'state="busy"' in k for k in mine)
+          and any(k.startswith('pg_rproxy_server_connections{') and 'state="idle"' in k for k in mine),
+          f"busy and idle connections: {mine}")
 
 
 def grew(before, after, name, by=1):
